@@ -1,0 +1,51 @@
+# The course's commands. Run `make help` for the list.
+# Everything is delegated to `python3 -m cloudlab.lab` (standard library only),
+# so these targets work before any virtual environment exists.
+PYTHON ?= python3
+LAB    := $(PYTHON) -m cloudlab.lab
+VPY    := .venv/bin/python
+# nbval: compare outputs only where a cell asks for it; kill a cell that hangs.
+NBVAL  := --nbval-lax --nbval-current-env --nbval-cell-timeout=300
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup lab stop status logs reset exercises test test-unit test-notebooks bench
+
+help:  ## list the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+
+setup:  ## create the course's virtual environments (only what is missing or stale)
+	@$(LAB) setup
+
+lab: setup  ## start the local cloud and JupyterLab on 127.0.0.1:8888, print the URL
+	@$(LAB) lab
+
+stop:  ## stop JupyterLab, the emulators and any lesson processes
+	@$(LAB) down
+
+status:  ## what runs, and your exercise progress
+	@$(LAB) status || true
+	@$(VPY) -m cloudlab.checks 2>/dev/null || echo "  (progress appears once .venv exists: make setup)"
+
+logs:  ## the last lines of the emulators' and JupyterLab's logs
+	@$(LAB) logs
+
+reset:  ## wipe emulator data and Terraform state (PROGRESS=1 also wipes your progress)
+	@$(LAB) reset $(if $(PROGRESS),--progress)
+
+exercises:  ## regenerate exercises/ from solutions/ (and clear notebook outputs)
+	@$(PYTHON) -m cloudlab.generate --strip
+
+test: setup  ## everything CI runs: unit tests, then every notebook twice, blank exercises must fail
+	@$(LAB) --profile test run -- $(VPY) -m pytest -p cloudlab.nbcheck $(NBVAL) --keep-duplicates \
+	    tests notebooks solutions exercises notebooks solutions $(PYTEST_ARGS)
+
+test-unit: setup  ## only the fast unit tests (no emulator)
+	@$(VPY) -m pytest tests -m "not lab" $(PYTEST_ARGS)
+
+test-notebooks: setup  ## one pass over the notebooks of one lesson: make test-notebooks L=01
+	@$(LAB) --profile test run -- $(VPY) -m pytest -p cloudlab.nbcheck $(NBVAL) \
+	    $(wildcard notebooks/$(L)*.ipynb solutions/$(L)*.ipynb exercises/$(L)*.ipynb) $(PYTEST_ARGS)
+
+bench: setup  ## measure lab start and test times (see benchmarks/)
+	@$(PYTHON) benchmarks/bench.py

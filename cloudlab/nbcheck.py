@@ -1,0 +1,59 @@
+"""pytest plugin (``-p cloudlab.nbcheck``) that makes nbval prove the exercises can fail.
+
+nbval's ``raises-exception`` tag only *allows* an error.  In ``exercises/`` we
+*require* the right one: every check cell must fail with ``CheckFailed`` (the
+friendly message), and every TODO cell with ``NotImplementedError``.  Any other
+error (a NameError, a crash inside the check) fails the test: that is a bug.
+
+It also writes each notebook's wall time to ``$CLOUDLAB_STATE_DIR/notebook-times.json``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+EXPECTED = {"check": "CheckFailed", "todo": "NotImplementedError"}
+_times: dict[str, float] = {}
+
+
+def _is_cell(item) -> bool:
+    return type(item).__name__ == "NbCellItem"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    t0 = time.monotonic()
+    try:
+        result = yield
+    finally:
+        if _is_cell(item):
+            key = str(Path(str(item.path)).relative_to(Path.cwd())) if Path(str(item.path)).is_absolute() else str(item.path)
+            _times[key] = _times.get(key, 0.0) + time.monotonic() - t0
+    if _is_cell(item) and Path(str(item.path)).parent.name == "exercises":
+        tags = item.cell.get("metadata", {}).get("tags", [])
+        source = item.cell.get("source", "")
+        for tag, ename in EXPECTED.items():
+            if tag in tags and not source.lstrip().startswith("%%writefile"):
+                errors = [o for o in (item.test_outputs or []) if o.get("output_type") == "error"]
+                got = errors[0]["ename"] if errors else None
+                if got != ename:
+                    detail = f"raised {got}: {errors[0]['evalue'][:300]}" if errors else "did not raise at all"
+                    raise AssertionError(
+                        f"exercise cell tagged '{tag}' must fail with {ename} when left blank, but it {detail}.\n"
+                        f"A check that passes (or crashes) on a blank exercise is a bug.\n--- cell ---\n{source[:600]}")
+    return result
+
+
+def pytest_sessionfinish(session):
+    state = os.environ.get("CLOUDLAB_STATE_DIR")
+    if not state or not _times:
+        return
+    path = Path(state) / "notebook-times.json"
+    try:
+        path.write_text(json.dumps({k: round(v, 1) for k, v in sorted(_times.items())}, indent=1))
+    except OSError:
+        pass
