@@ -207,7 +207,7 @@ def ensure_venv(lab: Lab, name: str) -> Path:
     return py
 
 
-def setup(lab: Lab, names=("kernel", "localstack", "moto")) -> None:
+def setup(lab: Lab, names=tuple(VENV_SPECS)) -> None:
     for n in names:
         ensure_venv(lab, n)
 

@@ -19,6 +19,9 @@ from pathlib import Path
 from .lab import Lab, _pid_alive
 
 
+_POPENS: dict[str, subprocess.Popen] = {}  # processes this interpreter started, to read their exit codes
+
+
 def _dir() -> Path:
     d = Lab.from_env().run_dir / "procs"
     d.mkdir(parents=True, exist_ok=True)
@@ -92,6 +95,7 @@ def start(name: str, args: list[str], env: dict | None = None, ready_url: str | 
                              env=full_env, cwd=cwd, start_new_session=True)
     fh.close()
     (_dir() / f"{name}.pid").write_text(str(popen.pid))
+    _POPENS[name] = popen
     proc = Proc(name, popen.pid, popen)
     if ready_url and not wait_http(ready_url, timeout, proc):
         out = proc.output()[-1500:]
@@ -108,6 +112,10 @@ def stop(name: str, grace: float = 5.0, sig: int = signal.SIGTERM) -> int | None
     except (OSError, ValueError):
         return None
     code = None
+    popen = _POPENS.pop(name, None)
+    if popen is not None and popen.pid != pid:
+        popen = None
+    reap = (lambda _pid: popen.poll()) if popen is not None else _reap
     if _pid_alive(pid):
         try:
             os.killpg(pid, sig)
@@ -115,7 +123,7 @@ def stop(name: str, grace: float = 5.0, sig: int = signal.SIGTERM) -> int | None
             pass
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline and _pid_alive(pid):
-            code = _reap(pid)
+            code = reap(pid)
             time.sleep(0.05)
         if _pid_alive(pid):
             try:
@@ -123,7 +131,13 @@ def stop(name: str, grace: float = 5.0, sig: int = signal.SIGTERM) -> int | None
             except ProcessLookupError:
                 pass
             time.sleep(0.1)
-    code = _reap(pid) if code is None else code
+    if code is None:
+        code = reap(pid)
+    if code is None and popen is not None:
+        try:
+            code = popen.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            pass
     pidfile.unlink(missing_ok=True)
     return code
 

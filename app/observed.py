@@ -1,0 +1,263 @@
+"""The order service of lesson 01, instrumented: metrics, traces and correlated logs.
+
+Nothing about what the service does changes; this module only adds the three signals:
+
+  logs     the same JSON lines on stdout, plus trace_id/span_id when a span is active
+  metrics  Prometheus: orders_requests_total{method,route,status},
+           orders_request_duration_seconds{method,route} (a histogram with explicit buckets),
+           orders_requests_in_flight, and the process' CPU/memory; served by
+           prometheus_client's own HTTP server on METRICS_PORT (127.0.0.1)
+  traces   OpenTelemetry spans: one SERVER span per request, one CLIENT span per S3/SQS call;
+           finished spans are written as JSON lines to SPANS_FILE
+
+Extra settings (all optional, all from the environment):
+
+  METRICS_PORT        port of the /metrics endpoint (default: PORT + 1)
+  SPANS_FILE          where finished spans go (default: spans.jsonl in the working directory)
+  LATENCY_BUCKETS     comma-separated upper bounds in seconds (default: DEFAULT_BUCKETS)
+  FAULT_SEED          seed the fault injection, so N requests always give the same number of 500s
+  SLOW_QUEUE_MS       a slow dependency: extra milliseconds inside the SQS SendMessage call ...
+  SLOW_QUEUE_RATE     ... for this share of the calls (0..1, default 1)
+
+Run:  ORDERS_BUCKET=... ORDERS_QUEUE_URL=... PORT=8080 python -m app.observed
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sys
+import threading
+import time
+from http.server import ThreadingHTTPServer
+from typing import Mapping
+
+from app.service import Config, ConfigError, JsonLog, OrderStore, make_handler
+
+DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+KNOWN_ROUTES = ("/orders", "/orders/{id}", "/health")
+
+
+def parse_buckets(text: str | None) -> tuple[float, ...]:
+    """'0.1,0.25,1' -> (0.1, 0.25, 1.0); strictly increasing, positive, finite."""
+    if not text:
+        return DEFAULT_BUCKETS
+    try:
+        values = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ConfigError(f"LATENCY_BUCKETS must be numbers separated by commas, not {text!r}") from None
+    if not values or any(not 0 < v < float("inf") for v in values):
+        raise ConfigError(f"LATENCY_BUCKETS must be positive, finite seconds, not {text!r}")
+    if any(b <= a for a, b in zip(values, values[1:])):
+        raise ConfigError(f"LATENCY_BUCKETS must be strictly increasing, not {text!r}")
+    return values
+
+
+def route_label(path: str) -> str:
+    """Bounded label values: a raw path (with ids, typos, scanners) would explode the series count."""
+    path = path.split("?", 1)[0]
+    if path.startswith("/orders/"):
+        return "/orders/{id}"
+    return path if path in KNOWN_ROUTES else "other"
+
+
+# ------------------------------------------------------------------- tracing
+class JsonLinesSpanExporter:
+    """An OpenTelemetry span exporter that appends one JSON object per finished span to a file."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.lock = threading.Lock()
+        self.fh = open(path, "a", buffering=1)
+
+    @staticmethod
+    def to_dict(span) -> dict:
+        ctx, parent = span.get_span_context(), span.parent
+        return {
+            "name": span.name,
+            "trace_id": f"{ctx.trace_id:032x}",
+            "span_id": f"{ctx.span_id:016x}",
+            "parent_id": f"{parent.span_id:016x}" if parent else None,
+            "kind": span.kind.name,
+            "start_ns": span.start_time,
+            "end_ns": span.end_time,
+            "status": span.status.status_code.name,
+            "attributes": dict(span.attributes or {}),
+        }
+
+    def export(self, spans):
+        from opentelemetry.sdk.trace.export import SpanExportResult
+        lines = "".join(json.dumps(self.to_dict(s), default=str) + "\n" for s in spans)
+        with self.lock:
+            self.fh.write(lines)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self):
+        with self.lock:
+            self.fh.close()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        with self.lock:
+            if not self.fh.closed:
+                self.fh.flush()
+        return True
+
+
+def make_tracer(path: str):
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    provider = TracerProvider(resource=Resource.create({"service.name": "orders"}))
+    provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(path)))
+    return provider, provider.get_tracer("app.observed")
+
+
+class TracedClient:
+    """Wraps a boto3 client: every API call becomes a CLIENT span (S3.PutObject, SQS.SendMessage ...).
+
+    ``delays`` injects a slow dependency: {"send_message": (milliseconds, share of calls)}.
+    """
+
+    def __init__(self, client, service: str, tracer, delays: Mapping[str, tuple[float, float]] | None = None,
+                 rng: random.Random | None = None):
+        self._client, self._service, self._tracer = client, service, tracer
+        self._delays = dict(delays or {})
+        self._rng = rng or random.Random()
+
+    def __getattr__(self, name):
+        attr = getattr(self._client, name)
+        if not callable(attr) or name.startswith("_") or name in ("get_paginator", "get_waiter", "can_paginate"):
+            return attr
+        op = "".join(part.capitalize() for part in name.split("_"))
+
+        def call(*args, **kwargs):
+            from opentelemetry.trace import SpanKind, Status, StatusCode
+            attrs = {"rpc.system": "aws-api", "rpc.service": self._service, "rpc.method": op}
+            if "Bucket" in kwargs:
+                attrs["aws.s3.bucket"] = kwargs["Bucket"]
+            with self._tracer.start_as_current_span(f"{self._service}.{op}", kind=SpanKind.CLIENT,
+                                                    attributes=attrs) as span:
+                ms, share = self._delays.get(name, (0, 0))
+                if ms and self._rng.random() < share:
+                    span.set_attribute("fault.extra_latency_ms", ms)
+                    time.sleep(ms / 1000)
+                try:
+                    return attr(*args, **kwargs)
+                except Exception as e:
+                    span.set_status(Status(StatusCode.ERROR, type(e).__name__))
+                    raise
+        return call
+
+
+class TracingJsonLog(JsonLog):
+    """The same JSON log lines, plus the current trace and span id: logs and traces join on them."""
+
+    def __call__(self, event: str, level: str = "INFO", **fields) -> None:
+        from opentelemetry import trace
+        ctx = trace.get_current_span().get_span_context()
+        if ctx.is_valid:
+            fields.setdefault("trace_id", f"{ctx.trace_id:032x}")
+            fields.setdefault("span_id", f"{ctx.span_id:016x}")
+        super().__call__(event, level, **fields)
+
+
+# ------------------------------------------------------------------- metrics
+def make_metrics(buckets: tuple[float, ...]):
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+    from prometheus_client import disable_created_metrics
+    disable_created_metrics()  # no *_created series: they only add noise to the exposition
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    m = {
+        "requests": Counter("orders_requests", "Requests answered, by method, route and status code.",
+                            ["method", "route", "status"], registry=registry),
+        "latency": Histogram("orders_request_duration_seconds", "Time to answer a request, in seconds.",
+                             ["method", "route"], buckets=buckets, registry=registry),
+        "in_flight": Gauge("orders_requests_in_flight", "Requests being answered right now.", registry=registry),
+    }
+    return registry, m
+
+
+def metrics_hook(m):
+    def record(method, route, status, seconds, request_id):
+        route = route_label(route)
+        m["requests"].labels(method, route, str(status)).inc()
+        m["latency"].labels(method, route).observe(seconds)
+    return record
+
+
+def observed_handler(base, tracer, in_flight):
+    """Subclass the service's handler: a SERVER span and the in-flight gauge around every request."""
+    from opentelemetry.trace import SpanKind, Status, StatusCode
+
+    class Observed(base):
+        def _handle(self, method: str) -> None:
+            route = route_label(self.path)
+            in_flight.inc()
+            try:
+                with tracer.start_as_current_span(f"{method} {route}", kind=SpanKind.SERVER,
+                                                  attributes={"http.request.method": method,
+                                                              "http.route": route}) as span:
+                    super()._handle(method)
+                    span.set_attribute("http.response.status_code", self.status)
+                    span.set_attribute("request_id", self.request_id)
+                    if self.status >= 500:
+                        span.set_status(Status(StatusCode.ERROR, f"HTTP {self.status}"))
+            finally:
+                in_flight.dec()
+    return Observed
+
+
+def serve_observed(cfg: Config, env: Mapping[str, str]) -> int:
+    import boto3
+    from prometheus_client import start_http_server
+
+    buckets = parse_buckets(env.get("LATENCY_BUCKETS"))
+    metrics_port = int(env.get("METRICS_PORT") or cfg.port + 1)
+    spans_file = env.get("SPANS_FILE") or "spans.jsonl"
+    slow_ms = float(env.get("SLOW_QUEUE_MS") or 0)
+    slow_rate = float(env.get("SLOW_QUEUE_RATE") or 1)
+    if env.get("FAULT_SEED"):
+        random.seed(int(env["FAULT_SEED"]))   # the service draws its faults from the global generator
+
+    log = TracingJsonLog(cfg.log_level, service="orders")
+    provider, tracer = make_tracer(spans_file)
+    registry, m = make_metrics(buckets)
+    s3 = TracedClient(boto3.client("s3"), "S3", tracer)
+    sqs = TracedClient(boto3.client("sqs"), "SQS", tracer, {"send_message": (slow_ms, slow_rate)},
+                       random.Random(int(env.get("FAULT_SEED") or 0) + 1))
+    store = OrderStore(cfg, s3=s3, sqs=sqs)
+    handler = observed_handler(make_handler(cfg, store, log, hooks=[metrics_hook(m)]), tracer, m["in_flight"])
+    server = ThreadingHTTPServer(("127.0.0.1", cfg.port), handler)
+    server.daemon_threads = False
+    server.block_on_close = True
+    metrics_server, _ = start_http_server(metrics_port, addr="127.0.0.1", registry=registry)
+
+    def on_sigterm(signum, frame):
+        log("shutdown_requested", signal=signal.Signals(signum).name)
+        threading.Thread(target=server.shutdown, daemon=True).start()
+    signal.signal(signal.SIGTERM, on_sigterm)
+    signal.signal(signal.SIGINT, on_sigterm)
+    log("started", port=cfg.port, metrics_port=metrics_port, spans_file=os.path.abspath(spans_file),
+        buckets=list(buckets), fault_rate=cfg.fault_rate, bucket=cfg.bucket, pid=os.getpid())
+    server.serve_forever(poll_interval=0.1)
+    server.server_close()
+    metrics_server.shutdown()
+    provider.shutdown()
+    log("shutdown")
+    return 0
+
+
+def main() -> int:
+    try:
+        cfg = Config.from_env(os.environ)
+        parse_buckets(os.environ.get("LATENCY_BUCKETS"))
+    except ConfigError as e:
+        JsonLog()("config_error", level="ERROR", error=str(e))
+        return 78  # EX_CONFIG
+    return serve_observed(cfg, os.environ)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+import os
+import socket
+import urllib.request
+
+import pytest
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "lab: needs the running lab (make test starts one)")
+
+
+def _answers(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url.rstrip("/") + "/_localstack/health", timeout=2).read()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def lab_up():
+    url = os.environ.get("AWS_ENDPOINT_URL")
+    if not url or not _answers(url):
+        pytest.skip("the lab is not running (make test starts it; or run `make lab` first)")
+    return url
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("lab"):
+            item.fixturenames.append("lab_up") if "lab_up" not in item.fixturenames else None
+
+
+@pytest.fixture
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(autouse=True)
+def _private_progress(tmp_path, monkeypatch):
+    """Unit tests never touch the learner's (or the test lab's) progress file."""
+    monkeypatch.setenv("CLOUDLAB_PROGRESS_FILE", str(tmp_path / "progress.json"))

@@ -1,0 +1,115 @@
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from cloudlab import lab as L
+
+
+def test_profiles_have_distinct_ports_and_state():
+    a, b = L.Lab.from_env("lab", {}), L.Lab.from_env("test", {})
+    assert {a.localstack_port, a.moto_port} .isdisjoint({b.localstack_port, b.moto_port})
+    assert a.state != b.state
+
+
+def test_ports_and_state_can_be_overridden():
+    lab = L.Lab.from_env("test", {"CLOUDLAB_LOCALSTACK_PORT": "4999", "CLOUDLAB_STATE_DIR": "/tmp/x-lab"})
+    assert lab.localstack_port == 4999 and str(lab.state) == "/tmp/x-lab"
+    assert lab.aws_env()["AWS_ENDPOINT_URL"] == "http://127.0.0.1:4999"
+
+
+@pytest.mark.parametrize("bad", ["abc", "80", "70000"])
+def test_bad_port_is_a_clear_error(bad):
+    with pytest.raises(L.LabError, match="CLOUDLAB_MOTO_PORT"):
+        L.Lab.from_env("lab", {"CLOUDLAB_MOTO_PORT": bad})
+
+
+def test_unknown_profile():
+    with pytest.raises(L.LabError, match="unknown profile"):
+        L.Lab.from_env("prod", {})
+
+
+def test_aws_env_routes_moto_services_with_real_boto3_names():
+    import botocore.session
+    sess = botocore.session.get_session()
+    ids = {str(sess.get_service_model(s).service_id).replace(" ", "_").upper() for s in sess.get_available_services()}
+    env = L.Lab.from_env("lab", {}).aws_env()
+    for service in L.MOTO_SERVICES:
+        assert service in ids, f"{service} is not a boto3 service id: the variable would be ignored"
+        assert env[f"AWS_ENDPOINT_URL_{service}"].startswith("http://127.0.0.1:")
+    assert env["AWS_ACCESS_KEY_ID"] == "test"
+    assert "127.0.0.1" in env["AWS_ENDPOINT_URL"]
+    assert not env["AWS_SHARED_CREDENTIALS_FILE"].startswith(os.path.expanduser("~/.aws"))
+
+
+def test_port_taken_gives_the_fix():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(L.LabError) as e:
+            L._ensure_port_free(port, "LocalStack", "CLOUDLAB_LOCALSTACK_PORT")
+    assert "already taken" in str(e.value) and "CLOUDLAB_LOCALSTACK_PORT" in str(e.value)
+
+
+def test_stop_kills_a_process_that_ignores_sigterm(tmp_path):
+    lab = L.Lab.from_env("test", {"CLOUDLAB_STATE_DIR": str(tmp_path)})
+    code = "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(60)"
+    pid = L._spawn(lab, "stubborn", [sys.executable, "-c", code], dict(os.environ))
+    deadline = time.monotonic() + 10
+    while "up" not in lab.logfile("stubborn").read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    t0 = time.monotonic()
+    assert L.stop_one(lab, "stubborn", grace=0.5) == "stopped"
+    assert time.monotonic() - t0 < 5
+    assert not L._pid_alive(pid)
+    assert L.stop_one(lab, "stubborn") == "not running"  # idempotent
+
+
+def test_stale_pidfile_is_not_running(tmp_path):
+    lab = L.Lab.from_env("test", {"CLOUDLAB_STATE_DIR": str(tmp_path)})
+    lab.run_dir.mkdir(parents=True)
+    lab.pidfile("localstack").write_text("999999\n")
+    assert L.read_pid(lab, "localstack") is None
+
+
+def test_find_python_finds_a_313_for_localstack():
+    # The machine this course is tested on has one; a learner without gets LabError with instructions.
+    py = L.find_python(("3.13",))
+    if py is None:
+        pytest.skip("no Python 3.13 here")
+    out = subprocess.run([py, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True)
+    assert out.stdout.strip() == "(3, 13)"
+
+
+def test_missing_python_message(monkeypatch, tmp_path):
+    monkeypatch.setattr(L, "find_python", lambda versions: None)
+    monkeypatch.setenv("CLOUDLAB_VENV_DIR", str(tmp_path))
+    with pytest.raises(L.LabError, match="pyenv install 3.13") as e:
+        L.ensure_venv(L.Lab.from_env("test", {"CLOUDLAB_STATE_DIR": str(tmp_path)}), "localstack")
+    assert "docker compose up" in str(e.value)
+
+
+def test_cli_env_prints_exports(capsys):
+    assert L.main(["--profile", "test", "env"]) == 0
+    out = capsys.readouterr().out
+    assert "export AWS_ENDPOINT_URL=http://127.0.0.1:" in out
+
+
+def test_cli_errors_are_one_line_not_tracebacks(capsys, monkeypatch):
+    monkeypatch.setenv("CLOUDLAB_LOCALSTACK_PORT", "nope")
+    assert L.main(["status"]) == 2
+    assert "ERROR" in capsys.readouterr().err
+
+
+@pytest.mark.lab
+def test_up_is_idempotent_when_healthy():
+    lab = L.Lab.from_env()
+    t0 = time.monotonic()
+    assert L.start_localstack(lab) == "already running"
+    assert L.start_moto(lab) == "already running"
+    assert time.monotonic() - t0 < 5

@@ -1,0 +1,63 @@
+"""The style guide (CONTRIBUTING.md), enforced."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LESSONS = sorted(ROOT.glob("notebooks/*.ipynb"))
+SOLUTIONS = sorted(ROOT.glob("solutions/*.ipynb"))
+
+
+def load(p):
+    return json.loads(p.read_text())
+
+
+def text(nb, kind="markdown"):
+    return "\n".join(c["source"] if isinstance(c["source"], str) else "".join(c["source"])
+                     for c in nb["cells"] if c["cell_type"] == kind)
+
+
+def test_there_are_lessons():
+    assert LESSONS and SOLUTIONS
+
+
+@pytest.mark.parametrize("path", LESSONS + SOLUTIONS + sorted(ROOT.glob("exercises/*.ipynb")), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_committed_without_outputs(path):
+    nb = load(path)
+    for c in nb["cells"]:
+        if c["cell_type"] == "code":
+            assert c["outputs"] == [] and c["execution_count"] is None, f"{path.name}: run `make exercises` to clear outputs"
+    assert not re.search(r"/root/|/home/\w+/|/tmp/[a-zA-Z]", path.read_text()), "machine-specific paths in a notebook"
+    assert re.match(r"^\d\d_[a-z0-9-]+\.ipynb$", path.name)
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.name)
+def test_lesson_has_required_sections(path):
+    md = text(load(path))
+    nn = path.name[:2]
+    assert re.search(rf"^# {nn} · ", md, re.M), "title '# NN · Title'"
+    assert re.search(r"\*\*Time:\*\* teaching \d+ min · exercises \d+ min", md), "time line"
+    assert "**Prerequisites:**" in md
+    for section in ("## Learning objectives", "## Summary", "## Key takeaways"):
+        assert section in md, section
+    if (ROOT / "solutions" / path.name).exists():
+        assert f"../exercises/{path.name}" in md, "link to the exercise notebook"
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
+def test_solution_structure(path):
+    nb = load(path)
+    assert (ROOT / "notebooks" / path.name).exists(), "every exercise belongs to a lesson of the same stem"
+    codes = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    src = lambda c: c["source"] if isinstance(c["source"], str) else "".join(c["source"])
+    tasks = [i for i, c in enumerate(codes) if "### BEGIN SOLUTION" in src(c)]
+    checks = [i for i, c in enumerate(codes) if "check" in c["metadata"].get("tags", [])]
+    assert len(checks) >= 4, "at least four exercises, each with a check cell"
+    for c in (codes[i] for i in checks):
+        assert "### BEGIN SOLUTION" not in src(c) and len(src(c).strip().splitlines()) == 1, "a check cell is one call"
+    for t in tasks:
+        assert any(ch > t for ch in checks), "every task is followed by a check"
+    setup = src(codes[0])
+    assert "connect()" in setup, "the first code cell connects to the lab"
