@@ -47,5 +47,5 @@ test-notebooks: setup  ## one pass over the notebooks of one lesson: make test-n
 	@$(LAB) --profile test run -- $(VPY) -m pytest -p cloudlab.nbcheck $(NBVAL) \
 	    $(wildcard notebooks/$(L)*.ipynb solutions/$(L)*.ipynb exercises/$(L)*.ipynb) $(PYTEST_ARGS)
 
-bench: setup  ## measure lab start and test times (see benchmarks/)
-	@$(PYTHON) benchmarks/bench.py
+bench: setup  ## measure lab start times, memory (BENCH_ARGS="--cold --test" for all)
+	@$(PYTHON) benchmarks/bench.py $(BENCH_ARGS)

@@ -88,7 +88,7 @@ def connect(wait: bool = True, services=("s3", "sqs"), quiet: bool = False) -> d
     info = {"endpoint": guard("s3"), "region": os.environ.get("AWS_DEFAULT_REGION")}
     if wait:
         from .ready import wait_for_services
-        wait_for_services(services)
+        wait_for_services(services, timeout=15)
     if not quiet:
         print(f"Connected to the local cloud: {info['endpoint']} (region {info['region']}); real AWS is blocked.")
     return info

@@ -64,6 +64,9 @@ def tool_rows() -> list[Row]:
             rows.append(Row("python", pkg, False, "not installed", "`make setup` (installs requirements.txt into .venv)"))
     for name, (cmd, needed, how) in CLIS.items():
         ok, detail = _version_line(cmd)
+        if name == "docker" and ok:  # the client alone is not enough: is an engine answering?
+            engine_ok, engine = _version_line(["docker", "info", "--format", "engine {{.ServerVersion}}"])
+            ok, detail = engine_ok, f"{detail.split(',')[0]}; " + (engine if engine_ok else "no engine running")
         rows.append(Row("CLI", name, ok, detail, f"install: {how}", needed))
     ck = venv_python(Lab.from_env(), "checkov").parent / "checkov"
     rows.append(Row("CLI", "checkov", ck.exists(), "in .lab/venvs/checkov" if ck.exists() else "not installed",

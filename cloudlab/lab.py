@@ -163,7 +163,7 @@ def _stamp(files: list[Path], python: str) -> str:
 
 def venv_python(lab: Lab, name: str) -> Path:
     if name == "kernel":
-        return ROOT / ".venv" / "bin" / "python"
+        return Path(os.environ.get("CLOUDLAB_KERNEL_VENV") or ROOT / ".venv") / "bin" / "python"
     return lab.venvs / name / "bin" / "python"
 
 

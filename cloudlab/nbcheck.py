@@ -21,7 +21,7 @@ _times: dict[str, float] = {}
 
 
 def _is_cell(item) -> bool:
-    return type(item).__name__ == "NbCellItem"
+    return type(item).__name__ == "IPyNbCell"
 
 
 @pytest.hookimpl(wrapper=True)

@@ -1,0 +1,94 @@
+"""Measure what a learner waits for. Not a test: run it by hand (`make bench`) and read the numbers.
+
+  cold lab   fresh virtual environments + empty state -> LocalStack, moto and JupyterLab answering
+  warm lab   environments exist, nothing running     -> the same
+  hot lab    everything already running (idempotent `make lab`)
+  memory     peak RSS of the lab's processes (VmHWM)
+  test       `make test` wall time and each notebook's time (with --test)
+
+Uses its own ports and directories, so a running lab is left alone.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_lab(env: dict, *args: str) -> float:
+    t0 = time.monotonic()
+    subprocess.run([sys.executable, "-m", "cloudlab.lab", *args], cwd=ROOT, env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+    return time.monotonic() - t0
+
+
+def peak_rss_mb(state: Path) -> dict[str, float]:
+    out = {}
+    for pidfile in (state / "run").glob("*.pid"):
+        pid = pidfile.read_text().split()[0]
+        total = 0
+        # the process and its children (LocalStack runs a supervisor + a runtime)
+        pids = [pid] + subprocess.run(["pgrep", "-g", pid], capture_output=True, text=True).stdout.split()
+        for p in set(pids):
+            try:
+                for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        total += int(line.split()[1])
+            except OSError:
+                pass
+        out[pidfile.stem] = round(total / 1024, 1)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--cold", action="store_true", help="also measure a cold start (reinstalls all environments: minutes)")
+    ap.add_argument("--test", action="store_true", help="also time `make test` and each notebook")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="cloudlab-bench-"))
+    env = dict(os.environ, CLOUDLAB_STATE_DIR=str(tmp / "state"), CLOUDLAB_LOCALSTACK_PORT="4590",
+               CLOUDLAB_MOTO_PORT="5090", CLOUDLAB_JUPYTER_PORT="8990")
+    results: dict[str, object] = {}
+    try:
+        if args.cold:
+            env.update(CLOUDLAB_VENV_DIR=str(tmp / "venvs"), CLOUDLAB_KERNEL_VENV=str(tmp / "kernel"))
+            results["cold_lab_s"] = round(run_lab(env, "lab"), 1)
+            run_lab(env, "down")
+        results["warm_lab_s"] = round(run_lab(env, "lab"), 1)
+        results["hot_lab_s"] = round(run_lab(env, "lab"), 1)
+        results["peak_rss_mb"] = peak_rss_mb(tmp / "state")
+        run_lab(env, "down")
+        t0 = time.monotonic()
+        run_lab(env, "up")
+        results["emulators_up_from_stopped_s"] = round(time.monotonic() - t0, 1)
+        run_lab(env, "down")
+        if args.test:
+            t0 = time.monotonic()
+            rc = subprocess.run(["make", "test"], cwd=ROOT).returncode
+            results["make_test_s"] = round(time.monotonic() - t0, 1)
+            results["make_test_exit"] = rc
+            times = ROOT / ".lab" / "test-run" / "notebook-times.json"
+            if times.exists():
+                results["notebook_s_both_passes"] = json.loads(times.read_text())
+            prog = ROOT / ".lab" / "test-run" / "progress.json"
+            if prog.exists():
+                data = json.loads(prog.read_text())
+                results["slowest_checks_s"] = dict(sorted(((k, v.get("last_seconds", 0)) for k, v in data.items()),
+                                                          key=lambda kv: -kv[1])[:5])
+    finally:
+        subprocess.run([sys.executable, "-m", "cloudlab.lab", "down"], cwd=ROOT, env=env, capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

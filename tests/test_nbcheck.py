@@ -1,0 +1,44 @@
+"""The nbval plugin must really fail a blank exercise whose check passes or crashes."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def notebook(path, cells):
+    nb = {"cells": [{"cell_type": "code", "id": f"c{i}", "metadata": {"tags": tags}, "source": src,
+                     "outputs": [], "execution_count": None} for i, (src, tags) in enumerate(cells)],
+          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(nb))
+
+
+def run(path):
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "cloudlab.nbcheck", "--nbval-lax", "--nbval-current-env",
+                           "-q", "-p", "no:cacheprovider", str(path)], capture_output=True, text=True, cwd=path.parent)
+
+
+FRIENDLY = "from cloudlab.checks import CheckFailed\nraise CheckFailed('not yet', '9.9')"
+
+
+@pytest.mark.parametrize("check_src,ok", [
+    (FRIENDLY, True),
+    ("print('a check that passes on a blank exercise')", False),
+    ("undefined_name", False),          # a crash, not a friendly failure
+])
+def test_exercise_check_cells_must_fail_friendly(tmp_path, check_src, ok):
+    nb = tmp_path / "exercises" / "99_demo.ipynb"
+    notebook(nb, [("raise NotImplementedError()", ["todo", "raises-exception"]),
+                  (check_src, ["check", "raises-exception"])])
+    out = run(nb)
+    assert (out.returncode == 0) == ok, out.stdout[-2000:]
+    if not ok:
+        assert "must fail with CheckFailed" in out.stdout
+
+
+def test_same_rules_do_not_apply_outside_exercises(tmp_path):
+    nb = tmp_path / "solutions" / "99_demo.ipynb"
+    notebook(nb, [("x = 1", []), ("print('passes')", ["check"])])
+    assert run(nb).returncode == 0
