@@ -432,10 +432,21 @@ def jupyter_url(lab: Lab) -> str:
     return f"http://127.0.0.1:{lab.jupyter_port}/lab?token={token}"
 
 
-def start_jupyter(lab: Lab) -> str:
+def _jupyter_answering(lab: Lab) -> bool:
+    tokf = lab.run_dir / "jupyter.token"
+    token = tokf.read_text().strip() if tokf.exists() else ""
+    try:
+        http_json(f"http://127.0.0.1:{lab.jupyter_port}/api/status?token={token}")
+        return True
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def spawn_jupyter(lab: Lab) -> int | None:
+    """Start JupyterLab without waiting (it boots while the emulators start). None: already running."""
     kpy = ensure_venv(lab, "kernel")
     if read_pid(lab, "jupyter"):
-        return jupyter_url(lab)
+        return None
     _ensure_port_free(lab.jupyter_port, "JupyterLab", "CLOUDLAB_JUPYTER_PORT")
     lab.run_dir.mkdir(parents=True, exist_ok=True)
     token = secrets.token_hex(16)
@@ -443,17 +454,16 @@ def start_jupyter(lab: Lab) -> str:
     env = dict(os.environ)
     env.update(lab.aws_env())
     env["JUPYTER_CONFIG_DIR"] = str(lab.state / "jupyter-config")
-    pid = _spawn(lab, "jupyter", [str(kpy), "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1",
-                                  f"--port={lab.jupyter_port}", f"--IdentityProvider.token={token}",
-                                  f"--ServerApp.root_dir={ROOT}"], env)
+    return _spawn(lab, "jupyter", [str(kpy), "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1",
+                                   f"--port={lab.jupyter_port}", f"--IdentityProvider.token={token}",
+                                   f"--ServerApp.root_dir={ROOT}"]
+                  + (["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []), env)
 
-    def answering(lab_: Lab) -> bool:
-        try:
-            http_json(f"http://127.0.0.1:{lab_.jupyter_port}/api/status?token={token}")
-            return True
-        except (OSError, urllib.error.URLError):
-            return False
-    _wait(answering, pid, "jupyter", lab, timeout=60)
+
+def start_jupyter(lab: Lab, pid: int | None = None) -> str:
+    pid = pid if pid is not None else spawn_jupyter(lab)
+    if pid is not None:
+        _wait(_jupyter_answering, pid, "jupyter", lab, timeout=60)
     return jupyter_url(lab)
 
 
@@ -530,9 +540,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "up":
             up(lab)
         elif args.cmd == "lab":
-            ensure_venv(lab, "kernel")
+            setup(lab)
+            jpid = spawn_jupyter(lab)  # boots while the emulators start
             up(lab)
-            url = start_jupyter(lab)
+            url = start_jupyter(lab, jpid)
             say("JupyterLab is running. Open:")
             print(f"\n    {url}\n", flush=True)
             say("start with notebooks/00_environment-check.ipynb; `make stop` stops everything")
