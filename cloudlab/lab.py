@@ -145,7 +145,7 @@ def find_python(versions: tuple[str, ...]) -> str | None:
         for c in cands:
             if c and os.access(c, os.X_OK):
                 try:
-                    out = subprocess.run([c, "-c", "import sys,venv;print('%d.%d'%sys.version_info[:2])"],
+                    out = subprocess.run([c, "-c", "import sys,venv,ensurepip;print('%d.%d'%sys.version_info[:2])"],
                                          capture_output=True, text=True, timeout=20)
                 except (OSError, subprocess.TimeoutExpired):
                     continue
@@ -208,8 +208,13 @@ def ensure_venv(lab: Lab, name: str) -> Path:
 
 
 def setup(lab: Lab, names=tuple(VENV_SPECS)) -> None:
-    for n in names:
-        ensure_venv(lab, n)
+    """Install the missing environments side by side (pip mostly waits on the network and disk)."""
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=len(names)) as pool:
+        futures = [pool.submit(ensure_venv, lab, n) for n in names]
+        errors = [f.exception() for f in futures if f.exception() is not None]
+    if errors:
+        raise errors[0]
 
 
 # ------------------------------------------------------------------ processes
