@@ -37,7 +37,7 @@ exercises:  ## regenerate exercises/ from solutions/ (and clear notebook outputs
 	@$(PYTHON) -m cloudlab.generate --strip
 
 test: setup  ## everything CI runs: unit tests, then every notebook twice, blank exercises must fail
-	@$(LAB) --profile test run -- $(VPY) -m pytest -p cloudlab.nbcheck $(NBVAL) --keep-duplicates \
+	@PATH="$(CURDIR)/.venv/bin:$$PATH" $(LAB) --profile test run -- $(VPY) -m pytest -p cloudlab.nbcheck $(NBVAL) --keep-duplicates \
 	    tests notebooks solutions exercises notebooks solutions $(PYTEST_ARGS)
 
 test-unit: setup  ## only the fast unit tests (no emulator)
