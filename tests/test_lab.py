@@ -113,3 +113,16 @@ def test_up_is_idempotent_when_healthy():
     assert L.start_localstack(lab) == "already running"
     assert L.start_moto(lab) == "already running"
     assert time.monotonic() - t0 < 5
+
+
+def test_reset_wipes_state_but_keeps_progress_unless_asked(tmp_path, capsys):
+    lab = L.Lab.from_env("test", {"CLOUDLAB_STATE_DIR": str(tmp_path)})
+    for sub in ("localstack", "terraform", "work"):
+        (tmp_path / sub / "x").mkdir(parents=True)
+    (tmp_path / "progress.json").write_text("{}")
+    L.reset(lab)
+    assert not any((tmp_path / sub).exists() for sub in ("localstack", "terraform", "work"))
+    assert (tmp_path / "progress.json").exists()
+    L.reset(lab, progress=True)
+    assert not (tmp_path / "progress.json").exists()
+    assert "wiped" in capsys.readouterr().out
