@@ -104,11 +104,30 @@ class JsonLinesSpanExporter:
         return True
 
 
+def _id_generator():
+    """Span and trace ids from a private generator: the SDK's default draws from the global `random`,
+    which would interleave with the seeded fault injection and make the number of faults vary."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace.id_generator import IdGenerator
+
+    class PrivateIds(IdGenerator):
+        def __init__(self):
+            self.rng = random.SystemRandom()
+
+        def generate_span_id(self) -> int:
+            return self.rng.getrandbits(64) or self.generate_span_id()
+
+        def generate_trace_id(self) -> int:
+            value = self.rng.getrandbits(128)
+            return value if value != trace.INVALID_TRACE_ID else self.generate_trace_id()
+    return PrivateIds()
+
+
 def make_tracer(path: str):
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    provider = TracerProvider(resource=Resource.create({"service.name": "orders"}))
+    provider = TracerProvider(resource=Resource.create({"service.name": "orders"}), id_generator=_id_generator())
     provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(path)))
     return provider, provider.get_tracer("app.observed")
 

@@ -154,7 +154,7 @@ def _run(spec: CheckSpec, ns: dict):
     if status == "pass":
         lines = [f"PASS {spec.id} {spec.title}"] + [f"  [ok] {x}" for x in r.right]
         print("\n".join(lines))
-        return True
+        return None  # nothing to echo under the PASS lines in a notebook
     seen = hints_seen(spec.id)
     lines = [f"{spec.title}: not yet."]
     lines += [f"  [ok]      {x}" for x in r.right]

@@ -55,10 +55,16 @@ def reset_lesson(lesson: str, quiet: bool = False) -> dict[str, list[str]]:
     removed["alarms"] = names
     logs = aws.client("logs")
     removed["log groups"] = []
-    for g in logs.describe_log_groups(logGroupNamePrefix=f"/{p}").get("logGroups", []) + \
-            logs.describe_log_groups(logGroupNamePrefix=p).get("logGroups", []):
-        logs.delete_log_group(logGroupName=g["logGroupName"])
-        removed["log groups"].append(g["logGroupName"])
+    groups = {}
+    for pre in (p, f"/{p}", f"/l{int(lesson):02d}/"):
+        for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=pre):
+            groups.update({g["logGroupName"]: g for g in page.get("logGroups", [])})
+    for name in sorted(groups):
+        # LocalStack keeps a metric filter alive after its group is deleted: delete filters first.
+        for mf in logs.describe_metric_filters(logGroupName=name).get("metricFilters", []):
+            logs.delete_metric_filter(logGroupName=name, filterName=mf["filterName"])
+        logs.delete_log_group(logGroupName=name)
+        removed["log groups"].append(name)
     if not quiet:
         gone = ", ".join(f"{len(v)} {k}" for k, v in removed.items() if v) or "nothing left over"
         print(f"Lesson {int(lesson):02d} reset: {gone}.")

@@ -350,7 +350,7 @@ def recommend_size(instance_type: str, cpu_p95: float | None, mem_p95: float | N
     if cpu_p95 is None:
         return Recommendation(instance_type, instance_type, None, mem_p95, None, None, now, now,
                               "no CPU data: keep it until there is a week of metrics")
-    choice, proj = instance_type, (cpu_p95, mem_p95)
+    choice, proj, blind = instance_type, (cpu_p95, mem_p95), False
     for cand in table.family(instance_type):
         c_vcpu, c_mem = table.spec(cand)
         if (c_vcpu, c_mem) >= (vcpu, mem):
@@ -358,6 +358,7 @@ def recommend_size(instance_type: str, cpu_p95: float | None, mem_p95: float | N
         p_cpu = cpu_p95 * vcpu / c_vcpu
         if mem_p95 is None:
             ok_mem, p_mem = c_mem >= mem, None
+            blind = blind or (p_cpu <= target and not ok_mem)
         else:
             p_mem = mem_p95 * mem / c_mem
             ok_mem = p_mem <= target
@@ -370,6 +371,8 @@ def recommend_size(instance_type: str, cpu_p95: float | None, mem_p95: float | N
         reason = f"keep: a smaller {instance_type.split('.')[0]} would run {busiest} above {target:g}%"
         if table.family(instance_type)[0] == instance_type:
             reason = "keep: already the smallest size of its family"
+        elif blind:
+            reason = "keep: CPU would fit a smaller size, but there is no memory data (no CloudWatch agent)"
     else:
         reason = f"p95 CPU {cpu_p95:.0f}%" + (f", memory {mem_p95:.0f}%" if mem_p95 is not None else "") + \
                  f" -> about {proj[0]:.0f}% CPU on {choice}"
@@ -563,7 +566,7 @@ def plot_allocation(alloc: dict[tuple, float], title: str = "Monthly run rate by
     ax.set_ylabel("USD per month")
     ax.set_title(title)
     ax.legend(title="env", fontsize=8)
-    ax.margins(y=0.15)
+    ax.set_ylim(0, max(bottom + [1.0]) * 1.15)
     fig.tight_layout()
     plt.close(fig)
     return fig
@@ -577,7 +580,7 @@ def plot_utilization(series: dict[str, list[float]], title: str, limit: float | 
     if limit is not None:
         ax.axhline(limit, color="grey", linestyle="--", linewidth=1)
     ax.set_ylim(0, 100)
-    ax.set_xlabel("hours ago -> now")
+    ax.set_xlabel("hour (0 = the oldest point, on the right: now)")
     ax.set_ylabel("%")
     ax.set_title(title)
     ax.legend(fontsize=7, ncol=3, loc="upper left")
@@ -629,6 +632,7 @@ def plot_storage(proj: StorageProjection, title: str = "S3 cost over 12 months")
     ax.plot(proj.months, proj.without, marker="o", label=f"all STANDARD: ${sum(proj.without):,.0f}/year")
     ax.plot(proj.months, proj.with_rules, marker="o", label=f"with lifecycle rules: ${sum(proj.with_rules):,.0f}/year")
     ax.set_xlabel("month")
+    ax.set_ylim(bottom=0)
     ax.set_ylabel("USD per month")
     ax.set_title(title)
     ax.legend(fontsize=8)

@@ -14,7 +14,7 @@ def demo(r, ns):
 
 
 def test_pass_prints_and_records(capsys):
-    assert demo({"double": lambda x: 2 * x}) is True
+    demo({"double": lambda x: 2 * x})
     assert "PASS 99.1" in capsys.readouterr().out
     row = checks.load_progress()["99.1"]
     assert row["last_status"] == "pass" and row["passed_at"] and row["attempts"] == 1
@@ -54,8 +54,7 @@ def test_all_expectations_reported_together():
 
 def test_namespace_defaults_to_callers_globals():
     g = {"double": lambda x: x * 2, "demo": demo}
-    exec("result = demo()", g)
-    assert g["result"] is True
+    exec("demo()", g)
 
 
 def test_hints_are_graduated(capsys):
@@ -109,7 +108,7 @@ def test_corrupt_progress_file_is_not_fatal(tmp_path, monkeypatch):
     p = tmp_path / "p.json"
     p.write_text("{not json")
     monkeypatch.setenv("CLOUDLAB_PROGRESS_FILE", str(p))
-    assert demo({"double": lambda x: 2 * x}) is True
+    demo({"double": lambda x: 2 * x})
     assert json.loads(p.read_text())["99.1"]["last_status"] == "pass"
 
 

@@ -40,7 +40,7 @@ def good_config(environ):
 
 
 def test_check_config_accepts_a_right_answer():
-    assert lesson01.check_config({"load_config": good_config})
+    lesson01.check_config({"load_config": good_config})
 
 
 @pytest.mark.parametrize("wrong,expected", [
@@ -70,7 +70,7 @@ def test_check_logs_accepts_a_right_answer():
 
     def log_event(event, level="INFO", **fields):
         print(json.dumps({"ts": datetime.now(timezone.utc).isoformat(), "level": level, "event": event, **fields}))
-    assert lesson01.check_logs({"log_event": log_event})
+    lesson01.check_logs({"log_event": log_event})
 
 
 @pytest.mark.lab
