@@ -36,9 +36,8 @@ reset:  ## wipe emulator data and Terraform state (PROGRESS=1 also wipes your pr
 exercises:  ## regenerate exercises/ from solutions/ (and clear notebook outputs)
 	@$(PYTHON) -m cloudlab.generate --strip
 
-test: setup  ## everything CI runs: unit tests, then every notebook twice, blank exercises must fail
-	@PATH="$(CURDIR)/.venv/bin:$$PATH" $(LAB) --profile test run -- $(VPY) -m pytest -p cloudlab.nbcheck $(NBVAL) --keep-duplicates \
-	    tests notebooks solutions exercises notebooks solutions $(PYTEST_ARGS)
+test: setup  ## everything CI runs: unit tests, every notebook twice, blank exercises must fail
+	@$(VPY) -m cloudlab.testrun $(PYTEST_ARGS)
 
 test-unit: setup  ## only the fast unit tests (no emulator)
 	@$(VPY) -m pytest tests -m "not lab" $(PYTEST_ARGS)

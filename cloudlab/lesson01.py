@@ -101,8 +101,12 @@ def json_lines(text: str) -> list[dict]:
     return out
 
 
+WORKER_FILE = "l01_worker.py"
+
+
 def worker_path() -> Path:
-    return work_dir() / "worker.py"
+    """Where the exercise's %%writefile cell puts the worker: next to the notebook (the kernel's cwd)."""
+    return Path.cwd() / WORKER_FILE
 
 
 # --------------------------------------------------------------------- checks
@@ -245,7 +249,7 @@ def check_backing(r, ns):
 def check_worker(r, ns):
     path = worker_path()
     r.require(path.exists(), f"the worker file exists ({path.name})",
-              "the worker file does not exist yet: run the %%writefile cell above")
+              f"{path.name} does not exist next to this notebook yet: run the %%writefile cell above")
     bucket, qurl = backing_services()
     s3, sqs = aws.client("s3"), aws.client("sqs")
     ids = ["w" + uuid.uuid4().hex[:10] for _ in range(2)]

@@ -104,7 +104,8 @@ def test_check_backing_rejects_a_missing_event():
 
 
 @pytest.mark.lab
-def test_check_worker_rejects_a_worker_that_ignores_sigterm():
+def test_check_worker_rejects_a_worker_that_ignores_sigterm(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     lesson01.backing_services()
     path = lesson01.worker_path()
     path.write_text(

@@ -38,6 +38,18 @@ def test_exercise_check_cells_must_fail_friendly(tmp_path, check_src, ok):
         assert "must fail with CheckFailed" in out.stdout
 
 
+@pytest.mark.parametrize("todo_src,ok", [
+    ("def f():\n    raise NotImplementedError()", True),   # a function body: nothing raised yet
+    ("raise NotImplementedError()", True),
+    ("import no_such_module_here", False),               # a crash in a blank task is a bug
+])
+def test_blank_task_cells(tmp_path, todo_src, ok):
+    nb = tmp_path / "exercises" / "98_demo.ipynb"
+    notebook(nb, [(todo_src, ["todo", "raises-exception"]), (FRIENDLY, ["check", "raises-exception"])])
+    out = run(nb)
+    assert (out.returncode == 0) == ok, out.stdout[-2000:]
+
+
 def test_same_rules_do_not_apply_outside_exercises(tmp_path):
     nb = tmp_path / "solutions" / "99_demo.ipynb"
     notebook(nb, [("x = 1", []), ("print('passes')", ["check"])])
