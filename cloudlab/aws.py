@@ -47,6 +47,12 @@ def guard(service: str, environ=None) -> str:
     env = os.environ if environ is None else environ
     if env.get(OPT_IN) == OPT_IN_VALUE:
         return endpoint_for(service, env) or ""
+    key = env.get("AWS_ACCESS_KEY_ID", "")
+    if REAL_KEY.match(key):
+        raise RealAWSRefused(
+            f"AWS_ACCESS_KEY_ID looks like a real key ({key[:4]}...). The emulators need only the dummy "
+            "value 'test'. Unset your real credentials in this shell (or run `make lab`, which sets "
+            "dummy ones) so they can never leak into a notebook.")
     url = endpoint_for(service, env)
     if not url:
         raise RealAWSRefused(
@@ -60,12 +66,6 @@ def guard(service: str, environ=None) -> str:
             f"the endpoint for {service!r} is {url}, which is not a local emulator "
             f"({', '.join(sorted(EMULATOR_HOSTS))}). Refusing: this could be a real account. "
             f"Set {OPT_IN}={OPT_IN_VALUE} only if you mean it.")
-    key = env.get("AWS_ACCESS_KEY_ID", "")
-    if REAL_KEY.match(key):
-        raise RealAWSRefused(
-            f"AWS_ACCESS_KEY_ID looks like a real key ({key[:4]}...). The emulators need only the dummy "
-            "value 'test'. Unset your real credentials in this shell (or run `make lab`, which sets "
-            "dummy ones) so they can never leak into a notebook.")
     return url
 
 
