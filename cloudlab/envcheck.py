@@ -92,7 +92,7 @@ def service_rows(services=COURSE_SERVICES) -> list[Row]:
     for s in services:
         ok, detail = probe(s, timeout=2)
         rows.append(Row("AWS service", s, ok, f"{PROBES[s][1]}: {detail}",
-                        f"start the lab (`make lab`); if only this one fails, `make logs` and `make reset`"))
+                        "start the lab (`make lab`); if only this one fails, `make logs` and `make reset`"))
     return rows
 
 

@@ -4,10 +4,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
-import signal
-import socket
-import sys
 import time
 import urllib.request
 import uuid
@@ -34,10 +30,7 @@ def backing_services() -> tuple[str, str]:
     return BUCKET, url
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+free_port = procs.free_port  # kept under this name for the notebooks
 
 
 def http(method: str, url: str, body: dict | None = None, timeout: float = 5.0) -> tuple[int, dict, dict]:

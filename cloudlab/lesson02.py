@@ -169,11 +169,8 @@ def apply_workspaces(tf: Terraform, names, timeout: float = 240.0) -> dict[str, 
 
 def unreachable_endpoint() -> str:
     """A 127.0.0.1 URL on which nothing listens (to show what happens when the lab is down)."""
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+    from .procs import free_port
+    return f"http://127.0.0.1:{free_port()}"
 
 
 # ------------------------------------------------------------------ inspection

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import json
 import math
 import random
 import secrets
 import time
 from dataclasses import dataclass, field
 
-from . import aws, cost
+from . import aws, cost, pager
 from .checks import check
 
 PREFIX = "l03-"
@@ -497,16 +496,8 @@ def delete_waste(findings: list[Finding]) -> Sweep:
 # ------------------------------------------------------------------ alarms and the pager
 def make_pager(name: str) -> tuple[str, str]:
     """An SNS topic whose messages land in an SQS queue (our pretend pager): (topic ARN, queue URL)."""
-    sns, sqs = aws.client("sns"), aws.client("sqs")
-    topic = sns.create_topic(Name=name)["TopicArn"]
-    url = sqs.create_queue(QueueName=name)["QueueUrl"]
-    qarn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    policy = {"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"}, "Action": "sqs:SendMessage",
-        "Resource": qarn, "Condition": {"ArnEquals": {"aws:SourceArn": topic}}}]}
-    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=qarn)
-    return topic, url
+    p = pager.wire_pager(aws.client("sns"), aws.client("sqs"), name, name)
+    return p["topic_arn"], p["queue_url"]
 
 
 def put_charges(amount: float, region: str = "us-east-1") -> None:
@@ -516,20 +507,9 @@ def put_charges(amount: float, region: str = "us-east-1") -> None:
         "Value": float(amount), "Unit": "None"}])
 
 
-def pages(queue_url: str, wait: float = 1.0, max_messages: int = 10) -> list[dict]:
+def pages(queue_url: str, wait: float = 1.0) -> list[dict]:
     """Read (and remove) alarm notifications from the pager queue, as parsed alarm messages."""
-    sqs = aws.client("sqs")
-    got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=max_messages,
-                              WaitTimeSeconds=int(max(0, min(20, wait)))).get("Messages", [])
-    out = []
-    for m in got:
-        body = json.loads(m["Body"])
-        try:
-            out.append(json.loads(body.get("Message", "{}")))
-        except ValueError:
-            out.append({"raw": body.get("Message")})
-        sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
-    return out
+    return pager.read_pages(aws.client("sqs"), queue_url, wait=wait)
 
 
 def publish_until_paged(queue_url: str, alarm_name: str, amount: float, timeout: float = 45.0) -> dict | None:

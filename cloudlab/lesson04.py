@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import random
-import socket
 import time
 import urllib.request
 import uuid
@@ -67,11 +66,7 @@ def work_dir() -> Path:
     return d
 
 
-def free_port() -> int:
-    """A port nobody listens on right now (the OS picks it), on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+free_port = procs.free_port  # kept under this name for the notebooks
 
 
 def setup_backing(s3=None, sqs=None) -> dict:

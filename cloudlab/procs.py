@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -26,6 +27,13 @@ def _dir() -> Path:
     d = Lab.from_env().run_dir / "procs"
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+def free_port() -> int:
+    """A port nobody listens on right now (the OS picks it), on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def log_path(name: str) -> Path:
