@@ -9,13 +9,13 @@ NBVAL  := --nbval-lax --nbval-current-env --nbval-cell-timeout=300
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lab stop status logs reset exercises test test-unit test-notebooks bench
+.PHONY: help setup lab stop status logs reset exercises lint test test-unit test-notebooks bench
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
-setup:  ## create the course's virtual environments (only what is missing or stale)
-	@$(LAB) setup
+setup:  ## create the course's environments (ALL=1: also every lesson's tools, system packages as root)
+	@$(LAB) setup $(if $(ALL),--all)
 
 lab: setup  ## start the local cloud and JupyterLab on 127.0.0.1:8888, print the URL
 	@$(LAB) lab
@@ -33,17 +33,22 @@ logs:  ## the last lines of the emulators' and JupyterLab's logs
 reset:  ## wipe emulator data and Terraform state (PROGRESS=1 also wipes your progress)
 	@$(LAB) reset $(if $(PROGRESS),--progress)
 
-exercises:  ## regenerate exercises/ from solutions/ (and clear notebook outputs)
-	@$(PYTHON) -m cloudlab.generate --strip
+lint:  ## ruff: the style rules (pyproject.toml), also run by make test
+	@$(VPY) -m ruff check . && $(VPY) -m ruff format --check .
 
-test: setup  ## everything CI runs: unit tests, every notebook twice, blank exercises must fail
-	@$(VPY) -m cloudlab.testrun $(PYTEST_ARGS)
+exercises:  ## regenerate exercises/ from solutions/ (and clear notebook outputs)
+	@$(PYTHON) -m cloudlab.authoring.generate --strip
+
+test:  ## everything CI runs: lint, unit tests, every notebook twice, blank exercises must fail
+	@$(LAB) setup --all
+	@$(VPY) -m cloudlab.authoring.testrun $(PYTEST_ARGS)
 
 test-unit: setup  ## only the fast unit tests (no emulator)
 	@$(VPY) -m pytest tests -m "not lab" $(PYTEST_ARGS)
 
-test-notebooks: setup  ## one pass over the notebooks of one lesson: make test-notebooks L=01
-	@$(LAB) --profile test run -- $(VPY) -m pytest -p cloudlab.nbcheck $(NBVAL) \
+test-notebooks:  ## one pass over the notebooks of one lesson: make test-notebooks L=01
+	@$(LAB) setup --all
+	@$(LAB) --profile test run -- $(VPY) -m pytest -p cloudlab.authoring.nbcheck $(NBVAL) \
 	    $(wildcard notebooks/$(L)*.ipynb solutions/$(L)*.ipynb exercises/$(L)*.ipynb) $(PYTEST_ARGS)
 
 bench: setup  ## measure lab start times, memory (BENCH_ARGS="--cold --test" for all)

@@ -7,6 +7,7 @@ Deliberately NOT a 12-factor app (lesson 01 takes it apart):
   * start-up is slow, and SIGTERM is ignored, so stopping it needs SIGKILL.
 Run:  python app/legacy_service.py   (then POST JSON to http://127.0.0.1:8081/orders)
 """
+
 import json
 import logging
 import os
@@ -16,13 +17,14 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
-PORT = 8081                      # hard-coded: two copies on one host collide
-DATA_DIR = "legacy-data"         # local disk: each copy has its own orders
-DEBUG = True                     # the same in every environment
+PORT = 8081  # hard-coded: two copies on one host collide
+DATA_DIR = "legacy-data"  # local disk: each copy has its own orders
+DEBUG = True  # the same in every environment
 LOG_FILE = "legacy-service.log"  # a file nobody ships anywhere
 
-logging.basicConfig(filename=LOG_FILE, level=logging.DEBUG if DEBUG else logging.INFO,
-                    format="%(asctime)s %(levelname)s %(message)s")
+logging.basicConfig(
+    filename=LOG_FILE, level=logging.DEBUG if DEBUG else logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
+)
 log = logging.getLogger("orders")
 
 
@@ -61,7 +63,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)   # "we never stop in production"
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # "we never stop in production"
     time.sleep(float(sys.argv[1]) if len(sys.argv) > 1 else 3)  # "warming caches"
     log.info("listening on %d", PORT)
     HTTPServer(("127.0.0.1", PORT), Handler).serve_forever()

@@ -21,6 +21,7 @@ Extra settings (all optional, all from the environment):
 
 Run:  ORDERS_BUCKET=... ORDERS_QUEUE_URL=... PORT=8080 python -m app.observed
 """
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,8 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from http.server import ThreadingHTTPServer
-from typing import Mapping
 
 from app.service import Config, ConfigError, JsonLog, OrderStore, make_handler
 
@@ -49,7 +50,7 @@ def parse_buckets(text: str | None) -> tuple[float, ...]:
         raise ConfigError(f"LATENCY_BUCKETS must be numbers separated by commas, not {text!r}") from None
     if not values or any(not 0 < v < float("inf") for v in values):
         raise ConfigError(f"LATENCY_BUCKETS must be positive, finite seconds, not {text!r}")
-    if any(b <= a for a, b in zip(values, values[1:])):
+    if any(b <= a for a, b in zip(values, values[1:], strict=False)):
         raise ConfigError(f"LATENCY_BUCKETS must be strictly increasing, not {text!r}")
     return values
 
@@ -88,6 +89,7 @@ class JsonLinesSpanExporter:
 
     def export(self, spans):
         from opentelemetry.sdk.trace.export import SpanExportResult
+
         lines = "".join(json.dumps(self.to_dict(s), default=str) + "\n" for s in spans)
         with self.lock:
             self.fh.write(lines)
@@ -120,6 +122,7 @@ def _id_generator():
         def generate_trace_id(self) -> int:
             value = self.rng.getrandbits(128)
             return value if value != trace.INVALID_TRACE_ID else self.generate_trace_id()
+
     return PrivateIds()
 
 
@@ -127,6 +130,7 @@ def make_tracer(path: str):
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
     provider = TracerProvider(resource=Resource.create({"service.name": "orders"}), id_generator=_id_generator())
     provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(path)))
     return provider, provider.get_tracer("app.observed")
@@ -138,8 +142,14 @@ class TracedClient:
     ``delays`` injects a slow dependency: {"send_message": (milliseconds, share of calls)}.
     """
 
-    def __init__(self, client, service: str, tracer, delays: Mapping[str, tuple[float, float]] | None = None,
-                 rng: random.Random | None = None):
+    def __init__(
+        self,
+        client,
+        service: str,
+        tracer,
+        delays: Mapping[str, tuple[float, float]] | None = None,
+        rng: random.Random | None = None,
+    ):
         self._client, self._service, self._tracer = client, service, tracer
         self._delays = dict(delays or {})
         self._rng = rng or random.Random()
@@ -152,11 +162,13 @@ class TracedClient:
 
         def call(*args, **kwargs):
             from opentelemetry.trace import SpanKind, Status, StatusCode
+
             attrs = {"rpc.system": "aws-api", "rpc.service": self._service, "rpc.method": op}
             if "Bucket" in kwargs:
                 attrs["aws.s3.bucket"] = kwargs["Bucket"]
-            with self._tracer.start_as_current_span(f"{self._service}.{op}", kind=SpanKind.CLIENT,
-                                                    attributes=attrs) as span:
+            with self._tracer.start_as_current_span(
+                f"{self._service}.{op}", kind=SpanKind.CLIENT, attributes=attrs
+            ) as span:
                 ms, share = self._delays.get(name, (0, 0))
                 if ms and self._rng.random() < share:
                     span.set_attribute("fault.extra_latency_ms", ms)
@@ -166,6 +178,7 @@ class TracedClient:
                 except Exception as e:
                     span.set_status(Status(StatusCode.ERROR, type(e).__name__))
                     raise
+
         return call
 
 
@@ -174,6 +187,7 @@ class TracingJsonLog(JsonLog):
 
     def __call__(self, event: str, level: str = "INFO", **fields) -> None:
         from opentelemetry import trace
+
         ctx = trace.get_current_span().get_span_context()
         if ctx.is_valid:
             fields.setdefault("trace_id", f"{ctx.trace_id:032x}")
@@ -183,16 +197,32 @@ class TracingJsonLog(JsonLog):
 
 # ------------------------------------------------------------------- metrics
 def make_metrics(buckets: tuple[float, ...]):
-    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
-    from prometheus_client import disable_created_metrics
+    from prometheus_client import (
+        CollectorRegistry,
+        Counter,
+        Gauge,
+        Histogram,
+        ProcessCollector,
+        disable_created_metrics,
+    )
+
     disable_created_metrics()  # no *_created series: they only add noise to the exposition
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
     m = {
-        "requests": Counter("orders_requests", "Requests answered, by method, route and status code.",
-                            ["method", "route", "status"], registry=registry),
-        "latency": Histogram("orders_request_duration_seconds", "Time to answer a request, in seconds.",
-                             ["method", "route"], buckets=buckets, registry=registry),
+        "requests": Counter(
+            "orders_requests",
+            "Requests answered, by method, route and status code.",
+            ["method", "route", "status"],
+            registry=registry,
+        ),
+        "latency": Histogram(
+            "orders_request_duration_seconds",
+            "Time to answer a request, in seconds.",
+            ["method", "route"],
+            buckets=buckets,
+            registry=registry,
+        ),
         "in_flight": Gauge("orders_requests_in_flight", "Requests being answered right now.", registry=registry),
     }
     return registry, m
@@ -203,6 +233,7 @@ def metrics_hook(m):
         route = route_label(route)
         m["requests"].labels(method, route, str(status)).inc()
         m["latency"].labels(method, route).observe(seconds)
+
     return record
 
 
@@ -215,9 +246,11 @@ def observed_handler(base, tracer, in_flight):
             route = route_label(self.path)
             in_flight.inc()
             try:
-                with tracer.start_as_current_span(f"{method} {route}", kind=SpanKind.SERVER,
-                                                  attributes={"http.request.method": method,
-                                                              "http.route": route}) as span:
+                with tracer.start_as_current_span(
+                    f"{method} {route}",
+                    kind=SpanKind.SERVER,
+                    attributes={"http.request.method": method, "http.route": route},
+                ) as span:
                     super()._handle(method)
                     span.set_attribute("http.response.status_code", self.status)
                     span.set_attribute("request_id", self.request_id)
@@ -225,6 +258,7 @@ def observed_handler(base, tracer, in_flight):
                         span.set_status(Status(StatusCode.ERROR, f"HTTP {self.status}"))
             finally:
                 in_flight.dec()
+
     return Observed
 
 
@@ -238,14 +272,19 @@ def serve_observed(cfg: Config, env: Mapping[str, str]) -> int:
     slow_ms = float(env.get("SLOW_QUEUE_MS") or 0)
     slow_rate = float(env.get("SLOW_QUEUE_RATE") or 1)
     if env.get("FAULT_SEED"):
-        random.seed(int(env["FAULT_SEED"]))   # the service draws its faults from the global generator
+        random.seed(int(env["FAULT_SEED"]))  # the service draws its faults from the global generator
 
     log = TracingJsonLog(cfg.log_level, service="orders")
     provider, tracer = make_tracer(spans_file)
     registry, m = make_metrics(buckets)
     s3 = TracedClient(boto3.client("s3"), "S3", tracer)
-    sqs = TracedClient(boto3.client("sqs"), "SQS", tracer, {"send_message": (slow_ms, slow_rate)},
-                       random.Random(int(env.get("FAULT_SEED") or 0) + 1))
+    sqs = TracedClient(
+        boto3.client("sqs"),
+        "SQS",
+        tracer,
+        {"send_message": (slow_ms, slow_rate)},
+        random.Random(int(env.get("FAULT_SEED") or 0) + 1),
+    )
     store = OrderStore(cfg, s3=s3, sqs=sqs)
     handler = observed_handler(make_handler(cfg, store, log, hooks=[metrics_hook(m)]), tracer, m["in_flight"])
     server = ThreadingHTTPServer(("127.0.0.1", cfg.port), handler)
@@ -256,10 +295,19 @@ def serve_observed(cfg: Config, env: Mapping[str, str]) -> int:
     def on_sigterm(signum, frame):
         log("shutdown_requested", signal=signal.Signals(signum).name)
         threading.Thread(target=server.shutdown, daemon=True).start()
+
     signal.signal(signal.SIGTERM, on_sigterm)
     signal.signal(signal.SIGINT, on_sigterm)
-    log("started", port=cfg.port, metrics_port=metrics_port, spans_file=os.path.abspath(spans_file),
-        buckets=list(buckets), fault_rate=cfg.fault_rate, bucket=cfg.bucket, pid=os.getpid())
+    log(
+        "started",
+        port=cfg.port,
+        metrics_port=metrics_port,
+        spans_file=os.path.abspath(spans_file),
+        buckets=list(buckets),
+        fault_rate=cfg.fault_rate,
+        bucket=cfg.bucket,
+        pid=os.getpid(),
+    )
     server.serve_forever(poll_interval=0.1)
     server.server_close()
     metrics_server.shutdown()

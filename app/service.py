@@ -15,6 +15,7 @@ POSTs with 500; EXTRA_LATENCY_MS adds latency.
 
 Run:  ORDERS_BUCKET=... ORDERS_QUEUE_URL=... python -m app.service
 """
+
 from __future__ import annotations
 
 import json
@@ -25,10 +26,10 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Mapping
 
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
 
@@ -47,7 +48,7 @@ class Config:
     extra_latency_ms: int = 0
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "Config":
+    def from_env(cls, env: Mapping[str, str]) -> Config:
         missing = [k for k in ("ORDERS_BUCKET", "ORDERS_QUEUE_URL") if not env.get(k)]
         if missing:
             raise ConfigError(f"missing required environment variable(s): {', '.join(missing)}")
@@ -77,8 +78,13 @@ class JsonLog:
     def __call__(self, event: str, level: str = "INFO", **fields) -> None:
         if LEVELS[level] < self.min:
             return
-        rec = {"ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "level": level,
-               "event": event, **self.static, **fields}
+        rec = {
+            "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "level": level,
+            "event": event,
+            **self.static,
+            **fields,
+        }
         with self.lock:
             self.stream.write(json.dumps(rec, default=str) + "\n")
             self.stream.flush()
@@ -89,16 +95,19 @@ class OrderStore:
 
     def __init__(self, cfg: Config, s3=None, sqs=None):
         import boto3
+
         self.cfg = cfg
         self.s3 = s3 or boto3.client("s3")
         self.sqs = sqs or boto3.client("sqs")
 
     def save(self, order: dict) -> str:
         key = f"orders/{order['id']}.json"
-        self.s3.put_object(Bucket=self.cfg.bucket, Key=key, Body=json.dumps(order).encode(),
-                           ContentType="application/json")
-        self.sqs.send_message(QueueUrl=self.cfg.queue_url,
-                              MessageBody=json.dumps({"type": "order_created", "order_id": order["id"]}))
+        self.s3.put_object(
+            Bucket=self.cfg.bucket, Key=key, Body=json.dumps(order).encode(), ContentType="application/json"
+        )
+        self.sqs.send_message(
+            QueueUrl=self.cfg.queue_url, MessageBody=json.dumps({"type": "order_created", "order_id": order["id"]})
+        )
         return key
 
     def load(self, order_id: str) -> dict | None:
@@ -136,8 +145,14 @@ def make_handler(cfg: Config, store: OrderStore, log: JsonLog, hooks=()):
                 self._send(500, {"error": "internal error", "request_id": self.request_id})
             ms = (time.perf_counter() - t0) * 1000
             route = "/orders/{id}" if self.path.startswith("/orders/") else self.path
-            log("request", request_id=self.request_id, method=method, path=route,
-                status=self.status, duration_ms=round(ms, 2))
+            log(
+                "request",
+                request_id=self.request_id,
+                method=method,
+                path=route,
+                status=self.status,
+                duration_ms=round(ms, 2),
+            )
             for hook in hooks:
                 hook(method=method, route=route, status=self.status, seconds=ms / 1000, request_id=self.request_id)
 
@@ -173,6 +188,7 @@ def make_handler(cfg: Config, store: OrderStore, log: JsonLog, hooks=()):
 
         def log_message(self, fmt, *args):  # the JSON request log above replaces this
             pass
+
     return Handler
 
 
@@ -180,12 +196,13 @@ def serve(cfg: Config, log: JsonLog | None = None, store: OrderStore | None = No
     log = log or JsonLog(cfg.log_level, service="orders")
     store = store or OrderStore(cfg)
     server = ThreadingHTTPServer(("127.0.0.1", cfg.port), make_handler(cfg, store, log, hooks))
-    server.daemon_threads = False      # in-flight requests finish before we exit
+    server.daemon_threads = False  # in-flight requests finish before we exit
     server.block_on_close = True
 
     def on_sigterm(signum, frame):
         log("shutdown_requested", signal=signal.Signals(signum).name)
         threading.Thread(target=server.shutdown, daemon=True).start()
+
     signal.signal(signal.SIGTERM, on_sigterm)
     signal.signal(signal.SIGINT, on_sigterm)
     log("started", port=cfg.port, bucket=cfg.bucket, pid=os.getpid())

@@ -8,6 +8,7 @@
 
 Uses its own ports and directories, so a running lab is left alone.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def run_lab(env: dict, *args: str) -> float:
     t0 = time.monotonic()
-    subprocess.run([sys.executable, "-m", "cloudlab.lab", *args], cwd=ROOT, env=env, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "cloudlab.lab", *args], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL
+    )
     return time.monotonic() - t0
 
 
@@ -50,12 +52,19 @@ def peak_rss_mb(state: Path) -> dict[str, float]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--cold", action="store_true", help="also measure a cold start (reinstalls all environments: minutes)")
+    ap.add_argument(
+        "--cold", action="store_true", help="also measure a cold start (reinstalls all environments: minutes)"
+    )
     ap.add_argument("--test", action="store_true", help="also time `make test` and each notebook")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="cloudlab-bench-"))
-    env = dict(os.environ, CLOUDLAB_STATE_DIR=str(tmp / "state"), CLOUDLAB_LOCALSTACK_PORT="4590",
-               CLOUDLAB_MOTO_PORT="5090", CLOUDLAB_JUPYTER_PORT="8990")
+    env = dict(
+        os.environ,
+        CLOUDLAB_STATE_DIR=str(tmp / "state"),
+        CLOUDLAB_LOCALSTACK_PORT="4590",
+        CLOUDLAB_MOTO_PORT="5090",
+        CLOUDLAB_JUPYTER_PORT="8990",
+    )
     results: dict[str, object] = {}
     try:
         if args.cold:

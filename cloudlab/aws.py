@@ -4,7 +4,11 @@ Everything is configured by boto3's own environment variables
 (``AWS_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_<SERVICE>``, ``AWS_ACCESS_KEY_ID`` ...),
 so the code a learner writes is plain boto3 that would run unchanged against
 real AWS.  The guard makes sure that never happens by accident.
+
+This module never imports :mod:`cloudlab.ready` (which imports it): ``cloudlab.connect()`` lives there.
+Serves every lesson.
 """
+
 from __future__ import annotations
 
 import functools
@@ -26,11 +30,16 @@ class RealAWSRefused(RuntimeError):
         return [f"\x1b[31mRealAWSRefused\x1b[0m: {self}"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def env_name(service: str) -> str:
     """boto3's per-service endpoint variable, e.g. 'ce' -> AWS_ENDPOINT_URL_COST_EXPLORER."""
+    from .lab import SERVICES
+
+    if service in SERVICES:
+        return "AWS_ENDPOINT_URL_" + SERVICES[service][1]
     try:
         import botocore.session
+
         sid = botocore.session.get_session().get_service_model(service).service_id
         return "AWS_ENDPOINT_URL_" + str(sid).replace(" ", "_").upper()
     except Exception:  # unknown service name: boto3 itself will say so later
@@ -52,50 +61,29 @@ def guard(service: str, environ=None) -> str:
         raise RealAWSRefused(
             f"AWS_ACCESS_KEY_ID looks like a real key ({key[:4]}...). The emulators need only the dummy "
             "value 'test'. Unset your real credentials in this shell (or run `make lab`, which sets "
-            "dummy ones) so they can never leak into a notebook.")
+            "dummy ones) so they can never leak into a notebook."
+        )
     url = endpoint_for(service, env)
     if not url:
         raise RealAWSRefused(
             f"no emulator endpoint is set for {service!r}, so boto3 would talk to REAL AWS.\n"
             "Start the lab (`make lab`, or `docker compose up`) and open the notebook from it, or run "
             "`cloudlab.connect()` first. To use a real account on purpose, set "
-            f"{OPT_IN}={OPT_IN_VALUE} (it may cost money).")
+            f"{OPT_IN}={OPT_IN_VALUE} (it may cost money)."
+        )
     host = urlparse(url).hostname or ""
     if host not in EMULATOR_HOSTS:
         raise RealAWSRefused(
             f"the endpoint for {service!r} is {url}, which is not a local emulator "
             f"({', '.join(sorted(EMULATOR_HOSTS))}). Refusing: this could be a real account. "
-            f"Set {OPT_IN}={OPT_IN_VALUE} only if you mean it.")
+            f"Set {OPT_IN}={OPT_IN_VALUE} only if you mean it."
+        )
     return url
-
-
-def lab_defaults() -> dict[str, str]:
-    """The lab's environment, when the kernel was not started by `make lab` (e.g. an IDE)."""
-    from .lab import Lab
-    return Lab.from_env().aws_env()
-
-
-def connect(wait: bool = True, services=("s3", "sqs"), quiet: bool = False) -> dict:
-    """Point this kernel at the local cloud, refuse real AWS, wait until the emulators answer.
-
-    Safe to run twice. Variables already set (by `make lab` or docker compose) win.
-    """
-    if os.environ.get(OPT_IN) != OPT_IN_VALUE:
-        if REAL_KEY.match(os.environ.get("AWS_ACCESS_KEY_ID", "")):
-            guard("s3")  # raises with the plain-words message
-        for k, v in lab_defaults().items():
-            os.environ.setdefault(k, v)
-    info = {"endpoint": guard("s3"), "region": os.environ.get("AWS_DEFAULT_REGION")}
-    if wait:
-        from .ready import wait_for_services
-        wait_for_services(services, timeout=15)
-    if not quiet:
-        print(f"Connected to the local cloud: {info['endpoint']} (region {info['region']}); real AWS is blocked.")
-    return info
 
 
 def session(**kwargs):
     import boto3
+
     guard("sts")
     return boto3.session.Session(**kwargs)
 
@@ -104,13 +92,16 @@ def client(service: str, **kwargs):
     """``boto3.client(service)``, after the safety guard. Endpoint and credentials come from the environment."""
     import boto3
     from botocore.config import Config
+
     guard(service)
-    kwargs.setdefault("config", Config(retries={"max_attempts": 2, "mode": "standard"},
-                                       connect_timeout=3, read_timeout=30))
+    kwargs.setdefault(
+        "config", Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=3, read_timeout=30)
+    )
     return boto3.client(service, **kwargs)
 
 
 def resource(service: str, **kwargs):
     import boto3
+
     guard(service)
     return boto3.resource(service, **kwargs)

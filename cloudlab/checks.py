@@ -14,6 +14,7 @@ All expectations are evaluated, so the learner sees everything that is right
 and everything that is missing at once.  A failed check raises
 :class:`CheckFailed`, which Jupyter shows as a short message, not a traceback.
 """
+
 from __future__ import annotations
 
 import functools
@@ -25,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REGISTRY: dict[str, "CheckSpec"] = {}
+REGISTRY: dict[str, CheckSpec] = {}
 
 
 class CheckFailed(AssertionError):
@@ -44,7 +45,15 @@ class _Stop(Exception):
 
 
 class Report:
-    def __init__(self, spec: "CheckSpec"):
+    """What one run of a check found: the expectations that hold (``right``) and those that do not (``wrong``).
+
+    A check function receives it as ``r`` and states every expectation through it (:meth:`expect`,
+    :meth:`require`, :meth:`fail`), gets the learner's names through :meth:`need` and calls the
+    learner's code through :meth:`call`, so a wrong answer becomes a line of plain words, never a
+    traceback. The check passes when ``wrong`` is empty and something was looked at.
+    """
+
+    def __init__(self, spec: CheckSpec):
         self.spec = spec
         self.right: list[str] = []
         self.wrong: list[str] = []
@@ -81,7 +90,9 @@ class Report:
         try:
             return fn(*args, **kwargs)
         except NotImplementedError:
-            self.fail(f"`{getattr(fn, '__name__', fn)}` still raises NotImplementedError: replace the TODO with your code.")
+            self.fail(
+                f"`{getattr(fn, '__name__', fn)}` still raises NotImplementedError: replace the TODO with your code."
+            )
         except _Stop:
             raise
         except Exception as e:
@@ -90,6 +101,8 @@ class Report:
 
 
 class CheckSpec:
+    """A registered check: its id (``"NN.k"``), title, function and graduated hints (2-3, vague to specific)."""
+
     def __init__(self, check_id: str, title: str, fn, hints: list[str]):
         self.id, self.title, self.fn, self.hints = check_id, title, fn, list(hints)
 
@@ -100,6 +113,7 @@ class CheckSpec:
 
 def check(check_id: str, title: str, hints=()):
     """Register a check. Call it from a notebook with no arguments: it finds the notebook's namespace."""
+
     def deco(fn):
         spec = CheckSpec(check_id, title, fn, hints)
         REGISTRY[check_id] = spec
@@ -109,19 +123,23 @@ def check(check_id: str, title: str, hints=()):
             if ns is None:
                 ns = sys._getframe(1).f_globals
             return _run(spec, ns)
+
         run.spec = spec
         return run
+
     return deco
 
 
 def _emulator_message(e: Exception) -> str | None:
     try:
-        from botocore.exceptions import EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError
+        from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
     except ImportError:  # pragma: no cover
         return None
     if isinstance(e, (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError)):
-        return ("the local cloud is not answering, so this check cannot read the real state. "
-                "Run `make lab` in a terminal (or `docker compose up`), then re-run your cells. Nothing is lost.")
+        return (
+            "the local cloud is not answering, so this check cannot read the real state. "
+            "Run `make lab` in a terminal (or `docker compose up`), then re-run your cells. Nothing is lost."
+        )
     return None
 
 
@@ -140,6 +158,7 @@ def _run(spec: CheckSpec, ns: dict):
             msg = _emulator_message(e)
             if msg is None:
                 from .aws import RealAWSRefused
+
                 if isinstance(e, RealAWSRefused):
                     msg = str(e)
                 else:
@@ -172,6 +191,7 @@ def progress_path() -> Path:
     if p:
         return Path(p)
     from .lab import Lab
+
     return Lab.from_env().state / "progress.json"
 
 
@@ -213,13 +233,17 @@ def hints_seen(check_id: str) -> int:
     return int(load_progress().get(check_id, {}).get("hints_seen", 0))
 
 
-def hint(check_id: str) -> str:
-    """Reveal the next hint of a check (they get more specific each time)."""
+def hint(check_id: str) -> None:
+    """Print the hints of a check revealed so far, plus the next one (they get more specific each time).
+
+    Prints and returns nothing, so a notebook shows the hints once.
+    """
     if check_id not in REGISTRY:
         raise KeyError(f"no check {check_id!r}; known: {', '.join(sorted(REGISTRY)) or 'none loaded yet'}")
     spec = REGISTRY[check_id]
     if not spec.hints:
-        return "This check has no hints."
+        print("This check has no hints.")
+        return
     data = load_progress()
     row = data.setdefault(check_id, {"title": spec.title, "attempts": 0, "hints_seen": 0})
     row["hints_seen"] = min(row.get("hints_seen", 0) + 1, len(spec.hints))
@@ -227,10 +251,11 @@ def hint(check_id: str) -> str:
     n = row["hints_seen"]
     text = "\n".join(f"Hint {i + 1}/{len(spec.hints)}: {h}" for i, h in enumerate(spec.hints[:n]))
     print(text)
-    return text
 
 
 class ProgressTable:
+    """The progress file as a table: HTML in a notebook, text in a terminal (`make status`)."""
+
     def __init__(self, data: dict, lesson: str | None = None):
         self.rows = sorted((k, v) for k, v in data.items() if lesson is None or k.split(".")[0] == lesson)
 
@@ -253,8 +278,10 @@ class ProgressTable:
         if not self.rows:
             return f"<p>{html.escape(repr(self))}</p>"
         body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in self._cells())
-        return ("<table><tr><th>check</th><th>exercise</th><th>state</th><th>tries</th><th>passed at</th></tr>"
-                f"{body}</table>")
+        return (
+            "<table><tr><th>check</th><th>exercise</th><th>state</th><th>tries</th><th>passed at</th></tr>"
+            f"{body}</table>"
+        )
 
 
 def progress(lesson: str | None = None) -> ProgressTable:

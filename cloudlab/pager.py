@@ -2,6 +2,7 @@
 
 Used by lesson 03 (cost alerts) and lesson 04 (SLO burn-rate pages).
 """
+
 from __future__ import annotations
 
 import json
@@ -13,9 +14,18 @@ def wire_pager(sns, sqs, topic_name: str, queue_name: str) -> dict:
     topic = sns.create_topic(Name=topic_name)["TopicArn"]
     queue = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
     qarn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    policy = {"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"}, "Action": "sqs:SendMessage",
-        "Resource": qarn, "Condition": {"ArnEquals": {"aws:SourceArn": topic}}}]}
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "sns.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": qarn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": topic}},
+            }
+        ],
+    }
     sqs.set_queue_attributes(QueueUrl=queue, Attributes={"Policy": json.dumps(policy)})
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=qarn, Attributes={"RawMessageDelivery": "true"})
     return {"topic_arn": topic, "queue_url": queue, "queue_arn": qarn}
@@ -36,8 +46,9 @@ def read_pages(sqs, queue_url: str, wait: float = 0, delete: bool = True) -> lis
     """Alarm notifications waiting in the pager queue (each once: read messages are deleted)."""
     out, deadline = [], time.monotonic() + wait
     while True:
-        resp = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
-                                   WaitTimeSeconds=1 if wait else 0, VisibilityTimeout=5)
+        resp = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1 if wait else 0, VisibilityTimeout=5
+        )
         msgs = resp.get("Messages", [])
         for m in msgs:
             page = alarm_message(m["Body"])
@@ -49,8 +60,9 @@ def read_pages(sqs, queue_url: str, wait: float = 0, delete: bool = True) -> lis
             return out
 
 
-def wait_for_page(sqs, queue_url: str, alarm: str, state: str = "ALARM", timeout: float = 30.0,
-                  while_waiting=None) -> tuple[dict | None, float]:
+def wait_for_page(
+    sqs, queue_url: str, alarm: str, state: str = "ALARM", timeout: float = 30.0, while_waiting=None
+) -> tuple[dict | None, float]:
     """Poll the pager queue until ``alarm`` reports ``state``; (notification or None, seconds waited).
 
     ``while_waiting()`` is called between polls (e.g. to keep traffic and metrics flowing).

@@ -1,49 +1,40 @@
-"""Background processes a lesson starts (the sample service, a load generator, a worker).
+"""Background processes a lesson starts (the sample service, a load generator, a worker, haproxy ...).
 
-Each gets a PID file and a log under the lab's state directory, so a lesson
-can be re-run, a crashed kernel leaves nothing orphaned (`make stop` and
-``reset_lesson`` stop them), and stopping works even if SIGTERM is ignored.
+Each gets a PID file and a log under the lab's state directory, so a lesson can be re-run, a crashed
+kernel leaves nothing orphaned (`make stop` and ``cloudlab.reset_lesson`` stop them: name them
+``lNN-...``), and stopping works even if SIGTERM is ignored. Serves every lesson that runs a process.
 """
+
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from .lab import Lab, _pid_alive
-
+from . import net
+from .lab import Lab, process
 
 _POPENS: dict[str, subprocess.Popen] = {}  # processes this interpreter started, to read their exit codes
 
 
 def _dir() -> Path:
-    d = Lab.from_env().run_dir / "procs"
+    d = Lab.from_env().procs_dir
     d.mkdir(parents=True, exist_ok=True)
     return d
 
 
-def free_port() -> int:
-    """A port nobody listens on right now (the OS picks it), on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def log_path(name: str) -> Path:
-    p = Lab.from_env().state / "logs" / f"{name}.log"
+    p = Lab.from_env().logfile(name)
     p.parent.mkdir(parents=True, exist_ok=True)
     return p
 
 
 @dataclass
 class Proc:
+    """A process a lesson started: its name, PID and log."""
+
     name: str
     pid: int
     popen: subprocess.Popen | None = None
@@ -55,7 +46,7 @@ class Proc:
     def alive(self) -> bool:
         if self.popen is not None:
             return self.popen.poll() is None
-        return _pid_alive(self.pid)
+        return process.pid_alive(self.pid)
 
     def output(self) -> str:
         try:
@@ -65,47 +56,35 @@ class Proc:
 
 
 def running(name: str) -> Proc | None:
-    try:
-        pid = int((_dir() / f"{name}.pid").read_text())
-    except (OSError, ValueError):
-        return None
-    return Proc(name, pid) if _pid_alive(pid) else None
+    pid = process.read_pidfile(_dir() / f"{name}.pid")
+    return Proc(name, pid) if pid else None
 
 
-def wait_http(url: str, timeout: float = 10.0, proc: Proc | None = None) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return True
-        except urllib.error.HTTPError:
-            return True  # it answered
-        except (OSError, urllib.error.URLError):
-            if proc is not None and not proc.alive():
-                return False
-            time.sleep(0.05)
-    return False
-
-
-def start(name: str, args: list[str], env: dict | None = None, ready_url: str | None = None,
-          timeout: float = 10.0, python: bool = True, cwd: str | None = None) -> Proc:
-    """Start ``args`` (a Python script and its arguments when ``python``) in the background.
+def start(
+    name: str,
+    args: list,
+    env: dict | None = None,
+    ready_url: str | None = None,
+    timeout: float = 10.0,
+    python: bool = True,
+    cwd: str | None = None,
+) -> Proc:
+    """Start ``args`` (a Python script or ``-m module`` and its arguments when ``python``) in the background.
 
     Starting a name that already runs stops the old process first: running a cell twice is safe.
+    ``ready_url``: wait until it answers HTTP, or raise with the process's output.
     """
+    import os
+
     stop(name)
     full_env = dict(os.environ)
     full_env.update(env or {})
     full_env.setdefault("PYTHONUNBUFFERED", "1")
     cmd = ([sys.executable] if python else []) + [str(a) for a in args]
-    fh = open(log_path(name), "wb")
-    popen = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                             env=full_env, cwd=cwd, start_new_session=True)
-    fh.close()
-    (_dir() / f"{name}.pid").write_text(str(popen.pid))
+    popen = process.spawn(cmd, log_path(name), env=full_env, cwd=cwd, pidfile=_dir() / f"{name}.pid", append=False)
     _POPENS[name] = popen
     proc = Proc(name, popen.pid, popen)
-    if ready_url and not wait_http(ready_url, timeout, proc):
+    if ready_url and not net.wait_http(ready_url, timeout, alive=proc.alive):
         out = proc.output()[-1500:]
         stop(name)
         raise RuntimeError(f"{name} did not answer on {ready_url} within {timeout:.0f} s. Its output:\n{out}")
@@ -119,45 +98,12 @@ def stop(name: str, grace: float = 5.0, sig: int = signal.SIGTERM) -> int | None
         pid = int(pidfile.read_text())
     except (OSError, ValueError):
         return None
-    code = None
     popen = _POPENS.pop(name, None)
     if popen is not None and popen.pid != pid:
         popen = None
-    reap = (lambda _pid: popen.poll()) if popen is not None else _reap
-    if _pid_alive(pid):
-        try:
-            os.killpg(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and _pid_alive(pid):
-            code = reap(pid)
-            time.sleep(0.05)
-        if _pid_alive(pid):
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            time.sleep(0.1)
-    if code is None:
-        code = reap(pid)
-    if code is None and popen is not None:
-        try:
-            code = popen.wait(timeout=1)
-        except subprocess.TimeoutExpired:
-            pass
+    code = process.stop_pid(pid, grace, sig, popen=popen)
     pidfile.unlink(missing_ok=True)
     return code
-
-
-def _reap(pid: int) -> int | None:
-    try:
-        done, status = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        return None
-    if done == 0:
-        return None
-    return os.waitstatus_to_exitcode(status)
 
 
 def stop_all(prefix: str = "") -> list[str]:

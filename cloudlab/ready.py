@@ -1,8 +1,15 @@
-"""Is the local cloud up? Real calls, answers in plain words."""
+"""Is the local cloud up? ``connect()``, real probe calls, and answers in plain words.
+
+``cloudlab.connect()`` (the first cell of every lesson) lives here: it sets the lab's variables,
+refuses real AWS (:mod:`cloudlab.aws`) and waits until the emulators answer. Serves every lesson.
+"""
+
 from __future__ import annotations
 
 import time
 from datetime import date, timedelta
+
+from . import aws
 
 ACCOUNT = "000000000000"
 
@@ -12,27 +19,34 @@ def _month():
     return {"Start": (start - timedelta(days=1)).replace(day=1).isoformat(), "End": start.isoformat()}
 
 
-# service -> (a cheap read-only call, the emulator that serves it here)
+# service -> a cheap read-only call. Which emulator serves it: cloudlab.lab.SERVICES.
 PROBES = {
-    "s3": (lambda c: c.list_buckets(), "LocalStack"),
-    "sqs": (lambda c: c.list_queues(), "LocalStack"),
-    "sns": (lambda c: c.list_topics(), "LocalStack"),
-    "sts": (lambda c: c.get_caller_identity(), "LocalStack"),
-    "iam": (lambda c: c.list_roles(MaxItems=1), "LocalStack"),
-    "ec2": (lambda c: c.describe_volumes(MaxResults=5), "LocalStack"),
-    "elbv2": (lambda c: c.describe_load_balancers(PageSize=1), "moto"),
-    "cloudwatch": (lambda c: c.describe_alarms(MaxRecords=1), "LocalStack"),
-    "logs": (lambda c: c.describe_log_groups(limit=1), "LocalStack"),
-    "kms": (lambda c: c.list_keys(Limit=1), "LocalStack"),
-    "secretsmanager": (lambda c: c.list_secrets(MaxResults=1), "LocalStack"),
-    "ssm": (lambda c: c.describe_parameters(MaxResults=1), "LocalStack"),
-    "cloudformation": (lambda c: c.list_stacks(), "LocalStack"),
-    "dynamodb": (lambda c: c.list_tables(Limit=1), "moto"),
-    "ecs": (lambda c: c.list_clusters(maxResults=1), "moto"),
-    "eks": (lambda c: c.list_clusters(maxResults=1), "moto"),
-    "ce": (lambda c: c.get_cost_and_usage(TimePeriod=_month(), Granularity="MONTHLY", Metrics=["UnblendedCost"]), "moto"),
-    "budgets": (lambda c: c.describe_budgets(AccountId=ACCOUNT), "moto"),
+    "s3": lambda c: c.list_buckets(),
+    "sqs": lambda c: c.list_queues(),
+    "sns": lambda c: c.list_topics(),
+    "sts": lambda c: c.get_caller_identity(),
+    "iam": lambda c: c.list_roles(MaxItems=1),
+    "ec2": lambda c: c.describe_volumes(MaxResults=5),
+    "elbv2": lambda c: c.describe_load_balancers(PageSize=1),
+    "cloudwatch": lambda c: c.describe_alarms(MaxRecords=1),
+    "logs": lambda c: c.describe_log_groups(limit=1),
+    "kms": lambda c: c.list_keys(Limit=1),
+    "secretsmanager": lambda c: c.list_secrets(MaxResults=1),
+    "ssm": lambda c: c.describe_parameters(MaxResults=1),
+    "cloudformation": lambda c: c.list_stacks(),
+    "dynamodb": lambda c: c.list_tables(Limit=1),
+    "ecs": lambda c: c.list_clusters(maxResults=1),
+    "eks": lambda c: c.list_clusters(maxResults=1),
+    "ce": lambda c: c.get_cost_and_usage(TimePeriod=_month(), Granularity="MONTHLY", Metrics=["UnblendedCost"]),
+    "budgets": lambda c: c.describe_budgets(AccountId=ACCOUNT),
 }
+
+
+def served_by(service: str) -> str:
+    """'LocalStack' or 'moto': who answers ``service`` in this lab."""
+    from .lab import EMULATOR_NAMES, SERVICES
+
+    return EMULATOR_NAMES[SERVICES[service][0]]
 
 
 class EmulatorDown(RuntimeError):
@@ -45,11 +59,12 @@ class EmulatorDown(RuntimeError):
 def probe(service: str, timeout: float = 3.0) -> tuple[bool, str]:
     """One real call to ``service``: (ok, detail)."""
     from botocore.config import Config
-    from . import aws
-    call, _ = PROBES[service]
+
+    call = PROBES[service]
     try:
-        c = aws.client(service, config=Config(retries={"max_attempts": 1}, connect_timeout=timeout,
-                                              read_timeout=timeout + 5))
+        c = aws.client(
+            service, config=Config(retries={"max_attempts": 1}, connect_timeout=timeout, read_timeout=timeout + 5)
+        )
         t0 = time.monotonic()
         call(c)
         return True, f"answered in {1000 * (time.monotonic() - t0):.0f} ms"
@@ -61,7 +76,6 @@ def probe(service: str, timeout: float = 3.0) -> tuple[bool, str]:
 
 def wait_for_services(services=("s3", "sqs"), timeout: float = 20.0) -> None:
     """Wait until every service answers a real call, or raise :class:`EmulatorDown` saying what to do."""
-    from . import aws
     pending = list(services)
     deadline = time.monotonic() + timeout
     last: dict[str, str] = {}
@@ -76,8 +90,37 @@ def wait_for_services(services=("s3", "sqs"), timeout: float = 20.0) -> None:
             break
         time.sleep(0.5)
     if pending:
-        lines = [f"  - {s} ({PROBES[s][1]} at {aws.endpoint_for(s)}): {last[s]}" for s in pending]
+        lines = [f"  - {s} ({served_by(s)} at {aws.endpoint_for(s)}): {last[s]}" for s in pending]
         raise EmulatorDown(
-            "the local cloud is not answering:\n" + "\n".join(lines) +
-            "\nFix: run `make lab` in a terminal (it starts what is missing; `make status` shows what runs), "
-            "or `docker compose up` on the Docker path. Then re-run this cell. Nothing you did is lost.")
+            "the local cloud is not answering:\n"
+            + "\n".join(lines)
+            + "\nFix: run `make lab` in a terminal (it starts what is missing; `make status` shows what runs), "
+            "or `docker compose up` on the Docker path. Then re-run this cell. Nothing you did is lost."
+        )
+
+
+def lab_defaults() -> dict[str, str]:
+    """The lab's environment, when the kernel was not started by `make lab` (e.g. an IDE)."""
+    from .lab import Lab
+
+    return Lab.from_env().aws_env()
+
+
+def connect(wait: bool = True, services=("s3", "sqs"), quiet: bool = False) -> dict:
+    """Point this kernel at the local cloud, refuse real AWS, wait until the emulators answer.
+
+    Safe to run twice. Variables already set (by `make lab` or docker compose) win.
+    """
+    import os
+
+    if os.environ.get(aws.OPT_IN) != aws.OPT_IN_VALUE:
+        if aws.REAL_KEY.match(os.environ.get("AWS_ACCESS_KEY_ID", "")):
+            aws.guard("s3")  # raises with the plain-words message
+        for k, v in lab_defaults().items():
+            os.environ.setdefault(k, v)
+    info = {"endpoint": aws.guard("s3"), "region": os.environ.get("AWS_DEFAULT_REGION")}
+    if wait:
+        wait_for_services(services, timeout=15)
+    if not quiet:
+        print(f"Connected to the local cloud: {info['endpoint']} (region {info['region']}); real AWS is blocked.")
+    return info

@@ -1,15 +1,21 @@
 import pytest
 
-from cloudlab import aws
+from cloudlab import aws, ready
 
 
-@pytest.mark.parametrize("env", [
-    {},                                                                    # nothing configured
-    {"AWS_ACCESS_KEY_ID": "test"},                                          # no endpoint
-    {"AWS_ENDPOINT_URL": "https://s3.eu-west-1.amazonaws.com"},              # a real endpoint
-    {"AWS_ENDPOINT_URL": "http://127.0.0.1:4566", "AWS_ACCESS_KEY_ID": "AKIA" + "IOSFODNN7EXAMPLE"},  # real-looking key
-    {"AWS_ENDPOINT_URL": "http://10.0.0.5:4566"},                            # not local
-])
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},  # nothing configured
+        {"AWS_ACCESS_KEY_ID": "test"},  # no endpoint
+        {"AWS_ENDPOINT_URL": "https://s3.eu-west-1.amazonaws.com"},  # a real endpoint
+        {
+            "AWS_ENDPOINT_URL": "http://127.0.0.1:4566",
+            "AWS_ACCESS_KEY_ID": "AKIA" + "IOSFODNN7EXAMPLE",
+        },  # real-looking key
+        {"AWS_ENDPOINT_URL": "http://10.0.0.5:4566"},  # not local
+    ],
+)
 def test_guard_refuses(env):
     with pytest.raises(aws.RealAWSRefused):
         aws.guard("s3", environ=env)
@@ -38,8 +44,15 @@ def test_opt_in_is_explicit():
         aws.guard("s3", environ={aws.OPT_IN: "1"})
 
 
-@pytest.mark.parametrize("service,var", [("ce", "AWS_ENDPOINT_URL_COST_EXPLORER"), ("logs", "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS"),
-                                         ("s3", "AWS_ENDPOINT_URL_S3"), ("elbv2", "AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2")])
+@pytest.mark.parametrize(
+    "service,var",
+    [
+        ("ce", "AWS_ENDPOINT_URL_COST_EXPLORER"),
+        ("logs", "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS"),
+        ("s3", "AWS_ENDPOINT_URL_S3"),
+        ("elbv2", "AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2"),
+    ],
+)
 def test_env_names_are_boto3s(service, var):
     assert aws.env_name(service) == var
 
@@ -55,14 +68,15 @@ def test_connect_refuses_real_key_in_environment(monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIA" + "B" * 16)
     monkeypatch.delenv(aws.OPT_IN, raising=False)
     with pytest.raises(aws.RealAWSRefused, match="looks like a real key"):
-        aws.connect(wait=False, quiet=True)
+        ready.connect(wait=False, quiet=True)
 
 
 def test_connect_fills_in_lab_defaults(monkeypatch, tmp_path):
     for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL_DYNAMODB"):
         monkeypatch.delenv(k, raising=False)
     monkeypatch.setenv("CLOUDLAB_STATE_DIR", str(tmp_path))
-    info = aws.connect(wait=False, quiet=True)
+    info = ready.connect(wait=False, quiet=True)
     assert info["endpoint"].startswith("http://127.0.0.1:")
     import os
+
     assert os.environ["AWS_ACCESS_KEY_ID"] == "test"

@@ -33,6 +33,7 @@ def test_wrong_type():
 def test_learner_exception_is_reported_not_raised():
     def double(x):
         raise KeyError("oops")
+
     with pytest.raises(CheckFailed, match=r"raised KeyError"):
         demo({"double": double})
 
@@ -40,6 +41,7 @@ def test_learner_exception_is_reported_not_raised():
 def test_blank_answer():
     def double(x):
         raise NotImplementedError()
+
     with pytest.raises(CheckFailed, match="still raises NotImplementedError"):
         demo({"double": double})
 
@@ -65,7 +67,8 @@ def test_hints_are_graduated(capsys):
     assert "Hint 2/3: second, sharper" in capsys.readouterr().out
     with pytest.raises(CheckFailed, match="Hint 2/3"):
         demo({})
-    checks.hint("99.1"); checks.hint("99.1")
+    checks.hint("99.1")
+    checks.hint("99.1")
     assert checks.hints_seen("99.1") == 3
 
 
@@ -80,6 +83,7 @@ def test_emulator_down_becomes_a_friendly_failure():
     @check("99.2", "needs the lab")
     def needs_lab(r, ns):
         raise EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
+
     with pytest.raises(CheckFailed, match="local cloud is not answering"):
         needs_lab({})
     assert checks.load_progress()["99.2"]["last_status"] == "fail"
@@ -89,6 +93,7 @@ def test_a_check_that_looks_at_nothing_fails():
     @check("99.3", "empty")
     def empty(r, ns):
         pass
+
     with pytest.raises(CheckFailed, match="bug in the check"):
         empty({})
 

@@ -2,6 +2,7 @@
 
 Each runs real notebook cells in a real kernel (nbclient) against the test lab.
 """
+
 import json
 from pathlib import Path
 
@@ -16,8 +17,9 @@ pytestmark = pytest.mark.lab
 def run_cells(sources, cwd="solutions"):
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
-    NotebookClient(nb, allow_errors=True, timeout=120, kernel_name="python3",
-                   resources={"metadata": {"path": str(ROOT / cwd)}}).execute()
+    NotebookClient(
+        nb, allow_errors=True, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(ROOT / cwd)}}
+    ).execute()
     return [next((o for o in c.outputs if o.output_type == "error"), None) for c in nb.cells]
 
 
@@ -33,35 +35,54 @@ def test_every_cell_run_twice_in_a_row_still_passes():
 
 
 def test_check_before_its_task_is_a_plain_failure():
-    errors = run_cells(["import cloudlab; from cloudlab import lesson01; cloudlab.connect()",
-                        "lesson01.check_backing()", "lesson01.check_config()"])
+    errors = run_cells(
+        [
+            "import cloudlab; from cloudlab import lesson01; cloudlab.connect()",
+            "lesson01.check_backing()",
+            "lesson01.check_config()",
+        ]
+    )
     assert errors[0] is None
     for e in errors[1:]:
         assert e["ename"] == "CheckFailed" and "is not defined yet" in e["evalue"]
 
 
 def test_wrong_type_answer_is_explained():
-    errors = run_cells(["import cloudlab; from cloudlab import lesson01; cloudlab.connect()",
-                        "load_config = {'bucket': 'x'}", "lesson01.check_config()"])
+    errors = run_cells(
+        [
+            "import cloudlab; from cloudlab import lesson01; cloudlab.connect()",
+            "load_config = {'bucket': 'x'}",
+            "lesson01.check_config()",
+        ]
+    )
     assert errors[2]["ename"] == "CheckFailed" and "should be a function" in errors[2]["evalue"]
 
 
 def test_emulator_gone_mid_lesson_gives_the_fix_and_keeps_the_work(free_port):
     cells = solution_cells("01_cloud-mindset")
     task = next(c for c in cells if c.startswith("def save_order"))
-    errors = run_cells([cells[0], task,
-                        f"import os; os.environ['AWS_ENDPOINT_URL'] = 'http://127.0.0.1:{free_port}'",
-                        "lesson01.check_backing()",
-                        "cloudlab.reset_lesson('01')",
-                        "save_order.__name__"])
+    errors = run_cells(
+        [
+            cells[0],
+            task,
+            f"import os; os.environ['AWS_ENDPOINT_URL'] = 'http://127.0.0.1:{free_port}'",
+            "lesson01.check_backing()",
+            "cloudlab.reset_lesson('01')",
+            "save_order.__name__",
+        ]
+    )
     assert errors[3]["ename"] == "CheckFailed" and "local cloud is not answering" in errors[3]["evalue"]
     assert errors[4]["ename"] == "EmulatorDown" and "make lab" in errors[4]["evalue"]
     assert errors[5] is None  # the learner's function is still there
 
 
 def test_missing_bucket_is_recreated_by_the_lesson_helpers():
-    errors = run_cells(["import cloudlab; from cloudlab import lesson01; cloudlab.connect()",
-                        "cloudlab.reset_lesson('01')",
-                        "bucket, q = lesson01.backing_services(); bucket, q = lesson01.backing_services()",
-                        "assert cloudlab.client('s3').head_bucket(Bucket=bucket)"])
+    errors = run_cells(
+        [
+            "import cloudlab; from cloudlab import lesson01; cloudlab.connect()",
+            "cloudlab.reset_lesson('01')",
+            "bucket, q = lesson01.backing_services(); bucket, q = lesson01.backing_services()",
+            "assert cloudlab.client('s3').head_bucket(Bucket=bucket)",
+        ]
+    )
     assert errors == [None] * 4

@@ -1,5 +1,4 @@
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -8,11 +7,12 @@ import time
 import pytest
 
 from cloudlab import lab as L
+from cloudlab.lab import cli, emulators, process, venvs
 
 
 def test_profiles_have_distinct_ports_and_state():
     a, b = L.Lab.from_env("lab", {}), L.Lab.from_env("test", {})
-    assert {a.localstack_port, a.moto_port} .isdisjoint({b.localstack_port, b.moto_port})
+    assert {a.localstack_port, a.moto_port}.isdisjoint({b.localstack_port, b.moto_port})
     assert a.state != b.state
 
 
@@ -35,6 +35,7 @@ def test_unknown_profile():
 
 def test_aws_env_routes_moto_services_with_real_boto3_names():
     import botocore.session
+
     sess = botocore.session.get_session()
     ids = {str(sess.get_service_model(s).service_id).replace(" ", "_").upper() for s in sess.get_available_services()}
     env = L.Lab.from_env("lab", {}).aws_env()
@@ -52,34 +53,34 @@ def test_port_taken_gives_the_fix():
         s.listen()
         port = s.getsockname()[1]
         with pytest.raises(L.LabError) as e:
-            L._ensure_port_free(port, "LocalStack", "CLOUDLAB_LOCALSTACK_PORT")
+            emulators.ensure_port_free(port, "LocalStack", "CLOUDLAB_LOCALSTACK_PORT")
     assert "already taken" in str(e.value) and "CLOUDLAB_LOCALSTACK_PORT" in str(e.value)
 
 
 def test_stop_kills_a_process_that_ignores_sigterm(tmp_path):
     lab = L.Lab.from_env("test", {"CLOUDLAB_STATE_DIR": str(tmp_path)})
     code = "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(60)"
-    pid = L._spawn(lab, "stubborn", [sys.executable, "-c", code], dict(os.environ))
+    pid = emulators.spawn(lab, "stubborn", [sys.executable, "-c", code], dict(os.environ))
     deadline = time.monotonic() + 10
     while "up" not in lab.logfile("stubborn").read_text() and time.monotonic() < deadline:
         time.sleep(0.05)
     t0 = time.monotonic()
-    assert L.stop_one(lab, "stubborn", grace=0.5) == "stopped"
+    assert emulators.stop_one(lab, "stubborn", grace=0.5) == "stopped"
     assert time.monotonic() - t0 < 5
-    assert not L._pid_alive(pid)
-    assert L.stop_one(lab, "stubborn") == "not running"  # idempotent
+    assert not process.pid_alive(pid)
+    assert emulators.stop_one(lab, "stubborn") == "not running"  # idempotent
 
 
 def test_stale_pidfile_is_not_running(tmp_path):
     lab = L.Lab.from_env("test", {"CLOUDLAB_STATE_DIR": str(tmp_path)})
     lab.run_dir.mkdir(parents=True)
     lab.pidfile("localstack").write_text("999999\n")
-    assert L.read_pid(lab, "localstack") is None
+    assert emulators.read_pid(lab, "localstack") is None
 
 
 def test_find_python_finds_a_313_for_localstack():
     # The machine this course is tested on has one; a learner without gets LabError with instructions.
-    py = L.find_python(("3.13",))
+    py = venvs.find_python(("3.13",))
     if py is None:
         pytest.skip("no Python 3.13 here")
     out = subprocess.run([py, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True)
@@ -87,22 +88,22 @@ def test_find_python_finds_a_313_for_localstack():
 
 
 def test_missing_python_message(monkeypatch, tmp_path):
-    monkeypatch.setattr(L, "find_python", lambda versions: None)
+    monkeypatch.setattr(venvs, "find_python", lambda versions: None)
     monkeypatch.setenv("CLOUDLAB_VENV_DIR", str(tmp_path))
     with pytest.raises(L.LabError, match="pyenv install 3.13") as e:
-        L.ensure_venv(L.Lab.from_env("test", {"CLOUDLAB_STATE_DIR": str(tmp_path)}), "localstack")
+        venvs.ensure_venv(L.Lab.from_env("test", {"CLOUDLAB_STATE_DIR": str(tmp_path)}), "localstack")
     assert "docker compose up" in str(e.value)
 
 
 def test_cli_env_prints_exports(capsys):
-    assert L.main(["--profile", "test", "env"]) == 0
+    assert cli.main(["--profile", "test", "env"]) == 0
     out = capsys.readouterr().out
     assert "export AWS_ENDPOINT_URL=http://127.0.0.1:" in out
 
 
 def test_cli_errors_are_one_line_not_tracebacks(capsys, monkeypatch):
     monkeypatch.setenv("CLOUDLAB_LOCALSTACK_PORT", "nope")
-    assert L.main(["status"]) == 2
+    assert cli.main(["status"]) == 2
     assert "ERROR" in capsys.readouterr().err
 
 
@@ -110,8 +111,8 @@ def test_cli_errors_are_one_line_not_tracebacks(capsys, monkeypatch):
 def test_up_is_idempotent_when_healthy():
     lab = L.Lab.from_env()
     t0 = time.monotonic()
-    assert L.start_localstack(lab) == "already running"
-    assert L.start_moto(lab) == "already running"
+    assert emulators.start_localstack(lab) == "already running"
+    assert emulators.start_moto(lab) == "already running"
     assert time.monotonic() - t0 < 5
 
 
@@ -120,9 +121,9 @@ def test_reset_wipes_state_but_keeps_progress_unless_asked(tmp_path, capsys):
     for sub in ("localstack", "terraform", "work"):
         (tmp_path / sub / "x").mkdir(parents=True)
     (tmp_path / "progress.json").write_text("{}")
-    L.reset(lab)
+    cli.reset(lab)
     assert not any((tmp_path / sub).exists() for sub in ("localstack", "terraform", "work"))
     assert (tmp_path / "progress.json").exists()
-    L.reset(lab, progress=True)
+    cli.reset(lab, progress=True)
     assert not (tmp_path / "progress.json").exists()
     assert "wiped" in capsys.readouterr().out

@@ -1,12 +1,14 @@
 """Lesson 01: the service, and checks that must reject wrong answers (not only blank ones)."""
+
 import io
 import json
 import os
+from datetime import UTC
 
 import pytest
 
 from app.service import Config, ConfigError, JsonLog
-from cloudlab import lesson01
+from cloudlab import lesson01, net
 from cloudlab.checks import CheckFailed
 
 
@@ -35,21 +37,34 @@ def good_config(environ):
     for k in ("ORDERS_BUCKET", "ORDERS_QUEUE_URL"):
         if not environ.get(k):
             raise ValueError(f"{k} missing")
-    return {"bucket": environ["ORDERS_BUCKET"], "queue_url": environ["ORDERS_QUEUE_URL"],
-            "port": int(environ.get("PORT", "8080")), "log_level": environ.get("LOG_LEVEL", "INFO")}
+    return {
+        "bucket": environ["ORDERS_BUCKET"],
+        "queue_url": environ["ORDERS_QUEUE_URL"],
+        "port": int(environ.get("PORT", "8080")),
+        "log_level": environ.get("LOG_LEVEL", "INFO"),
+    }
 
 
 def test_check_config_accepts_a_right_answer():
     lesson01.check_config({"load_config": good_config})
 
 
-@pytest.mark.parametrize("wrong,expected", [
-    (lambda env: {**good_config(env), "port": env.get("PORT", "8080")}, "should be the int 9123"),  # port stays a string
-    (lambda env: {**good_config(env), "bucket": "l01-orders"}, "ORDERS_BUCKET"),             # hard-coded
-    (lambda env: {**good_config({"ORDERS_BUCKET": "b", "ORDERS_QUEUE_URL": "q", **env})}, "should raise ValueError"),  # no fail-fast
-    (lambda env: dict(os.environ), "bucket"),                                                  # reads os.environ
-    (lambda env: [env], "should return a dict"),
-])
+@pytest.mark.parametrize(
+    "wrong,expected",
+    [
+        (
+            lambda env: {**good_config(env), "port": env.get("PORT", "8080")},
+            "should be the int 9123",
+        ),  # port stays a string
+        (lambda env: {**good_config(env), "bucket": "l01-orders"}, "ORDERS_BUCKET"),  # hard-coded
+        (
+            lambda env: {**good_config({"ORDERS_BUCKET": "b", "ORDERS_QUEUE_URL": "q", **env})},
+            "should raise ValueError",
+        ),  # no fail-fast
+        (lambda env: dict(os.environ), "bucket"),  # reads os.environ
+        (lambda env: [env], "should return a dict"),
+    ],
+)
 def test_check_config_rejects_wrong_answers(wrong, expected):
     with pytest.raises(CheckFailed, match=expected):
         lesson01.check_config({"load_config": wrong})
@@ -59,17 +74,23 @@ def test_check_logs_rejects_free_text_and_missing_fields():
     with pytest.raises(CheckFailed, match="not JSON"):
         lesson01.check_logs({"log_event": lambda event, level="INFO", **f: print(f"{level} {event} {f}")})
     with pytest.raises(CheckFailed, match="top-level JSON fields"):
-        lesson01.check_logs({"log_event": lambda event, level="INFO", **f: print(json.dumps(
-            {"ts": "2026-01-01T00:00:00+00:00", "level": level, "event": event, "msg": str(f)}))})
+        lesson01.check_logs(
+            {
+                "log_event": lambda event, level="INFO", **f: print(
+                    json.dumps({"ts": "2026-01-01T00:00:00+00:00", "level": level, "event": event, "msg": str(f)})
+                )
+            }
+        )
     with pytest.raises(CheckFailed, match="exactly two lines"):
         lesson01.check_logs({"log_event": lambda event, level="INFO", **f: None})
 
 
 def test_check_logs_accepts_a_right_answer():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     def log_event(event, level="INFO", **fields):
-        print(json.dumps({"ts": datetime.now(timezone.utc).isoformat(), "level": level, "event": event, **fields}))
+        print(json.dumps({"ts": datetime.now(UTC).isoformat(), "level": level, "event": event, **fields}))
+
     lesson01.check_logs({"log_event": log_event})
 
 
@@ -83,6 +104,7 @@ def test_check_backing_rejects_local_disk_and_wrong_key(tmp_path, monkeypatch):
 
     def publish(sqs, url, order):
         sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"type": "order_created", "order_id": order["id"]}))
+
     with pytest.raises(CheckFailed) as e:
         lesson01.check_backing({"save_order": save_to_disk, "publish_order": publish})
     assert "no object orders/" in str(e.value) and "local disk" in str(e.value)
@@ -90,6 +112,7 @@ def test_check_backing_rejects_local_disk_and_wrong_key(tmp_path, monkeypatch):
     def save_wrong_key(s3, bucket, order):
         s3.put_object(Bucket=bucket, Key=order["id"], Body=json.dumps(order))
         return order["id"]
+
     with pytest.raises(CheckFailed, match="should return 'orders/"):
         lesson01.check_backing({"save_order": save_wrong_key, "publish_order": publish})
 
@@ -99,6 +122,7 @@ def test_check_backing_rejects_a_missing_event():
     def save(s3, bucket, order):
         s3.put_object(Bucket=bucket, Key=f"orders/{order['id']}.json", Body=json.dumps(order))
         return f"orders/{order['id']}.json"
+
     with pytest.raises(CheckFailed, match="no message with order_id"):
         lesson01.check_backing({"save_order": save, "publish_order": lambda sqs, url, order: None})
 
@@ -117,7 +141,8 @@ def test_check_worker_rejects_a_worker_that_ignores_sigterm(tmp_path, monkeypatc
         "    for m in sqs.receive_message(QueueUrl=q, WaitTimeSeconds=1, MaxNumberOfMessages=10).get('Messages', []):\n"
         "        e = json.loads(m['Body'])\n"
         "        s3.put_object(Bucket=b, Key=f\"processed/{e['order_id']}.json\", Body=b'{}')\n"
-        "        sqs.delete_message(QueueUrl=q, ReceiptHandle=m['ReceiptHandle'])\n")
+        "        sqs.delete_message(QueueUrl=q, ReceiptHandle=m['ReceiptHandle'])\n"
+    )
     with pytest.raises(CheckFailed) as e:
         lesson01.check_worker({})
     msg = str(e.value)
@@ -131,10 +156,11 @@ def test_service_is_stateless_and_disposable():
     a, url_a = lesson01.start_service("ta", bucket, q)
     b, url_b = lesson01.start_service("tb", bucket, q)
     try:
-        status, order, headers = lesson01.http("POST", f"{url_a}/orders", {"item": "x", "qty": 1})
-        assert status == 201 and headers["X-Request-Id"]
-        assert lesson01.http("GET", f"{url_b}/orders/{order['id']}")[1] == order
-        assert lesson01.http("POST", f"{url_a}/orders", {"nope": 1})[0] == 400
+        r = net.request("POST", f"{url_a}/orders", {"item": "x", "qty": 1})
+        order = r.json()
+        assert r.status == 201 and r.headers["X-Request-Id"]
+        assert net.request("GET", f"{url_b}/orders/{order['id']}").json() == order
+        assert net.request("POST", f"{url_a}/orders", {"nope": 1}).status == 400
     finally:
         code, took, killed = lesson01.timed_stop("l01-ta")
         lesson01.timed_stop("l01-tb")

@@ -1,4 +1,5 @@
 """Unit tests of lesson 04's helpers (pure functions; the `lab` ones need a running emulator)."""
+
 from __future__ import annotations
 
 import io
@@ -6,6 +7,7 @@ import json
 import math
 import os
 import urllib.request
+from datetime import UTC
 
 import pytest
 
@@ -25,13 +27,16 @@ def test_parse_log_line_gives_epoch_ms():
     assert rec["_ts_ms"] == 1767323045678
 
 
-@pytest.mark.parametrize("bad, words", [
-    ("Traceback (most recent call last):", "not JSON"),
-    ('["a", "list"]', "not an object"),
-    ('{"level": "INFO"}', "no 'ts'"),
-    ('{"ts": "yesterday"}', "not an ISO-8601"),
-    ('{"ts": "2026-01-02T03:04:05", "msg": "unterminated', "not JSON"),
-])
+@pytest.mark.parametrize(
+    "bad, words",
+    [
+        ("Traceback (most recent call last):", "not JSON"),
+        ('["a", "list"]', "not an object"),
+        ('{"level": "INFO"}', "no 'ts'"),
+        ('{"ts": "yesterday"}', "not an ISO-8601"),
+        ('{"ts": "2026-01-02T03:04:05", "msg": "unterminated', "not JSON"),
+    ],
+)
 def test_malformed_log_line_says_what_is_wrong(bad, words):
     with pytest.raises(obs.MalformedLogLine, match=words) as e:
         obs.parse_log_line(bad, lineno=7)
@@ -52,7 +57,10 @@ def test_batches_respect_count_bytes_and_24h():
     assert [len(b) for b in obs.batches(evs, max_events=10)] == [10, 10, 5]
     assert [len(b) for b in obs.batches(evs, max_bytes=3 * (10 + obs.EVENT_OVERHEAD))] == [3] * 8 + [1]
     day = 24 * 3600 * 1000
-    assert [len(b) for b in obs.batches([{"timestamp": 0, "message": "a"}, {"timestamp": day, "message": "b"}])] == [1, 1]
+    assert [len(b) for b in obs.batches([{"timestamp": 0, "message": "a"}, {"timestamp": day, "message": "b"}])] == [
+        1,
+        1,
+    ]
 
 
 class FakeLogs:
@@ -80,7 +88,7 @@ class FakeLogs:
 
     def filter_log_events(self, logGroupName, nextToken=None, **kw):  # ignores filterPattern, like the emulator
         start = int(nextToken or 0)
-        rest = self.events[start:start + self.page]
+        rest = self.events[start : start + self.page]
         more = start + self.page < len(self.events)
         return {"events": rest, **({"nextToken": str(start + self.page)} if more else {})}
 
@@ -115,8 +123,8 @@ orders_requests_total{method="POST",route="/orders",status="500"} 8.0
 
 def test_parse_exposition_and_totals():
     s = obs.parse_exposition(EXPO)
-    assert obs.total(s, "orders_requests_total") == 100
-    assert obs.total(s, "orders_requests_total", status=obs.is_5xx) == 8
+    assert obs.sample_sum(s, "orders_requests_total") == 100
+    assert obs.sample_sum(s, "orders_requests_total", status=obs.is_5xx) == 8
     assert obs.bucket_bounds(s, obs.LATENCY) == [0.1, 0.25, 1.0]
     assert obs.histogram(s, obs.LATENCY)[-1] == (math.inf, 100.0)
 
@@ -156,15 +164,15 @@ def test_get_series_without_data_points_says_why():
     class CW:
         def get_metric_data(self, **kw):
             return {"MetricDataResults": [{"Id": "m", "Timestamps": [], "Values": []}]}
-    from datetime import datetime, timezone
-    now = datetime.now(timezone.utc)
+
+    from datetime import datetime
+
+    now = datetime.now(UTC)
     with pytest.raises(obs.NoDataPoints, match="dimensions"):
         obs.get_series(CW(), "l04/orders", "ErrorRatio", now, now)
 
 
-def test_percentile_and_summary():
-    assert obs.percentile([1, 2, 3, 4], 0.5) == 2
-    assert obs.percentile([1, 2, 3, 4], 0.99) == 4
+def test_summary():
     res = [{"t": i, "seconds": 0.01, "status": 500 if i == 0 else 201} for i in range(10)]
     assert obs.summarize(res)["error_ratio"] == 0.1
     with pytest.raises(obs.NoDataPoints):
@@ -198,7 +206,7 @@ def test_each_slo_measures_one_thing():
     slo = obs.SLO("latency", 0.99, threshold_s=0.25)
     assert slo.is_good({"status": 201, "seconds": 0.25})
     assert not slo.is_good({"status": 201, "seconds": 0.3})
-    assert slo.is_good({"status": 503, "seconds": 0.01})      # a fast failure is availability's business
+    assert slo.is_good({"status": 503, "seconds": 0.01})  # a fast failure is availability's business
     avail = obs.SLO("availability", 0.99)
     assert avail.is_good({"status": 404, "seconds": 9}) and not avail.is_good({"status": 503, "seconds": 0})
 
@@ -214,6 +222,7 @@ def test_workbook_rules_scale():
 
 def events(p_bad_at, seconds=40, per_s=20):
     import random
+
     rng = random.Random(1)
     return [(i / per_s, rng.random() >= p_bad_at(i / per_s)) for i in range(seconds * per_s)]
 
@@ -224,10 +233,10 @@ def test_multiwindow_rule_fires_only_when_both_windows_burn():
     assert obs.rule_fires(sustained, 0.995, rule, 39.95)[0]
     assert not obs.rule_fires(events(lambda t: 0.001), 0.995, rule, 39.95)[0]
     blip = events(lambda t: 0.6 if 38 < t <= 39 else 0.0)
-    assert not obs.rule_fires(blip, 0.995, rule, 39.95)[0]          # long window calm
+    assert not obs.rule_fires(blip, 0.995, rule, 39.95)[0]  # long window calm
     over = events(lambda t: 0.5 if t < 30 else 0.0)
     fires, long_b, short_b = obs.rule_fires(over, 0.995, rule, 39.95)
-    assert not fires and long_b > 14.4 and short_b == 0            # short window calm: recovered
+    assert not fires and long_b > 14.4 and short_b == 0  # short window calm: recovered
     tl = obs.burn_timeline(over, 0.995, rule, step=1)
     assert any(tl["firing"]) and not tl["firing"][-1]
 
@@ -240,18 +249,33 @@ def test_good_events_use_completion_time():
 
 # ---------------------------------------------------------------- traces
 def span(name, sid, parent, start, end, trace="t1", status="UNSET"):
-    return {"name": name, "trace_id": trace, "span_id": sid, "parent_id": parent, "start_ns": start * 10**6,
-            "end_ns": end * 10**6, "status": status, "kind": "SERVER" if parent is None else "CLIENT"}
+    return {
+        "name": name,
+        "trace_id": trace,
+        "span_id": sid,
+        "parent_id": parent,
+        "start_ns": start * 10**6,
+        "end_ns": end * 10**6,
+        "status": status,
+        "kind": "SERVER" if parent is None else "CLIENT",
+    }
 
 
-SPANS = [span("SQS.SendMessage", "c", "a", 12, 200), span("POST /orders", "a", None, 0, 205),
-         span("S3.PutObject", "b", "a", 1, 11), span("GET /health", "z", None, 0, 1, trace="t2")]
+SPANS = [
+    span("SQS.SendMessage", "c", "a", 12, 200),
+    span("POST /orders", "a", None, 0, 205),
+    span("S3.PutObject", "b", "a", 1, 11),
+    span("GET /health", "z", None, 0, 1, trace="t2"),
+]
 
 
 def test_span_tree_and_slow_span():
     t1 = obs.traces(SPANS)["t1"]
     assert [(d, s["name"]) for d, s in obs.span_tree(t1)] == [
-        (0, "POST /orders"), (1, "S3.PutObject"), (1, "SQS.SendMessage")]
+        (0, "POST /orders"),
+        (1, "S3.PutObject"),
+        (1, "SQS.SendMessage"),
+    ]
     assert obs.slow_span(t1)["name"] == "SQS.SendMessage"
     assert obs.slowest_traces(SPANS, 1)[0][0]["trace_id"] == "t1"
     assert obs.slowest_traces(SPANS, 5, name="GET /health")[0][0]["trace_id"] == "t2"
@@ -265,6 +289,7 @@ def test_read_spans_skips_a_half_written_line(tmp_path):
 
 def test_plots_return_figures():
     import matplotlib
+
     matplotlib.use("Agg")
     res = [{"t": i / 10, "seconds": 0.01 + i / 1000, "status": 201} for i in range(50)]
     b = [(0.025, 20.0), (0.1, 50.0), (math.inf, 50.0)]
@@ -293,10 +318,11 @@ def test_route_label_is_bounded():
 
 def test_metrics_hook_feeds_the_registry():
     from prometheus_client import generate_latest
+
     registry, m = observed.make_metrics((0.1, 0.25))
     observed.metrics_hook(m)(method="POST", route="/orders", status=500, seconds=0.2, request_id="r")
     s = obs.parse_exposition(generate_latest(registry).decode())
-    assert obs.total(s, "orders_requests_total", status="500") == 1
+    assert obs.sample_sum(s, "orders_requests_total", status="500") == 1
     assert obs.bucket_bounds(s, obs.LATENCY) == [0.1, 0.25]
     assert obs.histogram(s, obs.LATENCY) == [(0.1, 0.0), (0.25, 1.0), (math.inf, 1.0)]
 
@@ -309,6 +335,7 @@ def test_tracing_log_adds_trace_ids_and_spans_go_to_the_file(tmp_path):
     class Client:
         def put_object(self, **kw):
             return "ok"
+
     traced = observed.TracedClient(Client(), "S3", tracer)
     with tracer.start_as_current_span("POST /orders"):
         log("request", request_id="r1")
@@ -343,12 +370,15 @@ lab = pytest.mark.skipif(not _emulator_up(), reason="AWS_ENDPOINT_URL does not a
 @lab
 def test_emulator_ignores_filter_patterns_and_client_side_query_works():
     import uuid
+
     import cloudlab
+
     logs = cloudlab.client("logs")
     group, rid = f"/l04-unit-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
     try:
-        from datetime import datetime, timezone
-        now = datetime.now(timezone.utc).isoformat()
+        from datetime import datetime
+
+        now = datetime.now(UTC).isoformat()
         out = obs.ship_logs(logs, group, "s", [line(now, request_id=rid), line(now, request_id="other")])
         assert out["sent"] == 2 and not out["rejected"]
         assert [r["request_id"] for r in obs.query_logs(logs, group, {"request_id": rid})] == [rid]

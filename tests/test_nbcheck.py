@@ -1,4 +1,5 @@
 """The nbval plugin must really fail a blank exercise whose check passes or crashes."""
+
 import json
 import subprocess
 import sys
@@ -7,42 +8,77 @@ import pytest
 
 
 def notebook(path, cells):
-    nb = {"cells": [{"cell_type": "code", "id": f"c{i}", "metadata": {"tags": tags}, "source": src,
-                     "outputs": [], "execution_count": None} for i, (src, tags) in enumerate(cells)],
-          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-          "nbformat": 4, "nbformat_minor": 5}
+    nb = {
+        "cells": [
+            {
+                "cell_type": "code",
+                "id": f"c{i}",
+                "metadata": {"tags": tags},
+                "source": src,
+                "outputs": [],
+                "execution_count": None,
+            }
+            for i, (src, tags) in enumerate(cells)
+        ],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(nb))
 
 
 def run(path):
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "cloudlab.nbcheck", "--nbval-lax", "--nbval-current-env",
-                           "-q", "-p", "no:cacheprovider", str(path)], capture_output=True, text=True, cwd=path.parent)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "cloudlab.authoring.nbcheck",
+            "--nbval-lax",
+            "--nbval-current-env",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=path.parent,
+    )
 
 
 FRIENDLY = "from cloudlab.checks import CheckFailed\nraise CheckFailed('not yet', '9.9')"
 
 
-@pytest.mark.parametrize("check_src,ok", [
-    (FRIENDLY, True),
-    ("print('a check that passes on a blank exercise')", False),
-    ("undefined_name", False),          # a crash, not a friendly failure
-])
+@pytest.mark.parametrize(
+    "check_src,ok",
+    [
+        (FRIENDLY, True),
+        ("print('a check that passes on a blank exercise')", False),
+        ("undefined_name", False),  # a crash, not a friendly failure
+    ],
+)
 def test_exercise_check_cells_must_fail_friendly(tmp_path, check_src, ok):
     nb = tmp_path / "exercises" / "99_demo.ipynb"
-    notebook(nb, [("raise NotImplementedError()", ["todo", "raises-exception"]),
-                  (check_src, ["check", "raises-exception"])])
+    notebook(
+        nb, [("raise NotImplementedError()", ["todo", "raises-exception"]), (check_src, ["check", "raises-exception"])]
+    )
     out = run(nb)
     assert (out.returncode == 0) == ok, out.stdout[-2000:]
     if not ok:
         assert "must fail with CheckFailed" in out.stdout
 
 
-@pytest.mark.parametrize("todo_src,ok", [
-    ("def f():\n    raise NotImplementedError()", True),   # a function body: nothing raised yet
-    ("raise NotImplementedError()", True),
-    ("import no_such_module_here", False),               # a crash in a blank task is a bug
-])
+@pytest.mark.parametrize(
+    "todo_src,ok",
+    [
+        ("def f():\n    raise NotImplementedError()", True),  # a function body: nothing raised yet
+        ("raise NotImplementedError()", True),
+        ("import no_such_module_here", False),  # a crash in a blank task is a bug
+    ],
+)
 def test_blank_task_cells(tmp_path, todo_src, ok):
     nb = tmp_path / "exercises" / "98_demo.ipynb"
     notebook(nb, [(todo_src, ["todo", "raises-exception"]), (FRIENDLY, ["check", "raises-exception"])])

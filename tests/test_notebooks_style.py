@@ -1,4 +1,5 @@
 """The style guide (CONTRIBUTING.md), enforced."""
+
 import json
 import re
 from pathlib import Path
@@ -15,20 +16,27 @@ def load(p):
 
 
 def text(nb, kind="markdown"):
-    return "\n".join(c["source"] if isinstance(c["source"], str) else "".join(c["source"])
-                     for c in nb["cells"] if c["cell_type"] == kind)
+    return "\n".join(
+        c["source"] if isinstance(c["source"], str) else "".join(c["source"])
+        for c in nb["cells"]
+        if c["cell_type"] == kind
+    )
 
 
 def test_there_are_lessons():
     assert LESSONS and SOLUTIONS
 
 
-@pytest.mark.parametrize("path", LESSONS + SOLUTIONS + sorted(ROOT.glob("exercises/*.ipynb")), ids=lambda p: f"{p.parent.name}/{p.name}")
+@pytest.mark.parametrize(
+    "path", LESSONS + SOLUTIONS + sorted(ROOT.glob("exercises/*.ipynb")), ids=lambda p: f"{p.parent.name}/{p.name}"
+)
 def test_committed_without_outputs(path):
     nb = load(path)
     for c in nb["cells"]:
         if c["cell_type"] == "code":
-            assert c["outputs"] == [] and c["execution_count"] is None, f"{path.name}: run `make exercises` to clear outputs"
+            assert c["outputs"] == [] and c["execution_count"] is None, (
+                f"{path.name}: run `make exercises` to clear outputs"
+            )
     assert not re.search(r"/root/|/home/\w+/|/tmp/[a-zA-Z]", path.read_text()), "machine-specific paths in a notebook"
     assert re.match(r"^\d\d_[a-z0-9-]+\.ipynb$", path.name)
 
@@ -51,7 +59,10 @@ def test_solution_structure(path):
     nb = load(path)
     assert (ROOT / "notebooks" / path.name).exists(), "every exercise belongs to a lesson of the same stem"
     codes = [c for c in nb["cells"] if c["cell_type"] == "code"]
-    src = lambda c: c["source"] if isinstance(c["source"], str) else "".join(c["source"])
+
+    def src(c):
+        return c["source"] if isinstance(c["source"], str) else "".join(c["source"])
+
     tasks = [i for i, c in enumerate(codes) if "### BEGIN SOLUTION" in src(c)]
     checks = [i for i, c in enumerate(codes) if "check" in c["metadata"].get("tags", [])]
     assert len(checks) >= 4, "at least four exercises, each with a check cell"

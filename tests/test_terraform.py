@@ -4,6 +4,7 @@ Most tests are pure or run the real `terraform` binary on small, provider-free c
 (offline, a second each). Tests marked ``lab`` talk to the running lab; they create only
 ``/l02/t-...`` parameters and remove them.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,19 @@ from pathlib import Path
 import pytest
 
 from cloudlab import terraform as tfm
-from cloudlab.terraform import (Change, LabDown, PlanSummary, Result, Terraform, TerraformError, backend_config,
-                                cli_config_text, explain, parse_plan_json, summary_from_events)
+from cloudlab.terraform import (
+    Change,
+    LabDown,
+    PlanSummary,
+    Result,
+    Terraform,
+    TerraformError,
+    backend_config,
+    cli_config_text,
+    explain,
+    parse_plan_json,
+    summary_from_events,
+)
 
 needs_terraform = pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform is not installed")
 
@@ -60,7 +72,7 @@ def test_find_mirror_uses_its_cache(tmp_path):
 def test_walk_finds_a_mirror_but_not_a_working_directory(tmp_path):
     make_mirror(tmp_path / "opt" / "plugins")
     make_mirror(tmp_path / "work" / ".terraform" / "providers")
-    assert tfm._walk_for_mirror(str(tmp_path)) == tmp_path / "opt" / "plugins"
+    assert tfm.env._walk_for_mirror(str(tmp_path)) == tmp_path / "opt" / "plugins"
 
 
 def test_cli_config_points_at_the_mirror(tmp_path):
@@ -91,6 +103,7 @@ def test_environment_without_a_mirror_drops_a_missing_cli_config(state_dir, monk
 
 def test_environment_refuses_real_aws(state_dir, monkeypatch):
     from cloudlab.aws import RealAWSRefused
+
     monkeypatch.setenv("AWS_ENDPOINT_URL", "https://s3.us-east-1.amazonaws.com")
     with pytest.raises(RealAWSRefused):
         tfm.terraform_env()
@@ -107,18 +120,32 @@ def test_backend_config_has_locking_and_the_endpoint():
 PLAN = {
     "resource_changes": [
         {"address": "aws_s3_bucket.a", "change": {"actions": ["create"], "before": None, "after": {"bucket": "x"}}},
-        {"address": "aws_s3_bucket.b", "change": {"actions": ["update"], "before": {"tags": {"a": "1"}, "bucket": "b"},
-                                                   "after": {"tags": {"a": "2"}, "bucket": "b"}, "after_unknown": {}}},
+        {
+            "address": "aws_s3_bucket.b",
+            "change": {
+                "actions": ["update"],
+                "before": {"tags": {"a": "1"}, "bucket": "b"},
+                "after": {"tags": {"a": "2"}, "bucket": "b"},
+                "after_unknown": {},
+            },
+        },
         {"address": "aws_sns_topic.c", "change": {"actions": ["delete", "create"], "before": {}, "after": {}}},
         {"address": "aws_sns_topic.d", "change": {"actions": ["delete"], "before": {}, "after": None}},
         {"address": "aws_sns_topic.e", "change": {"actions": ["no-op"], "before": {}, "after": {}}},
     ],
     "resource_drift": [
-        {"address": "aws_s3_bucket.b", "change": {"actions": ["update"],
-                                                  "before": {"tags": {"a": "2"}, "versioning": [1]},
-                                                  "after": {"tags": {"a": "1"}, "versioning": [2]}}},
-        {"address": "aws_s3_bucket.z", "change": {"actions": ["update"], "before": {"lifecycle_rule": []},
-                                                  "after": {"lifecycle_rule": [1]}}},
+        {
+            "address": "aws_s3_bucket.b",
+            "change": {
+                "actions": ["update"],
+                "before": {"tags": {"a": "2"}, "versioning": [1]},
+                "after": {"tags": {"a": "1"}, "versioning": [2]},
+            },
+        },
+        {
+            "address": "aws_s3_bucket.z",
+            "change": {"actions": ["update"], "before": {"lifecycle_rule": []}, "after": {"lifecycle_rule": [1]}},
+        },
     ],
     "relevant_attributes": [{"resource": "aws_s3_bucket.z", "attribute": ["arn"]}],
 }
@@ -169,8 +196,12 @@ def diag(summary, detail="", filename=None, line=None):
 
 
 def test_explain_names_file_line_and_code():
-    r = Result(["validate", "-json"], 1, 0.1, [diag("Invalid expression", "Expected the start of an expression.",
-                                                   "main.tf", 3)])
+    r = Result(
+        ["validate", "-json"],
+        1,
+        0.1,
+        [diag("Invalid expression", "Expected the start of an expression.", "main.tf", 3)],
+    )
     e = explain(r)
     assert type(e) is TerraformError
     assert "main.tf line 3: Invalid expression" in str(e) and "tags = { team = }" in str(e)
@@ -178,9 +209,11 @@ def test_explain_names_file_line_and_code():
 
 
 def test_explain_a_held_lock():
-    detail = ("Error message: operation error S3: PutObject, StatusCode: 412\nLock Info:\n  ID:        abc-123\n"
-              "  Path:      l02-tfstate/lockdemo/terraform.tfstate\n  Operation: OperationTypeApply\n"
-              "  Who:       alice@laptop\n  Version:   1.11.4\n  Created:   2026-11-26 11:39:07.354 +0000 UTC\n")
+    detail = (
+        "Error message: operation error S3: PutObject, StatusCode: 412\nLock Info:\n  ID:        abc-123\n"
+        "  Path:      l02-tfstate/lockdemo/terraform.tfstate\n  Operation: OperationTypeApply\n"
+        "  Who:       alice@laptop\n  Version:   1.11.4\n  Created:   2026-11-26 11:39:07.354 +0000 UTC\n"
+    )
     e = explain(Result(["plan", "-json"], 1, 0.5, [diag("Error acquiring the state lock", detail)]))
     msg = str(e)
     assert "locked by another Terraform run" in msg and "alice@laptop" in msg and "apply" in msg
@@ -188,8 +221,12 @@ def test_explain_a_held_lock():
 
 
 def test_explain_connection_refused_as_lab_down():
-    r = Result(["plan", "-json"], 1, 4.0, [diag("reading SSM Parameter",
-                                                "dial tcp 127.0.0.1:4566: connect: connection refused")])
+    r = Result(
+        ["plan", "-json"],
+        1,
+        4.0,
+        [diag("reading SSM Parameter", "dial tcp 127.0.0.1:4566: connect: connection refused")],
+    )
     e = explain(r, "http://127.0.0.1:4566")
     assert isinstance(e, LabDown) and "make lab" in str(e)
 
@@ -226,9 +263,12 @@ def test_fmt_rewrites_and_lists_files(state_dir, tmp_path):
 def test_apply_and_destroy_a_provider_free_stack(state_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(Terraform, "check_lab", lambda self: None)  # no cloud involved
     tf = Terraform(tmp_path / "data")
-    tf.write("main.tf", 'resource "terraform_data" "x" {\n  input = var.v\n}\n'
-                        'variable "v" {\n  type = string\n}\n'
-                        'output "v" {\n  value = terraform_data.x.output\n}\n')
+    tf.write(
+        "main.tf",
+        'resource "terraform_data" "x" {\n  input = var.v\n}\n'
+        'variable "v" {\n  type = string\n}\n'
+        'output "v" {\n  value = terraform_data.x.output\n}\n',
+    )
     tf.init()
     tf.validate()
     r = tf.plan(var={"v": "one"})
@@ -269,7 +309,7 @@ def test_a_stopped_lab_fails_fast_with_the_fix(state_dir, tmp_path, free_port):
 
 
 def test_missing_terraform_is_explained(state_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr(tfm.shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(TerraformError, match="not installed"):
         Terraform(tmp_path / "x", quiet=True).run("version")
 
@@ -288,13 +328,20 @@ def test_edit_replaces_exactly_once(tmp_path):
 @needs_terraform
 def test_apply_inspect_destroy_on_the_lab(tmp_path):
     import cloudlab
+
     tfm.find_mirror.cache_clear()
     name = f"/l02/t-{secrets.token_hex(4)}"
     tf = Terraform(tmp_path / "lab", quiet=True)
-    tf.write("main.tf", (Path(__file__).resolve().parent.parent / "lessons" / "02_infrastructure-as-code" /
-                         "loop" / "versions.tf").read_text())
-    tf.write("param.tf", f'resource "aws_ssm_parameter" "p" {{\n  name = "{name}"\n  type = "String"\n'
-                         '  insecure_value = "v1"\n}\n')
+    tf.write(
+        "main.tf",
+        (
+            Path(__file__).resolve().parent.parent / "lessons" / "02_infrastructure-as-code" / "loop" / "versions.tf"
+        ).read_text(),
+    )
+    tf.write(
+        "param.tf",
+        f'resource "aws_ssm_parameter" "p" {{\n  name = "{name}"\n  type = "String"\n  insecure_value = "v1"\n}}\n',
+    )
     tf.init()
     try:
         tf.apply()
@@ -314,7 +361,7 @@ def test_a_hanging_run_is_stopped(state_dir, tmp_path, monkeypatch):
     fake.parent.mkdir()
     fake.write_text("#!/bin/sh\nsleep 30\n")
     fake.chmod(0o755)
-    monkeypatch.setattr(tfm.shutil, "which", lambda name: str(fake))
+    monkeypatch.setattr(shutil, "which", lambda name: str(fake))
     tf = Terraform(tmp_path / "hang", quiet=True, timeout=0.5)
     t0 = time.monotonic()
     with pytest.raises(TerraformError, match="took longer than"):

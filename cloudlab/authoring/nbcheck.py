@@ -1,4 +1,4 @@
-"""pytest plugin (``-p cloudlab.nbcheck``) that makes nbval prove the exercises can fail.
+"""pytest plugin (``-p cloudlab.authoring.nbcheck``) that makes nbval prove the exercises can fail.
 
 nbval's ``raises-exception`` tag only *allows* an error.  In ``exercises/`` we
 *require* the right one: every check cell must fail with ``CheckFailed`` (the
@@ -8,6 +8,7 @@ a crash inside the check) fails the test: that is a bug.
 
 It also writes each notebook's wall time to ``$CLOUDLAB_STATE_DIR/notebook-times.json``.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,6 +17,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from . import CHECK_TAG, TODO_TAG
 
 _times: dict[str, float] = {}
 
@@ -31,7 +34,11 @@ def pytest_runtest_call(item):
         result = yield
     finally:
         if _is_cell(item):
-            key = str(Path(str(item.path)).relative_to(Path.cwd())) if Path(str(item.path)).is_absolute() else str(item.path)
+            key = (
+                str(Path(str(item.path)).relative_to(Path.cwd()))
+                if Path(str(item.path)).is_absolute()
+                else str(item.path)
+            )
             _times[key] = _times.get(key, 0.0) + time.monotonic() - t0
     if _is_cell(item) and Path(str(item.path)).parent.name == "exercises":
         tags = item.cell.get("metadata", {}).get("tags", [])
@@ -39,14 +46,17 @@ def pytest_runtest_call(item):
         errors = [o for o in (item.test_outputs or []) if o.get("output_type") == "error"]
         got = errors[0]["ename"] if errors else None
         detail = f"raised {got}: {errors[0]['evalue'][:300]}" if errors else "did not raise at all"
-        if "check" in tags and got != "CheckFailed":
+        if CHECK_TAG in tags and got != "CheckFailed":
             raise AssertionError(
                 f"exercise check cell must fail with CheckFailed when its task is blank, but it {detail}.\n"
-                f"A check that passes (or crashes) on a blank exercise is a bug.\n--- cell ---\n{source[:600]}")
-        if "todo" in tags and got not in (None, "NotImplementedError"):
+                f"A check that passes (or crashes) on a blank exercise is a bug.\n--- cell ---\n{source[:600]}"
+            )
+        if TODO_TAG in tags and got not in (None, "NotImplementedError"):
             # A blank task may raise NotImplementedError (top-level code) or nothing (a function body).
-            raise AssertionError(f"blank task cell must raise nothing or NotImplementedError, but it {detail}.\n"
-                                 f"--- cell ---\n{source[:600]}")
+            raise AssertionError(
+                f"blank task cell must raise nothing or NotImplementedError, but it {detail}.\n"
+                f"--- cell ---\n{source[:600]}"
+            )
     return result
 
 

@@ -6,12 +6,13 @@ In each code cell of ``solutions/NN_slug.ipynb``, the lines between
 cells that now raise (TODO cells and check cells) get nbval's
 ``raises-exception`` tag, so CI can prove that a blank exercise fails its checks.
 
-    python -m cloudlab.generate           # write exercises/
-    python -m cloudlab.generate --check   # exit 1 if exercises/ is stale
-    python -m cloudlab.generate --strip   # also clear outputs in notebooks/ and solutions/
+    python -m cloudlab.authoring.generate           # write exercises/
+    python -m cloudlab.authoring.generate --check   # exit 1 if exercises/ is stale
+    python -m cloudlab.authoring.generate --strip   # also clear outputs in notebooks/ and solutions/
 
 Standard library only; the output is byte-for-byte deterministic.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,11 +22,11 @@ import re
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from . import BANNER_TAG, CHECK_TAG, RAISES_TAG, TODO_TAG
+
+ROOT = Path(__file__).resolve().parent.parent.parent
 BEGIN = re.compile(r"^(\s*)### BEGIN SOLUTION\s*$")
 END = re.compile(r"^\s*### END SOLUTION\s*$")
-TODO_TAG, CHECK_TAG, RAISES_TAG = "todo", "check", "raises-exception"
-BANNER_TAG = "exercise-banner"
 
 
 class GeneratorError(ValueError):
@@ -112,11 +113,15 @@ def exercise_from_solution(nb: dict, stem: str) -> dict:
     if blocks == 0:
         raise GeneratorError(f"solutions/{stem}.ipynb has no ### BEGIN SOLUTION block: nothing to exercise")
     banner = {
-        "cell_type": "markdown", "id": "exercise-banner", "metadata": {"tags": [BANNER_TAG]},
-        "source": (f"> **Exercise notebook.** Replace each `raise NotImplementedError()` with your code, run the cell, "
-                   f"then run the check cell below it: it reads the real result and tells you what is right and what "
-                   f"is missing. The worked answers are in [`solutions/{stem}.ipynb`](../solutions/{stem}.ipynb).\n>\n"
-                   f"> *Course authors: this file is generated from the solution by `make exercises`; edit the solution.*"),
+        "cell_type": "markdown",
+        "id": "exercise-banner",
+        "metadata": {"tags": [BANNER_TAG]},
+        "source": (
+            f"> **Exercise notebook.** Replace each `raise NotImplementedError()` with your code, run the cell, "
+            f"then run the check cell below it: it reads the real result and tells you what is right and what "
+            f"is missing. The worked answers are in [`solutions/{stem}.ipynb`](../solutions/{stem}.ipynb).\n>\n"
+            f"> *Course authors: this file is generated from the solution by `make exercises`; edit the solution.*"
+        ),
     }
     nb["cells"] = [banner] + cells
     return nb

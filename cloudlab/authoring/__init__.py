@@ -1,0 +1,16 @@
+"""Course authoring and CI: never imported by a notebook.
+
+=================  ===============================================================
+``generate``       solutions/ -> exercises/ (``make exercises``; CI fails when stale)
+``nbcheck``        the pytest plugin that makes nbval prove blank exercises fail their checks
+``testrun``        ``make test``: the shards, their labs, the summary
+``static_checks``  docker-compose.yml, the Dockerfile and the GitHub workflow, checked offline
+=================  ===============================================================
+
+The notebook cell tags the generator writes and the plugin reads are defined once, here.
+"""
+
+TODO_TAG = "todo"  # a task cell (its solution replaced by raise NotImplementedError())
+CHECK_TAG = "check"  # a check cell: on a blank exercise it must raise CheckFailed
+RAISES_TAG = "raises-exception"  # nbval's tag: this cell may raise
+BANNER_TAG = "exercise-banner"  # the generated banner at the top of an exercise notebook

@@ -1,0 +1,139 @@
+"""LocalStack and moto: start them on 127.0.0.1, wait until they answer, stop them. Serves every lesson."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from .. import net
+from . import Lab, LabError, process, venvs
+
+EMULATORS = ("localstack", "moto")
+
+
+def localstack_healthy(lab: Lab) -> bool:
+    try:
+        data = net.get_json(f"{lab.localstack_url}/_localstack/health")
+    except OSError:
+        return False
+    return isinstance(data, dict) and data.get("services", {}).get("s3") in ("available", "running")
+
+
+def moto_healthy(lab: Lab) -> bool:
+    try:
+        net.get_json(f"{lab.moto_url}/moto-api/data.json")
+        return True
+    except OSError:
+        return False
+
+
+HEALTHY = {"localstack": localstack_healthy, "moto": moto_healthy}
+
+
+def read_pid(lab: Lab, name: str) -> int | None:
+    return process.read_pidfile(lab.pidfile(name))
+
+
+def spawn(lab: Lab, name: str, cmd: list, env: dict[str, str]) -> int:
+    proc = process.spawn(
+        cmd, lab.logfile(name), env=env, cwd=lab.state, pidfile=lab.pidfile(name), banner=f"starting {name}"
+    )
+    return proc.pid
+
+
+def wait_healthy(check, pid: int, name: str, lab: Lab, timeout: float) -> float:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if check(lab):
+            return time.monotonic() - t0
+        if not process.pid_alive(pid):
+            raise LabError(
+                f"{name} exited during start-up. Last lines of {lab.logfile(name)}:\n{process.tail(lab.logfile(name))}"
+            )
+        time.sleep(0.2)
+    raise LabError(
+        f"{name} did not become healthy within {timeout:.0f} s. "
+        f"Look at `make logs` ({lab.logfile(name)}), then `make stop && make lab`."
+    )
+
+
+def ensure_port_free(port: int, name: str, env_var: str) -> None:
+    if net.port_in_use(port):
+        raise LabError(
+            f"port {port} (for {name}) is already taken by another program.\n"
+            f"  Find it:  ss -ltnp 'sport = :{port}'   (an old lab? run `make stop`; Docker's LocalStack? "
+            f"`docker compose down`)\n"
+            f"  Or move the lab:  {env_var}=<free port> make lab"
+        )
+
+
+def stop_one(lab: Lab, name: str, grace: float = 5.0) -> str:
+    """SIGTERM the process group, then SIGKILL whatever is left after ``grace`` seconds."""
+    return process.stop_pidfile(lab.pidfile(name), grace)
+
+
+def _clean_env(*drop_prefixes: str) -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(drop_prefixes)}
+
+
+def start_localstack(lab: Lab) -> str:
+    if read_pid(lab, "localstack") and localstack_healthy(lab):
+        return "already running"
+    stop_one(lab, "localstack")
+    ensure_port_free(lab.localstack_port, "LocalStack", "CLOUDLAB_LOCALSTACK_PORT")
+    py = venvs.venv_python(lab, "localstack")
+    fsroot = lab.state / "localstack"
+    fsroot.mkdir(parents=True, exist_ok=True)
+    env = _clean_env("AWS_", "LOCALSTACK_", "PYTHON", "GATEWAY_")
+    env.update(
+        {
+            "GATEWAY_LISTEN": f"127.0.0.1:{lab.localstack_port}",
+            # LocalStack's default gateway server (twisted) ignores the host of GATEWAY_LISTEN for IPv4
+            # and listens on 0.0.0.0; hypercorn binds exactly the address it is given.
+            "GATEWAY_SERVER": "hypercorn",
+            "OVERRIDE_IN_DOCKER": "0",
+            "FILESYSTEM_ROOT": str(fsroot),
+            "DNS_ADDRESS": "0",
+            "DISABLE_EVENTS": "1",
+            "SQS_ENDPOINT_STRATEGY": "off",
+            "SKIP_INFRA_DOWNLOADS": "1",
+            "LOCALSTACK_HOST": f"127.0.0.1:{lab.localstack_port}",
+        }
+    )
+    t0 = time.monotonic()
+    pid = spawn(lab, "localstack", [py, "-m", "localstack.runtime.main"], env)
+    wait_healthy(localstack_healthy, pid, "localstack", lab, timeout=90)
+    _warm_up(lab, py)
+    return f"started in {time.monotonic() - t0:.1f} s"
+
+
+def _warm_up(lab: Lab, py: Path) -> None:
+    """The first call to each service loads it: do that now, not in a learner's first cell."""
+    code = (
+        "import boto3,sys\n"
+        "kw=dict(endpoint_url=sys.argv[1],region_name='us-east-1',aws_access_key_id='test',aws_secret_access_key='test')\n"
+        "boto3.client('s3',**kw).list_buckets()\n"
+        "boto3.client('sqs',**kw).list_queues()\n"
+        "boto3.client('sts',**kw).get_caller_identity()\n"
+    )
+    env = _clean_env("AWS_")
+    if os.environ.get("AWS_CA_BUNDLE"):
+        env["AWS_CA_BUNDLE"] = os.environ["AWS_CA_BUNDLE"]
+    subprocess.run([str(py), "-c", code, lab.localstack_url], env=env, capture_output=True, timeout=120)
+
+
+def start_moto(lab: Lab) -> str:
+    if read_pid(lab, "moto") and moto_healthy(lab):
+        return "already running"
+    stop_one(lab, "moto")
+    ensure_port_free(lab.moto_port, "moto", "CLOUDLAB_MOTO_PORT")
+    py = venvs.venv_python(lab, "moto")
+    t0 = time.monotonic()
+    pid = spawn(lab, "moto", [py, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(lab.moto_port)], _clean_env("AWS_"))
+    wait_healthy(moto_healthy, pid, "moto", lab, timeout=60)
+    return f"started in {time.monotonic() - t0:.1f} s"
+
+
+START = {"localstack": start_localstack, "moto": start_moto}

@@ -1,0 +1,146 @@
+"""Background processes, standard library only: start one in its own process group, ask whether it
+is alive, stop it (SIGTERM to the whole group, then SIGKILL after a grace period).
+
+The one implementation of "stop a process" in the package: the emulators and JupyterLab
+(:mod:`cloudlab.lab.emulators`), the processes lessons start (:mod:`cloudlab.procs`) and
+Terraform runs (:mod:`cloudlab.terraform`) all stop through :func:`stop_pid`. Serves every lesson.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+
+def pid_alive(pid: int) -> bool:
+    """Is ``pid`` a running process (a zombie is not)?"""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def read_pidfile(path: Path) -> int | None:
+    """The PID in ``path`` if that process still runs, else None."""
+    try:
+        pid = int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if pid_alive(pid) else None
+
+
+def reap(pid: int) -> int | None:
+    """The exit code of our child ``pid`` if it has ended (None if it runs, or is not our child)."""
+    try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return None
+    if done == 0:
+        return None
+    return os.waitstatus_to_exitcode(status)
+
+
+def stop_pid(
+    pid: int, grace: float = 5.0, sig: int = signal.SIGTERM, popen: subprocess.Popen | None = None, group: bool = True
+) -> int | None:
+    """Send ``sig`` to the process group of ``pid``, wait up to ``grace`` s, then SIGKILL what is left.
+
+    Returns the exit code when it can be known (the process is our child, or ``popen`` is given).
+    Safe on a process that is already gone.
+    """
+
+    def kill(s):
+        try:
+            os.killpg(pid, s) if group else os.kill(pid, s)
+        except ProcessLookupError:
+            pass
+        except PermissionError:  # not our group: the process itself
+            try:
+                os.kill(pid, s)
+            except ProcessLookupError:
+                pass
+
+    def code_now():
+        return popen.poll() if popen is not None else reap(pid)
+
+    code = None
+    if pid_alive(pid):
+        kill(sig)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and pid_alive(pid):
+            code = code_now()
+            if code is not None:
+                break
+            time.sleep(0.05)
+        if pid_alive(pid):
+            kill(signal.SIGKILL)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and pid_alive(pid):
+                code = code_now() if code is None else code
+                time.sleep(0.05)
+    if code is None:
+        code = code_now()
+    if code is None and popen is not None:
+        try:
+            code = popen.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            pass
+    return code
+
+
+def spawn(
+    cmd: list[str],
+    log: Path,
+    env: dict[str, str] | None = None,
+    cwd: str | Path | None = None,
+    pidfile: Path | None = None,
+    append: bool = True,
+    banner: str | None = None,
+) -> subprocess.Popen:
+    """Start ``cmd`` in a new session (its own process group) with output to ``log``; write ``pidfile``."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab" if append else "wb") as fh:
+        if banner:
+            fh.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {banner}\n".encode())
+            fh.flush()
+        proc = subprocess.Popen(
+            [str(c) for c in cmd],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=str(cwd) if cwd else None,
+            start_new_session=True,
+        )
+    if pidfile is not None:
+        pidfile.parent.mkdir(parents=True, exist_ok=True)
+        pidfile.write_text(f"{proc.pid}\n")
+    return proc
+
+
+def stop_pidfile(path: Path, grace: float = 5.0) -> str:
+    """Stop the process named in ``path`` and remove the file: 'stopped' or 'not running'."""
+    pid = read_pidfile(path)
+    if pid is None:
+        path.unlink(missing_ok=True)
+        return "not running"
+    stop_pid(pid, grace)
+    path.unlink(missing_ok=True)
+    return "stopped"
+
+
+def tail(path: Path, lines: int = 12) -> str:
+    try:
+        return "".join(path.read_text(errors="replace").splitlines(True)[-lines:])
+    except OSError:
+        return ""

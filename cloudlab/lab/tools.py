@@ -1,0 +1,235 @@
+"""Every tool a lesson needs beyond the kernel: where it comes from, how the lab gets it, how a learner does.
+
+The ONE registry of tools. Lesson 00's table, ``make setup`` and the lessons' "is it here?" questions
+all read :data:`TOOLS`. Kinds:
+
+* ``venv``  a Python tool in its own pinned environment (:mod:`cloudlab.lab.venvs`), installed on first use;
+* ``npm``   an npm package, pinned, installed into the lab's own folder on first use;
+* ``apt``   a system package: ``make setup ALL=1`` installs it where it can (root with apt-get);
+            everywhere else the lab prints the exact command for the learner's system;
+* ``cli``   a program the lab cannot install (Terraform, kubectl, kind): the fix names the official page.
+
+A lesson asks with :func:`require` (returns the executable, or raises :class:`ToolMissing` with the fix)
+or :func:`available` (True/False, for cells that skip politely). Serves every lesson.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import Lab, LabError, say, venvs
+
+
+class ToolMissing(LabError):
+    """A tool a lesson needs is not installed; the message says how to get it."""
+
+    def _render_traceback_(self):  # IPython: the message, not a stack trace
+        return [f"\x1b[31mToolMissing\x1b[0m: {self}"]
+
+
+@dataclass(frozen=True)
+class Tool:
+    """One tool: what it is for, which lessons use it, and how it gets onto a machine."""
+
+    name: str
+    what: str
+    lessons: tuple[str, ...]
+    kind: str  # venv | npm | apt | cli
+    version_cmd: tuple[str, ...] = ()  # prints a version; the first word is the executable
+    apt: tuple[str, ...] = ()  # Debian/Ubuntu packages (kind apt)
+    brew: str = ""  # macOS (Homebrew) formula(s)
+    npm: str = ""  # package@version (kind npm)
+    venv: str = ""  # environment name in venvs.VENVS (kind venv)
+    url: str = ""  # the official install page
+    extra_fix: str = ""
+    paths: tuple[str, ...] = field(default=())  # extra places to look (e.g. /usr/sbin)
+
+    @property
+    def exe(self) -> str:
+        return self.version_cmd[0] if self.version_cmd else self.name
+
+    def fix(self) -> str:
+        """What the learner runs to get it, in plain words."""
+        if self.kind in ("venv", "npm"):
+            return "`make setup ALL=1` installs it (or the lesson does, the first time it needs it)"
+        parts = []
+        if self.apt:
+            parts.append(
+                f"Debian/Ubuntu: `sudo apt-get install -y --no-install-recommends {' '.join(self.apt)}` "
+                f"(or `sudo make setup ALL=1`)"
+            )
+        if self.brew:
+            parts.append(f"macOS: `brew install {self.brew}`")
+        if self.url:
+            parts.append(f"see {self.url}")
+        if self.extra_fix:
+            parts.append(self.extra_fix)
+        return "; ".join(parts) or "see the lesson's notes"
+
+
+TOOLS: dict[str, Tool] = {
+    t.name: t
+    for t in [
+        Tool(
+            "terraform",
+            "infrastructure as code",
+            ("02", "07"),
+            "cli",
+            ("terraform", "version"),
+            brew="hashicorp/tap/terraform",
+            url="https://developer.hashicorp.com/terraform/install (1.11 or newer)",
+        ),
+        Tool("checkov", "policy-as-code scanner", ("02", "05", "06"), "venv", ("checkov", "--version"), venv="checkov"),
+        Tool(
+            "kubectl",
+            "the Kubernetes CLI",
+            ("06", "07"),
+            "cli",
+            ("kubectl", "version", "--client"),
+            brew="kubectl",
+            url="https://kubernetes.io/docs/tasks/tools/",
+        ),
+        Tool(
+            "kind",
+            "Kubernetes in Docker, for the live cluster",
+            ("06",),
+            "cli",
+            ("kind", "version"),
+            brew="kind",
+            url="https://kind.sigs.k8s.io/docs/user/quick-start/#installation",
+            extra_fix="optional: without a cluster, lesson 06 validates everything offline",
+        ),
+    ]
+}
+
+
+def _venv_bin(lab: Lab, tool: Tool) -> Path:
+    return venvs.venv_python(lab, tool.venv).parent / tool.exe
+
+
+def npm_dir(lab: Lab) -> Path:
+    return lab.venvs / "node"
+
+
+def which(name: str, lab: Lab | None = None) -> str | None:
+    """Where the tool's executable is, or None (never installs anything)."""
+    tool = TOOLS[name]
+    lab = lab or Lab.from_env()
+    if tool.kind == "venv":
+        p = _venv_bin(lab, tool)
+        return str(p) if p.exists() and venvs.is_current(lab, tool.venv) else None
+    if tool.kind == "npm":
+        p = npm_dir(lab) / "node_modules" / ".bin" / tool.exe
+        return str(p) if p.exists() else None
+    found = shutil.which(tool.exe)
+    for extra in tool.paths if not found else ():
+        cand = Path(extra) / tool.exe
+        if cand.exists():
+            return str(cand)
+    return found
+
+
+def version(name: str, lab: Lab | None = None) -> tuple[bool, str]:
+    """(ok, a short version line or why not)."""
+    tool = TOOLS[name]
+    exe = which(name, lab)
+    if exe is None:
+        return False, "not installed"
+    if not tool.version_cmd:
+        return True, exe
+    try:
+        out = subprocess.run([exe, *tool.version_cmd[1:]], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return False, f"found at {exe} but it did not run: {e}"
+    lines = (out.stdout or out.stderr).strip().splitlines()
+    first = next((ln for ln in lines if re.search(r"\d+\.\d+", ln)), lines[0] if lines else "")
+    return out.returncode == 0, first.strip()[:70]
+
+
+def available(name: str) -> bool:
+    return which(name) is not None
+
+
+def can_apt() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get") is not None
+
+
+def install(name: str, lab: Lab | None = None, why: str = "") -> str:
+    """Install the tool if the lab can (venv, npm; apt as root); return its executable or raise ToolMissing."""
+    tool = TOOLS[name]
+    lab = lab or Lab.from_env()
+    if tool.kind == "venv":
+        venvs.ensure_venv(lab, tool.venv, why=why)
+    elif tool.kind == "npm":
+        _npm_install(lab, tool, why)
+    elif tool.kind == "apt" and which(name, lab) is None and can_apt():
+        apt_install(tool.apt)
+    exe = which(name, lab)
+    if exe is None:
+        raise ToolMissing(
+            f"{name} ({tool.what}) is needed by lesson {', '.join(tool.lessons)} and is not installed.\n"
+            f"  Fix: {tool.fix()}"
+        )
+    return exe
+
+
+def require(name: str, lesson: str = "") -> str:
+    """The tool's executable; installs it first when the lab can (saying so), else ToolMissing with the fix."""
+    exe = which(name)
+    if exe is not None:
+        return exe
+    return install(name, why=f"(lesson {lesson} needs it; once)" if lesson else "(once)")
+
+
+def _npm_install(lab: Lab, tool: Tool, why: str = "") -> None:
+    if which(tool.name, lab):
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        raise ToolMissing(
+            f"{tool.name} comes from npm, and npm (Node.js) is not installed. "
+            "Install Node.js 20 (https://nodejs.org, or `sudo apt-get install nodejs npm`)."
+        )
+    d = npm_dir(lab)
+    d.mkdir(parents=True, exist_ok=True)
+    say(f"installing {tool.npm} {why} into {d} (npm) ...")
+    out = subprocess.run(
+        [npm, "install", "--no-audit", "--no-fund", "--prefix", str(d), tool.npm], capture_output=True, text=True
+    )
+    if out.returncode != 0:
+        raise ToolMissing(f"`npm install {tool.npm}` failed:\n{out.stderr[-1500:]}")
+
+
+def apt_install(packages) -> None:
+    """apt-get install (as root), updating the package lists once if a package is not found."""
+    packages = list(packages)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    cmd = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages]
+    say(f"installing system packages: {' '.join(packages)} (apt-get) ...")
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, env=env)
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        raise LabError(f"`{' '.join(cmd)}` failed:\n{(out.stderr or out.stdout)[-1500:]}")
+
+
+def setup_all(lab: Lab, lessons: set[str] | None = None) -> list[str]:
+    """Install every tool the lab can install (for the given lessons, or all); return what is still missing."""
+    wanted = [t for t in TOOLS.values() if lessons is None or set(t.lessons) & lessons]
+    venvs.setup(lab, tuple(dict.fromkeys([*venvs.CORE, *(t.venv for t in wanted if t.kind == "venv")])))
+    apt = [p for t in wanted if t.kind == "apt" and which(t.name, lab) is None for p in t.apt]
+    if apt:
+        if can_apt():
+            apt_install(dict.fromkeys(apt))
+        else:
+            say("not root (or no apt-get): install these yourself: " + " ".join(dict.fromkeys(apt)))
+    for t in wanted:
+        if t.kind == "npm":
+            _npm_install(lab, t)
+    return [t.name for t in wanted if which(t.name, lab) is None]

@@ -1,0 +1,45 @@
+"""Lesson 02 (infrastructure as code): working directories, remote state, the lock demo, drift,
+CloudFormation, and the exercise checks.
+
+Terraform itself is driven by the toolkit :mod:`cloudlab.terraform`; checkov by
+:mod:`cloudlab.scanners`. Templates live in ``lessons/02_infrastructure-as-code/`` and are copied
+into ``<state>/terraform/l02/<name>``. The parts: ``workdirs`` (working directories, state,
+inspection, the lock demo, CloudFormation, the reset hook) and ``checks``."""
+
+from .checks import (  # noqa: F401
+    check_drift,
+    check_module,
+    check_remote_state,
+    check_scan,
+    check_workspaces,
+)
+from .workdirs import (  # noqa: F401
+    EX_ENVS_KEY,
+    EX_REPORTS_BUCKET,
+    EX_SIZES,
+    EX_STATE_KEY,
+    LESSON,
+    LOCK_HOLDER,
+    PARAM_PREFIX,
+    STATE_BUCKET,
+    TEMPLATES,
+    apply_workspaces,
+    bootstrap_state_bucket,
+    bucket_report,
+    cfn_deploy,
+    cfn_preview,
+    drift_scenario,
+    list_state_objects,
+    read_state,
+    remote,
+    show_buckets,
+    start_holder,
+    state_key,
+    state_resources,
+    unreachable_endpoint,
+    wait_for_lock,
+    wait_holder,
+    where_in_state,
+    workdir,
+    workroot,
+)

@@ -1,0 +1,363 @@
+"""Lesson 02's helpers: Terraform working directories, remote state, the lock demo, CloudFormation,
+the drift scenario of the exercise, and the lesson's part of the reset."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import time
+from pathlib import Path
+
+from .. import aws, cleanup, net, procs
+from ..lab import ROOT
+from ..terraform import Terraform, TerraformError, backend_config, copy_template, tf_root
+
+LESSON = "02"
+TEMPLATES = ROOT / "lessons" / "02_infrastructure-as-code"
+STATE_BUCKET = "l02-tfstate"
+PARAM_PREFIX = "/l02/"
+LOCK_HOLDER = "l02-lock-holder"
+EX_REPORTS_BUCKET = "l02-ex-reports"
+EX_STATE_KEY = "exercise/terraform.tfstate"
+EX_ENVS_KEY = "envs/terraform.tfstate"
+EX_SIZES = {"staging": "t3.small", "prod": "m5.large"}
+
+
+# ------------------------------------------------------------------ working directories
+def workroot() -> Path:
+    return tf_root() / "l02"
+
+
+def workdir(name: str, template: str | None = None, fresh: bool = True, **kwargs) -> Terraform:
+    """A Terraform working directory ``<state>/terraform/l02/<name>``, copied from a lesson template.
+
+    ``template=None`` copies the template of the same name (if there is one); ``fresh`` wipes the
+    directory first (its local state too). The shared modules are copied next to it as ``../modules``.
+    """
+    root = workroot()
+    # Overwrite, do not wipe: another kernel (the lesson and the exercises open together) may be using it.
+    copy_template(TEMPLATES / "modules", root / "modules", fresh=False)
+    src = TEMPLATES / (template or name)
+    dest = root / name
+    if src.is_dir():
+        copy_template(src, dest, fresh=fresh)
+    elif fresh and dest.exists():
+        shutil.rmtree(dest)
+    return Terraform(dest, **kwargs)
+
+
+def remote(name: str, key: str | None = None, template: str | None = None, fresh: bool = True, **kwargs) -> Terraform:
+    """A working directory whose state lives in the lab's state bucket (``init`` done)."""
+    tf = workdir(name, template=template, fresh=fresh, **kwargs)
+    tf.init(backend_config=backend_config(key or f"{name}/terraform.tfstate", STATE_BUCKET))
+    return tf
+
+
+def state_key(key: str, workspace: str = "default") -> str:
+    """Where the S3 backend keeps a workspace's state: non-default workspaces live under env:/<name>/."""
+    return key if workspace == "default" else f"env:/{workspace}/{key}"
+
+
+def read_state(key: str, workspace: str = "default", bucket: str = STATE_BUCKET) -> dict | None:
+    """The state document the S3 backend stored, or None when there is none."""
+    s3 = aws.client("s3")
+    try:
+        body = s3.get_object(Bucket=bucket, Key=state_key(key, workspace))["Body"].read()
+    except (s3.exceptions.NoSuchKey, s3.exceptions.NoSuchBucket):
+        return None
+    except s3.exceptions.ClientError as e:
+        if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NoSuchBucket"):
+            return None
+        raise
+    return json.loads(body)
+
+
+def state_resources(state: dict | None) -> list[str]:
+    """Addresses of the resources in a state document (module.x.aws_s3_bucket.this ...)."""
+    out = []
+    for r in (state or {}).get("resources", []):
+        if r.get("mode") != "managed":
+            continue
+        base = (r.get("module") + "." if r.get("module") else "") + f"{r['type']}.{r['name']}"
+        out.append(base)
+    return out
+
+
+def where_in_state(state: dict | None, needle: str) -> list[str]:
+    """The resource attributes in which ``needle`` appears in plain text."""
+    hits = []
+    for r in (state or {}).get("resources", []):
+        for inst in r.get("instances", []):
+            for k, v in (inst.get("attributes") or {}).items():
+                if needle and needle in json.dumps(v):
+                    hits.append(f"{r['type']}.{r['name']}.{k}")
+    return hits
+
+
+# ------------------------------------------------------------------ reset
+def _delete_parameters(prefix: str = PARAM_PREFIX) -> list[str]:
+    ssm = aws.client("ssm")
+    names = []
+    for page in ssm.get_paginator("describe_parameters").paginate(
+        ParameterFilters=[{"Key": "Name", "Option": "BeginsWith", "Values": [prefix]}]
+    ):
+        names += [p["Name"] for p in page.get("Parameters", [])]
+    for i in range(0, len(names), 10):
+        ssm.delete_parameters(Names=names[i : i + 10])
+    return names
+
+
+def _delete_stacks() -> list[str]:
+    cf = aws.client("cloudformation")
+    gone = []
+    for s in cf.describe_stacks().get("Stacks", []):
+        if s["StackName"].startswith("l02-") and s["StackStatus"] != "DELETE_COMPLETE":
+            cf.delete_stack(StackName=s["StackName"])
+            gone.append(s["StackName"])
+    for name in gone:
+        cf.get_waiter("stack_delete_complete").wait(StackName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    return gone
+
+
+@cleanup.extra(LESSON)
+def _reset_extra() -> dict[str, list[str]]:
+    """Lesson 02's part of ``cloudlab.reset_lesson("02")``: parameters, stacks, Terraform working dirs."""
+    params = _delete_parameters()
+    stacks = _delete_stacks()
+    dirs = sorted(p.name for p in workroot().iterdir() if p.is_dir()) if workroot().exists() else []
+    shutil.rmtree(workroot(), ignore_errors=True)  # .terraform/, local state; the plugin cache stays
+    return {"parameters": params, "stacks": stacks, "Terraform working directories": dirs}
+
+
+def apply_workspaces(tf: Terraform, names, timeout: float = 240.0) -> dict[str, str]:
+    """Apply one working directory in several workspaces side by side (as a pipeline runs one job
+    per environment). Each run has its own state and its own lock; returns {workspace: summary}."""
+    import threading
+
+    results: dict[str, str] = {}
+
+    def one(name: str) -> None:
+        try:
+            r = tf.with_workspace(name).apply()
+            summary = next((e["@message"] for e in reversed(r.events) if e.get("type") == "change_summary"), "done")
+            results[name] = summary
+        except TerraformError as e:
+            results[name] = f"FAILED: {e}"
+
+    threads = [threading.Thread(target=one, args=(n,), daemon=True) for n in names]
+    t0 = time.monotonic()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=max(1.0, timeout - (time.monotonic() - t0)))
+    for n in names:
+        print(f"{n:<8} {results.get(n, 'still running (timed out waiting)')}")
+    failed = {n: v for n, v in results.items() if v.startswith("FAILED")}
+    if failed or len(results) < len(names):
+        raise TerraformError("not every environment applied:\n" + "\n".join(f"{k}: {v}" for k, v in failed.items()))
+    return results
+
+
+def unreachable_endpoint() -> str:
+    """A 127.0.0.1 URL on which nothing listens (to show what happens when the lab is down)."""
+    return f"http://127.0.0.1:{net.free_port()}"
+
+
+# ------------------------------------------------------------------ inspection
+def bucket_report(name: str) -> dict:
+    """The real settings of a bucket in the emulator (what a check or an auditor would look at)."""
+    s3 = aws.client("s3")
+    rep: dict = {"bucket": name}
+    rep["versioning"] = s3.get_bucket_versioning(Bucket=name).get("Status", "Off")
+    try:
+        rules = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"]
+        rep["encryption"] = rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"]
+    except Exception:
+        rep["encryption"] = None
+    try:
+        rules = s3.get_bucket_lifecycle_configuration(Bucket=name)["Rules"]
+        rep["noncurrent_days"] = [
+            r.get("NoncurrentVersionExpiration", {}).get("NoncurrentDays")
+            for r in rules
+            if r.get("Status") == "Enabled"
+        ]
+    except Exception:
+        rep["noncurrent_days"] = []
+    try:
+        pab = s3.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"]
+        rep["public_access_blocked"] = all(pab.values())
+    except Exception:
+        rep["public_access_blocked"] = False
+    try:
+        rep["tags"] = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=name)["TagSet"]}
+    except Exception:
+        rep["tags"] = {}
+    return rep
+
+
+def show_buckets(names) -> None:
+    """A small table of the real bucket settings."""
+    rows = [bucket_report(n) for n in names]
+    print(f"{'bucket':<24} {'versioning':<10} {'encryption':<10} {'old versions kept':<18} {'private':<7} tags")
+    for r in rows:
+        days = ", ".join(f"{d} d" for d in r["noncurrent_days"]) or "forever"
+        tags = ", ".join(f"{k}={v}" for k, v in sorted(r["tags"].items()))
+        print(
+            f"{r['bucket']:<24} {r['versioning']:<10} {str(r['encryption']):<10} {days:<18} "
+            f"{'yes' if r['public_access_blocked'] else 'NO':<7} {tags}"
+        )
+
+
+def bootstrap_state_bucket(name: str = STATE_BUCKET) -> str:
+    """Create the bucket that holds Terraform state (once, by hand: Terraform cannot store its state
+    in a bucket it has not created yet). Versioned, so an older state can always be restored."""
+    s3 = aws.client("s3")
+    try:
+        s3.create_bucket(Bucket=name)
+    except s3.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_encryption(
+        Bucket=name,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]
+        },
+    )
+    s3.put_public_access_block(
+        Bucket=name,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    print(f"state bucket s3://{name}: versioned, encrypted, private")
+    return name
+
+
+def list_state_objects(bucket: str = STATE_BUCKET) -> list[str]:
+    s3 = aws.client("s3")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    for k in keys:
+        print(f"  s3://{bucket}/{k}")
+    return keys
+
+
+# ------------------------------------------------------------------ the lock demo
+def start_holder(tf: Terraform, seconds: int = 8) -> procs.Proc:
+    """Start a real ``terraform apply`` in the background that keeps the state lock for ``seconds``."""
+    env = tf.env()
+    args = [
+        shutil.which("terraform") or "terraform",
+        "apply",
+        "-auto-approve",
+        "-no-color",
+        f"-var=hold_seconds={seconds}",
+        f"-var=run_id={secrets.token_hex(4)}",
+    ]
+    return procs.start(LOCK_HOLDER, args, env=env, python=False, cwd=str(tf.workdir))
+
+
+def wait_for_lock(key: str, bucket: str = STATE_BUCKET, timeout: float = 20.0, proc: procs.Proc | None = None) -> dict:
+    """Wait until the lock object ``<key>.tflock`` exists; return what it says (who holds the lock)."""
+    s3 = aws.client("s3")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            body = s3.get_object(Bucket=bucket, Key=key + ".tflock")["Body"].read()
+            return json.loads(body)
+        except s3.exceptions.NoSuchKey:
+            if proc is not None and not proc.alive():
+                raise TerraformError(
+                    f"the background apply ended before it took the lock:\n{proc.output()[-800:]}"
+                ) from None
+            time.sleep(0.2)
+    raise TerraformError(f"no lock object appeared at s3://{bucket}/{key}.tflock within {timeout:.0f} s")
+
+
+def wait_holder(timeout: float = 60.0) -> int | None:
+    """Wait for the background apply to finish; its exit code (0 = it applied)."""
+    proc = procs.running(LOCK_HOLDER)
+    deadline = time.monotonic() + timeout
+    while proc is not None and proc.alive() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    code = procs.stop(LOCK_HOLDER)
+    out = procs.log_path(LOCK_HOLDER).read_text(errors="replace") if procs.log_path(LOCK_HOLDER).exists() else ""
+    done = [ln for ln in out.splitlines() if "Apply complete" in ln or "Error" in ln]
+    print("background apply: " + (done[-1].strip() if done else "finished"))
+    return code
+
+
+# ------------------------------------------------------------------ CloudFormation
+def cfn_deploy(stack: str, template: Path, params: dict, timeout: float = 60.0) -> dict:
+    """Create (or update) a CloudFormation stack and wait; returns its outputs."""
+    cf = aws.client("cloudformation")
+    body = Path(template).read_text()
+    p = [{"ParameterKey": k, "ParameterValue": str(v)} for k, v in params.items()]
+    t0 = time.monotonic()
+    try:
+        cf.create_stack(StackName=stack, TemplateBody=body, Parameters=p)
+        waiter = "stack_create_complete"
+    except cf.exceptions.AlreadyExistsException:
+        try:
+            cf.update_stack(StackName=stack, TemplateBody=body, Parameters=p)
+        except Exception as e:
+            if "No updates" not in str(e):
+                raise
+        waiter = "stack_update_complete"
+    cf.get_waiter(waiter).wait(StackName=stack, WaiterConfig={"Delay": 1, "MaxAttempts": int(timeout)})
+    s = cf.describe_stacks(StackName=stack)["Stacks"][0]
+    print(f"stack {stack}: {s['StackStatus']} in {time.monotonic() - t0:.1f} s")
+    return {o["OutputKey"]: o["OutputValue"] for o in s.get("Outputs", [])}
+
+
+def cfn_preview(stack: str, template: Path, params: dict) -> list[dict]:
+    """CloudFormation's plan: a change set, described and then deleted (nothing is executed)."""
+    cf = aws.client("cloudformation")
+    name = f"preview-{secrets.token_hex(3)}"
+    cf.create_change_set(
+        StackName=stack,
+        ChangeSetName=name,
+        TemplateBody=Path(template).read_text(),
+        Parameters=[{"ParameterKey": k, "ParameterValue": str(v)} for k, v in params.items()],
+    )
+    deadline = time.monotonic() + 20
+    while True:
+        d = cf.describe_change_set(StackName=stack, ChangeSetName=name)
+        if d["Status"] in ("CREATE_COMPLETE", "FAILED") or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    changes = [c["ResourceChange"] for c in d.get("Changes", [])]
+    for c in changes:
+        print(
+            f"  {c['Action']:<7} {c['LogicalResourceId']} ({c['ResourceType']}), "
+            f"replacement: {c.get('Replacement', '-')}"
+        )
+    if not changes:
+        print(f"  no changes ({d.get('StatusReason', '')})")
+    cf.delete_change_set(StackName=stack, ChangeSetName=name)
+    return changes
+
+
+# ------------------------------------------------------------------ exercise helpers
+def drift_scenario(quiet: bool = True) -> Terraform:
+    """For exercise 4: apply the 'loop' stack in its own directory, then change it by hand (as if someone
+    clicked in the console): a new tag on the bucket and another value in the parameter."""
+    tf = workdir("ex-drift", template="loop", quiet=quiet)
+    tf.init()
+    tf.apply()
+    token = secrets.token_hex(4)
+    s3, ssm = aws.client("s3"), aws.client("ssm")
+    tags = s3.get_bucket_tagging(Bucket="l02-loop-notes")["TagSet"]
+    s3.put_bucket_tagging(
+        Bucket="l02-loop-notes",
+        Tagging={
+            "TagSet": [t for t in tags if t["Key"] != "owner"] + [{"Key": "changed-by", "Value": f"console-{token}"}]
+        },
+    )
+    ssm.put_parameter(Name="/l02/loop/greeting", Value=f"hotfix {token}", Type="String", Overwrite=True)
+    (tf.workdir / ".drift-token").write_text(f"{token} {time.time()}\n")
+    print("Someone changed the bucket's tags and the parameter by hand. Terraform does not know yet.")
+    return tf

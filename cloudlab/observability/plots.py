@@ -1,0 +1,112 @@
+"""Observability plots (matplotlib): latency, a trace waterfall, burn rates, a dashboard."""
+
+from __future__ import annotations
+
+from .metrics import quantile_from_buckets
+from .slo import Rule
+from .traces import duration_ms, slow_span, span_tree
+
+
+# ==================================================================== plots
+def plot_latency(results: list[dict], buckets: list[tuple[float, float]] | None = None, slo_s: float | None = None):
+    """Latency distribution (log x) with p50/p95/p99 marked; optional histogram estimates and SLO line."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    lat = np.array([r["seconds"] for r in results])
+    fig, ax = plt.subplots(figsize=(8, 3.4))
+    bins = np.logspace(np.log10(max(lat.min(), 1e-4)), np.log10(lat.max() * 1.01), 40)
+    ax.hist(lat, bins=bins, color="#8aa9c9")
+    ax.set_xscale("log")
+    for q, c in ((50, "green"), (95, "orange"), (99, "red")):
+        v = np.percentile(lat, q)
+        ax.axvline(v, color=c, lw=1.5, label=f"p{q} (exact) {v * 1000:.0f} ms")
+        if buckets:
+            est = quantile_from_buckets(buckets, q / 100)
+            ax.axvline(est, color=c, lw=1.5, ls=":", label=f"p{q} (from buckets) {est * 1000:.0f} ms")
+    if slo_s:
+        ax.axvline(slo_s, color="black", ls="--", lw=1, label=f"SLO threshold {slo_s * 1000:.0f} ms")
+    ax.set_xlabel("latency (s, log scale)")
+    ax.set_ylabel("requests")
+    ax.legend(fontsize=7, ncol=2)
+    ax.set_title(f"{len(lat)} requests")
+    fig.tight_layout()
+    return fig
+
+
+def plot_waterfall(trace_spans: list[dict], title: str = ""):
+    """A trace as a waterfall: one bar per span, indented by depth, the slow span highlighted."""
+    import matplotlib.pyplot as plt
+
+    tree = span_tree(trace_spans)
+    root = tree[0][1]
+    slow = slow_span(trace_spans)
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(tree) + 1))
+    for i, (depth, s) in enumerate(tree):
+        start = (s["start_ns"] - root["start_ns"]) / 1e6
+        color = "#d62728" if s is slow and depth else ("#ff9896" if s.get("status") == "ERROR" else "#1f77b4")
+        ax.barh(i, duration_ms(s), left=start, color=color)
+        ax.text(start + duration_ms(s), i, f" {duration_ms(s):.1f} ms", va="center", fontsize=8)
+    ax.set_yticks(range(len(tree)), ["  " * d + s["name"] for d, s in tree])
+    ax.invert_yaxis()
+    ax.set_xlabel("ms since the request arrived")
+    ax.set_title(title or f"trace {root['trace_id'][:12]}...")
+    fig.tight_layout()
+    return fig
+
+
+def plot_burn(timeline: dict, rule: Rule, title: str = ""):
+    """Long- and short-window burn rates against the rule's threshold; shaded where the rule fires."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 3))
+    t = timeline["t"]
+    ax.plot(t, timeline["long"], label="long window")
+    ax.plot(t, timeline["short"], label="short window", alpha=0.7)
+    ax.axhline(rule.burn, color="red", ls="--", label=f"threshold {rule.burn:g}")
+    for x, f in zip(t, timeline["firing"], strict=False):
+        if f:
+            ax.axvspan(x - 0.125, x + 0.125, color="red", alpha=0.12, lw=0)
+    ax.set_xlabel("lab seconds")
+    ax.set_ylabel("burn rate")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_dashboard(
+    series: dict,
+    slo_latency_s: float | None = None,
+    error_budget_pct: float | None = None,
+    title: str = "orders: golden signals",
+):
+    """One figure, four panels: latency, traffic, errors, saturation."""
+    import matplotlib.pyplot as plt
+
+    t0 = series["t"][0] if series["t"] else 0
+    t = [x - t0 for x in series["t"]]
+    fig, axes = plt.subplots(2, 2, figsize=(10, 5.5), sharex=True)
+    (a, b), (c, d) = axes
+    for k, col in (("p50", "green"), ("p95", "orange"), ("p99", "red")):
+        a.plot(t, [v * 1000 for v in series[k]], color=col, label=k)
+    if slo_latency_s:
+        a.axhline(slo_latency_s * 1000, color="black", ls="--", lw=1, label="SLO")
+    a.set_title("Latency (ms)")
+    a.legend(fontsize=7)
+    b.plot(t, series["rps"])
+    b.set_title("Traffic (requests/s)")
+    c.plot(t, series["error_pct"], color="red")
+    if error_budget_pct is not None:
+        c.axhline(error_budget_pct, color="black", ls="--", lw=1, label="error budget")
+        c.legend(fontsize=7)
+    c.set_title("Errors (% 5xx)")
+    d.plot(t, series["cpu_pct"], label="CPU % of one core")
+    d.plot(t, [v * 10 for v in series["in_flight"]], label="in-flight x10")
+    d.set_title("Saturation")
+    d.legend(fontsize=7)
+    for ax in (c, d):
+        ax.set_xlabel("seconds")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
