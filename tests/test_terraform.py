@@ -366,4 +366,6 @@ def test_a_hanging_run_is_stopped(state_dir, tmp_path, monkeypatch):
     t0 = time.monotonic()
     with pytest.raises(TerraformError, match="took longer than"):
         tf.run("version")
-    assert time.monotonic() - t0 < 10
+    # Usually well under a second; on a loaded machine a SIGINT that lands between fork and exec is
+    # lost and the SIGKILL after the 15 s grace ends it: still far from the script's 30 s.
+    assert time.monotonic() - t0 < 25

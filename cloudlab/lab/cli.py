@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from . import PROFILES, REGION, ROOT, Lab, LabError, emulators, jupyter, process, say, tools, venvs
+from . import PROFILES, REGION, ROOT, Lab, LabError, docker, emulators, jupyter, process, say, tools, venvs
 from .emulators import EMULATORS
 
 
@@ -48,6 +48,8 @@ def down(lab: Lab) -> None:
     say(f"{'jupyter':<10} {jupyter.stop(lab)}")
     for name in EMULATORS:
         say(f"{name:<10} {emulators.stop_one(lab, name)}")
+    if lab.pidfile("docker").exists():
+        say(f"{'dockerd':<10} {docker.stop(lab)}")
 
 
 def status(lab: Lab) -> int:
@@ -104,6 +106,7 @@ def run(lab: Lab, cmd: list[str]) -> int:
         stop_lesson_processes(lab)
         for name in EMULATORS:
             emulators.stop_one(lab, name)
+        docker.stop(lab)
         say("test lab stopped")
 
 

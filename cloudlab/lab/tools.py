@@ -95,6 +95,36 @@ TOOLS: dict[str, Tool] = {
             url="https://kubernetes.io/docs/tasks/tools/",
         ),
         Tool(
+            "docker",
+            "the Docker CLI and engine (the lab starts its own engine as root where none runs)",
+            ("05", "08"),
+            "apt",
+            ("docker", "--version"),
+            apt=("docker.io",),
+            brew="--cask docker",
+            url="https://docs.docker.com/get-docker/",
+        ),
+        Tool(
+            "debootstrap",
+            "builds the local base image where no registry is reachable",
+            ("05",),
+            "apt",
+            ("debootstrap", "--version"),
+            apt=("debootstrap",),
+            paths=("/usr/sbin",),
+            extra_fix="only needed without a registry: elsewhere `docker pull python:3.11-slim`",
+        ),
+        Tool(
+            "haproxy",
+            "a real load balancer with health checks and a runtime API",
+            ("08", "09"),
+            "apt",
+            ("haproxy", "-v"),
+            apt=("haproxy",),
+            brew="haproxy",
+            paths=("/usr/sbin",),
+        ),
+        Tool(
             "kind",
             "Kubernetes in Docker, for the live cluster",
             ("06",),
@@ -209,11 +239,11 @@ def apt_install(packages) -> None:
     """apt-get install (as root), updating the package lists once if a package is not found."""
     packages = list(packages)
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    cmd = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages]
+    cmd = ["apt-get", "-o", "DPkg::Lock::Timeout=300", "install", "-y", "-qq", "--no-install-recommends", *packages]
     say(f"installing system packages: {' '.join(packages)} (apt-get) ...")
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode != 0:
-        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, env=env)
+        subprocess.run(["apt-get", "-o", "DPkg::Lock::Timeout=300", "update", "-qq"], capture_output=True, env=env)
         out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode != 0:
         raise LabError(f"`{' '.join(cmd)}` failed:\n{(out.stderr or out.stdout)[-1500:]}")

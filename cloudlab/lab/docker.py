@@ -1,0 +1,261 @@
+"""A Docker engine for the lessons that build and run containers (05 and later). Standard library only.
+
+* A learner's own engine (Docker Desktop, Docker Engine) is used as it is: ``DOCKER_HOST`` if set,
+  else the standard socket.
+* Where none answers and the lab can start one (root on Linux, ``dockerd`` installed: CI here), the
+  lab starts a private ``dockerd`` on a unix socket under its state folder (no TCP port at all),
+  with the flags that work without a network bridge or iptables, and `make stop` stops it.
+* No registry is reachable here, so a slim Debian base with Python is built once with debootstrap
+  (``base_image``) and cached under ``.lab/cache``; learners pull ``python:3.11-slim`` instead.
+
+Lessons ask :func:`ensure` for the engine's environment (``{"DOCKER_HOST": ...}``) and pass it to
+the docker CLI or SDK. Serves lessons 05, 07, 08 and 09.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from . import ROOT, Lab, LabError, process, say, tools
+
+DEFAULT_SOCKET = "/var/run/docker.sock"
+BASE_TAG = "local/debian-python:bookworm"  # what CI builds; learners use python:3.11-slim
+BASE_INCLUDE = ("python3", "python3-venv", "python-is-python3", "ca-certificates")
+DOCKERD_FLAGS = (
+    "--bridge=none",
+    "--iptables=false",
+    "--ip6tables=false",
+    "--ip-forward=false",
+    "--ip-masq=false",
+    "--userland-proxy=false",
+)
+
+
+class EngineMissing(tools.ToolMissing):
+    """No Docker engine answers and the lab cannot start one; the message says how to get one."""
+
+    def _render_traceback_(self):
+        return [f"\x1b[31mEngineMissing\x1b[0m: {self}"]
+
+
+def _ping(sock_path: str, timeout: float = 2.0) -> bool:
+    """GET /_ping over the engine's unix socket: True when the engine answers OK."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(sock_path)
+            s.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            data = s.recv(256)
+        return data.startswith(b"HTTP/1.") and b" 200 " in data.split(b"\r\n", 1)[0]
+    except OSError:
+        return False
+
+
+def _socket_of(host: str) -> str | None:
+    return host[len("unix://") :] if host.startswith("unix://") else None
+
+
+def lab_dir(lab: Lab) -> Path:
+    return lab.state / "docker"
+
+
+def lab_socket(lab: Lab) -> str:
+    return str(lab_dir(lab) / "docker.sock")
+
+
+def _exec_root(lab: Lab) -> str:
+    # containerd's socket paths must stay short (108 bytes): a short folder named after the lab.
+    return f"/tmp/cl-docker-{hashlib.sha256(str(lab.state).encode()).hexdigest()[:10]}"
+
+
+def answering_host(lab: Lab | None = None) -> str | None:
+    """The DOCKER_HOST of an engine that answers now (the learner's first, then the lab's), or None."""
+    lab = lab or Lab.from_env()
+    env_host = os.environ.get("DOCKER_HOST", "")
+    candidates = []
+    if env_host.startswith("unix://"):
+        candidates.append(env_host)
+    elif env_host:  # tcp:// or ssh://: trust the learner's setting, ask the CLI
+        return env_host if _cli_answers(env_host) else None
+    candidates += [f"unix://{DEFAULT_SOCKET}", f"unix://{lab_socket(lab)}"]
+    for host in dict.fromkeys(candidates):
+        if _ping(_socket_of(host)):
+            return host
+    return None
+
+
+def _cli_answers(host: str) -> bool:
+    exe = shutil.which("docker")
+    if not exe:
+        return False
+    try:
+        out = subprocess.run(
+            [exe, "-H", host, "version", "--format", "{{.Server.Version}}"], capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0
+
+
+def can_start() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("dockerd") is not None
+
+
+def start(lab: Lab, timeout: float = 30.0) -> str:
+    """Start the lab's own dockerd (idempotent); returns its DOCKER_HOST."""
+    host = f"unix://{lab_socket(lab)}"
+    if _ping(lab_socket(lab)):
+        return host
+    if not can_start():
+        raise EngineMissing(
+            "no Docker engine answers, and the lab can start one only as root on Linux with dockerd installed.\n"
+            "  Fix: start Docker Desktop (macOS/Windows) or `sudo systemctl start docker` (Linux), or install it:\n"
+            "       https://docs.docker.com/get-docker/  (Debian/Ubuntu: `sudo apt-get install docker.io`)"
+        )
+    process.stop_pidfile(lab.pidfile("docker"))
+    d = lab_dir(lab)
+    (d / "data").mkdir(parents=True, exist_ok=True)
+    Path(_exec_root(lab)).mkdir(parents=True, exist_ok=True)
+    Path(lab_socket(lab)).unlink(missing_ok=True)
+    cmd = [
+        "dockerd",
+        "--data-root",
+        str(d / "data"),
+        "--exec-root",
+        _exec_root(lab),
+        "-H",
+        host,
+        "--pidfile",
+        str(d / "dockerd.pid"),
+        *DOCKERD_FLAGS,
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+    t0 = time.monotonic()
+    proc = process.spawn(
+        cmd, lab.logfile("docker"), env=env, cwd=d, pidfile=lab.pidfile("docker"), banner="starting dockerd"
+    )
+    while time.monotonic() - t0 < timeout:
+        if _ping(lab_socket(lab)):
+            return host
+        if proc.poll() is not None:
+            raise LabError(
+                f"dockerd exited during start-up. Last lines of {lab.logfile('docker')}:\n"
+                f"{process.tail(lab.logfile('docker'))}"
+            )
+        time.sleep(0.1)
+    raise LabError(f"dockerd did not answer within {timeout:.0f} s; see {lab.logfile('docker')}")
+
+
+def stop(lab: Lab) -> str:
+    """Stop the lab's own dockerd (never a learner's engine)."""
+    state = process.stop_pidfile(lab.pidfile("docker"), grace=10.0)
+    Path(lab_socket(lab)).unlink(missing_ok=True)
+    return state
+
+
+def ensure(lab: Lab | None = None, quiet: bool = False) -> dict[str, str]:
+    """The environment that points the docker CLI/SDK at an engine that answers: the learner's
+    own, else the lab's private one (started now if the lab can). Raises :class:`EngineMissing`."""
+    lab = lab or Lab.from_env()
+    host = answering_host(lab)
+    started = False
+    if host is None:
+        host = start(lab)
+        started = True
+    if not quiet:
+        whose = (
+            "the lab's own dockerd (started now)"
+            if started
+            else ("the lab's own dockerd" if host.endswith(lab_socket(lab)) else "your Docker engine")
+        )
+        say(f"Docker engine: {whose} at {host}")
+    return {"DOCKER_HOST": host}
+
+
+# ------------------------------------------------------------------ the base image
+def cache_dir() -> Path:
+    return Path(os.environ.get("CLOUDLAB_CACHE_DIR") or ROOT / ".lab" / "cache")
+
+
+def debian_mirror() -> str:
+    """The Debian mirror this machine's apt uses (deb822 or one-line sources), else deb.debian.org."""
+    for f in sorted(Path("/etc/apt/sources.list.d").glob("*.sources")) + [Path("/etc/apt/sources.list")]:
+        try:
+            text = f.read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            line = line.strip()
+            if line.startswith("URIs:") and "security" not in line:
+                return line.split()[1]
+            if line.startswith("deb ") and "security" not in line:
+                parts = [p for p in line.split() if not p.startswith("[")]
+                if len(parts) > 1:
+                    return parts[1]
+    return "http://deb.debian.org/debian"
+
+
+def _docker(env: dict, *args: str, **kw) -> subprocess.CompletedProcess:
+    exe = shutil.which("docker")
+    if exe is None:
+        raise EngineMissing("the docker CLI is not installed: https://docs.docker.com/get-docker/")
+    return subprocess.run([exe, *args], env={**os.environ, **env}, capture_output=True, text=True, **kw)
+
+
+def has_image(env: dict, tag: str) -> bool:
+    return _docker(env, "image", "inspect", tag).returncode == 0
+
+
+def base_tarball(suite: str = "bookworm", include=BASE_INCLUDE) -> Path:
+    """A minimal Debian root filesystem with Python, built once with debootstrap and cached."""
+    key = hashlib.sha256(f"{suite} {' '.join(include)}".encode()).hexdigest()[:10]
+    tar = cache_dir() / f"debian-{suite}-{key}.tar"
+    if tar.exists():
+        return tar
+    if not shutil.which("debootstrap"):
+        raise tools.ToolMissing(
+            "debootstrap is needed to build the local base image (no registry here): "
+            "`sudo apt-get install debootstrap`, or pull python:3.11-slim on a machine "
+            "with a registry"
+        )
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    root = cache_dir() / f"rootfs-{key}"
+    shutil.rmtree(root, ignore_errors=True)
+    say(f"building the local base image once: debootstrap --variant=minbase {suite} (about 30 s) ...")
+    cmd = ["debootstrap", "--variant=minbase", f"--include={','.join(include)}", suite, str(root), debian_mirror()]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise LabError(f"`{' '.join(cmd)}` failed:\n{(out.stdout + out.stderr)[-1500:]}")
+    # Leave out what an image does not need: package lists, docs, man pages, locales.
+    for sub in ("var/lib/apt/lists", "usr/share/doc", "usr/share/man", "usr/share/locale", "var/cache/apt"):
+        shutil.rmtree(root / sub, ignore_errors=True)
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    tmp = tar.with_suffix(".part")
+    subprocess.run(["tar", "-C", str(root), "-cf", str(tmp), "."], check=True)
+    os.replace(tmp, tar)
+    shutil.rmtree(root, ignore_errors=True)
+    return tar
+
+
+def base_image(env: dict, tag: str = BASE_TAG) -> str:
+    """The local base image in the engine ``env`` points at (imported from the cached tarball once)."""
+    if has_image(env, tag):
+        return tag
+    tar = base_tarball()
+    with open(tar, "rb") as fh:
+        out = subprocess.run(
+            [shutil.which("docker") or "docker", "import", "--change", 'CMD ["python3"]', "-", tag],
+            stdin=fh,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+        )
+    if out.returncode != 0:
+        raise LabError(f"`docker import` of {tar} failed: {out.stderr.strip()[-800:]}")
+    return tag
