@@ -1,0 +1,35 @@
+"""Lesson 05 (containers): the project folder the lesson builds, and the exercise checks.
+
+The engine, builds, images, runs and layer scans are the toolkit :mod:`cloudlab.containers`; this
+package stages the order service as a developer's checkout (``project``), builds the production image
+``cloudlab/orders:<content digest>`` that lessons 06 and 08 reuse, cleans up by label on reset, and
+holds the checks (``checks``). Everything is named ``l05-...`` and labelled ``cloudlab.lesson=05``."""
+
+from .checks import (  # noqa: F401
+    SIZE_BUDGET_MB,
+    check_final,
+    check_layer_order,
+    check_multistage,
+    check_no_secret,
+    check_run_flags,
+)
+from .project import (  # noqa: F401
+    ASSETS,
+    BUCKET,
+    LEGACY_SERVICE,
+    PINNED_BASE,
+    PRIVATE_RECORD,
+    PROJECT,
+    REPOSITORY,
+    SECRET_ID,
+    THIRD_PARTY,
+    Project,
+    backing_services,
+    build_orders,
+    fake_token,
+    fingerprint,
+    lint_folder,
+    stage,
+    try_dockerfile,
+    work_dir,
+)

@@ -1,0 +1,437 @@
+"""Lesson 05's exercise checks. Each one builds, runs or saves the REAL image from the learner's
+Dockerfile (or runs the learner's flags) in a fresh copy of the project, with fresh names and a fresh
+token, and says what is right and what is missing."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from concurrent.futures import ThreadPoolExecutor
+
+from .. import containers, net, scanners
+from ..checks import check
+from .project import PRIVATE_RECORD, SECRET_ID, backing_services, fingerprint, stage, work_dir
+
+LESSON = "05"
+SIZE_BUDGET_MB = 55  # what the runtime image may add to its base: the virtual environment (~50 MB) and code
+COMPILERS = ("gcc", "cc", "c++", "g++", "clang", "make", "ld", "as")
+INSTALL = re.compile(r"\b(pip3?|uv|poetry|pipenv)\b[^&;|]*\binstall\b|python3?\s+-m\s+pip\b")
+DIGEST_PIN = re.compile(r"@sha256:[0-9a-f]{64}\b")
+SCRATCH = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/var/lock")
+
+
+def _nonce() -> str:
+    return secrets.token_hex(4)
+
+
+def _require_engine(r):
+    if not containers.answers():
+        eng = containers.connect(quiet=True)
+        if eng is None:
+            r.fail(
+                "no Docker engine answers, so nothing can be built: start Docker (or run the setup cell, "
+                "which starts the lab's own engine where it can), then run this check again."
+            )
+
+
+def _dockerfile(r, ns, name: str) -> str:
+    text = r.need(ns, name, str, "Dockerfile (a string)")
+    r.require(
+        re.search(r"^\s*FROM\s", text, re.M | re.I) is not None,
+        f"{name} is a Dockerfile",
+        f"{name} has no FROM line: write the whole Dockerfile, starting with `ARG BASE=...` and `FROM ${{BASE}}`",
+    )
+    return text
+
+
+def _build(r, project, dockerfile_text: str, tag: str, what: str, **kw) -> containers.Build:
+    project.write("Dockerfile.check", dockerfile_text)
+    b = project.build("Dockerfile.check", tag, show=False, check=False, **kw)
+    if not b.ok:
+        r.fail(f"{what} does not build: {b.reason}.\n{b.error}")
+    return b
+
+
+def _stages(text: str) -> list[str]:
+    return [ln.strip() for ln in text.splitlines() if re.match(r"\s*FROM\s", ln, re.I)]
+
+
+def _cleanup(*refs: str) -> None:
+    for ref in refs:
+        containers.docker("rm", "-f", ref) if ":" not in ref else containers.docker("rmi", "-f", ref)
+
+
+# ------------------------------------------------------------------ 05.1 layer order
+@check(
+    "05.1",
+    "A code change rebuilds only the last layers",
+    hints=[
+        "Order the steps by how often they change: the dependency files first, the code last.",
+        "COPY requirements.txt and wheels/ alone, RUN the pip install, and only then COPY app/ (never `COPY . .` "
+        "before the install).",
+        "FROM ${BASE}; WORKDIR /app; COPY requirements.txt ./; COPY wheels/ /wheels/; RUN python -m venv /opt/venv "
+        "&& /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /wheels -r requirements.txt; "
+        'COPY app/ ./app/; CMD ["/opt/venv/bin/python", "-m", "app.service"]',
+    ],
+)
+def check_layer_order(r, ns):
+    text = _dockerfile(r, ns, "CACHED_DOCKERFILE")
+    _require_engine(r)
+    project = stage("check-1", junk=False)
+    tag = f"l05-check1:{_nonce()}"
+    first = _build(r, project, text, tag, "CACHED_DOCKERFILE")
+    r.expect(True, f"it builds ({first.seconds:.1f} s, {len(first.cached)} steps from the cache)", "")
+    marker = project.change_code(f"check {_nonce()}")
+    again = _build(r, project, text, tag, "CACHED_DOCKERFILE after a code change")
+    installs = [s for s in again.steps if s.keyword == "RUN" and INSTALL.search(s.instruction)]
+    r.require(
+        installs,
+        "a RUN step installs the dependencies",
+        "no RUN step installs the dependencies (pip install ... -r requirements.txt): the image would lack boto3",
+    )
+    rerun = [s for s in installs if not s.cached]
+    r.expect(
+        not rerun,
+        f"after a code-only change the install step came from the cache; the rebuild took {again.seconds:.1f} s",
+        (
+            f"after a code-only change, `{rerun[0].instruction[:70]}` ran again ({rerun[0].seconds or 0:.1f} s): "
+            "a step before it copies the code. Copy only requirements.txt and the wheels before the install, "
+            "and the code after it"
+        )
+        if rerun
+        else "",
+    )
+    port = net.free_port()
+    c = containers.run(
+        tag, f"l05-check1-{_nonce()}", env=backing_services(), port=port, lesson=LESSON, show=False, check=False
+    )
+    try:
+        r.expect(
+            net.answers(c.url + "/health"),
+            "the rebuilt image starts the service, which answers /health",
+            f"the rebuilt image does not serve /health: {c.state().get('Status')}; its log: {c.logs(4)[-400:]}",
+        )
+        wd = (containers.inspect(tag) or {}).get("Config", {}).get("WorkingDir") or "/"
+        found = c.exec("grep", "-rlsF", "--include=*.py", marker, wd).stdout.strip() if c.running() else ""
+        r.expect(
+            bool(found),
+            "the rebuilt image holds the changed code",
+            "the changed app/service.py is not in the rebuilt image: COPY the code (app/) into it",
+        )
+    finally:
+        _cleanup(c.name, tag)
+
+
+# ------------------------------------------------------------------ 05.2 multi-stage
+@check(
+    "05.2",
+    "A multi-stage image: small, with nothing to build with",
+    hints=[
+        "Two FROM lines: a builder stage that installs into a virtual environment, and a runtime stage that "
+        "starts again from ${BASE}.",
+        "In the runtime stage, `COPY --from=builder /opt/venv /opt/venv` and the code: not the wheels, not "
+        "`COPY --from=builder / /`, and not `FROM builder`.",
+        "FROM ${BASE} AS builder ... RUN python -m venv /opt/venv && /opt/venv/bin/pip install ...; "
+        "FROM ${BASE} AS runtime; WORKDIR /app; COPY --from=builder /opt/venv /opt/venv; COPY app/ ./app/; "
+        'CMD ["/opt/venv/bin/python", "-m", "app.service"]',
+    ],
+)
+def check_multistage(r, ns):
+    text = _dockerfile(r, ns, "MULTISTAGE_DOCKERFILE")
+    _require_engine(r)
+    froms = _stages(text)
+    r.expect(
+        len(froms) >= 2,
+        f"{len(froms)} stages",
+        "only one stage (one FROM): build in a builder stage, then start the runtime stage from ${BASE} again",
+    )
+    names = {m.group(1).lower() for ln in froms for m in [re.search(r"\sAS\s+(\S+)", ln, re.I)] if m}
+    last = froms[-1].split()[1].lower() if froms and len(froms[-1].split()) > 1 else ""
+    r.expect(
+        last not in names,
+        "the runtime stage starts from the base, not from the builder",
+        f"the last stage starts FROM {last}, so it inherits everything the builder has: start it FROM ${{BASE}}",
+    )
+    project = stage("check-2", junk=False)
+    tag = f"l05-check2:{_nonce()}"
+    _build(r, project, text, tag, "MULTISTAGE_DOCKERFILE")
+    eng = containers.current()
+    base_mb = containers.size_mb(eng.base) if eng.base else 0.0
+    size = containers.size_mb(tag)
+    budget = (base_mb or size) + SIZE_BUDGET_MB
+    if base_mb:
+        r.expect(
+            size <= budget,
+            f"{size:.0f} MB: within the budget of {budget:.0f} MB (base {base_mb:.0f} MB + {SIZE_BUDGET_MB} MB)",
+            f"the image is {size:.0f} MB, over the budget of {budget:.0f} MB (base {base_mb:.0f} MB + "
+            f"{SIZE_BUDGET_MB} MB): the runtime stage carries more than the virtual environment and the code",
+        )
+    entries = containers.files(tag, lesson=LESSON)
+    wheelhouse = {p.name for p in (project.path / "wheels").glob("*.whl")}
+    wheels = sorted(e.path for e in entries.values() if e.path.rsplit("/", 1)[-1] in wheelhouse)
+    r.expect(
+        not wheels,
+        "no wheelhouse in the runtime image",
+        f"the runtime image still holds {len(wheels)} wheel file(s), e.g. {wheels[0] if wheels else ''}: "
+        "copy only the virtual environment from the builder",
+    )
+    tools_found = (
+        sorted(e.path for e in entries.values() if e.executable and e.path.rsplit("/", 1)[-1] in COMPILERS)
+        + sorted(e.path for e in entries.values() if "/.cache/pip/" in e.path)[:1]
+    )
+    r.expect(
+        not tools_found,
+        "no compiler and no pip cache in the runtime image",
+        f"the runtime image holds build tools: {', '.join(tools_found[:4])}",
+    )
+    c = containers.run(tag, f"l05-check2-{_nonce()}", env=backing_services(), lesson=LESSON, show=False, check=False)
+    try:
+        r.expect(
+            net.answers(c.url + "/health"),
+            "the runtime image starts the service (its virtual environment works there)",
+            f"the runtime image does not serve /health (did the virtual environment and the code get copied?). "
+            f"Its log: {c.logs(6)[-500:]}",
+        )
+    finally:
+        _cleanup(c.name, tag)
+
+
+# ------------------------------------------------------------------ 05.3 least privilege at run time
+FORBIDDEN = {
+    "--privileged": "--privileged gives the container every capability and the host's devices",
+    "--cap-add": "--cap-add gives a capability back",
+    "--network": "leave the network to the check (it uses the host's 127.0.0.1)",
+    "--net": "leave the network to the check (it uses the host's 127.0.0.1)",
+    "--pid": "sharing the host's PID namespace exposes every host process",
+    "--userns": "--userns=host switches user-namespace isolation off",
+    "--name": "leave the container's name to the check",
+}
+
+
+@check(
+    "05.3",
+    "Least privilege at run time",
+    hints=[
+        "`docker run` flags for: a non-root user, a read-only root filesystem with a writable /tmp, no Linux "
+        "capabilities, no privilege gain, a memory limit and a process limit.",
+        "--user 10001:10001, --read-only with --tmpfs /tmp, --cap-drop ALL, --security-opt no-new-privileges, "
+        "--memory 64m, --pids-limit 64.",
+        'RUN_FLAGS = ["--user", "10001:10001", "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", '
+        '"--security-opt", "no-new-privileges", "--memory", "64m", "--pids-limit", "64"]',
+    ],
+)
+def check_run_flags(r, ns):
+    flags = r.need(ns, "RUN_FLAGS", list, "list of docker run flags (strings)")
+    r.require(
+        flags and all(isinstance(f, str) for f in flags),
+        f"RUN_FLAGS holds {len(flags)} strings",
+        "RUN_FLAGS should be a non-empty list of strings, like ['--read-only', '--cap-drop', 'ALL', ...]",
+    )
+    for f in flags:
+        key = f.split("=", 1)[0]
+        if key in FORBIDDEN or (key == "--security-opt" and "unconfined" in " ".join(flags)):
+            r.fail(f"`{f}` is not least privilege: {FORBIDDEN.get(key, 'it switches a security profile off')}")
+    _require_engine(r)
+    project = stage("check-3", junk=False)
+    tag = f"l05-check3:{_nonce()}"
+    project.build("Dockerfile.cached", tag, show=False)  # an image that runs as root unless told otherwise
+    name = f"l05-check3-{_nonce()}"
+    try:
+        c = containers.run(tag, name, flags=flags, env=backing_services(), lesson=LESSON, show=False, check=False)
+    except containers.ContainerFailed as e:
+        r.fail(f"docker refused these flags: {e}")
+    try:
+        r.require(
+            net.answers(c.url + "/health"),
+            "the service starts and answers /health with these flags",
+            f"with these flags the service does not answer /health ({c.state().get('Status')}, exit code "
+            f"{c.state().get('ExitCode')}{', out of memory' if c.state().get('OOMKilled') else ''}). "
+            f"Its log: {c.logs(6)[-500:]}",
+        )
+        ps = c.proc_status()
+        r.expect(ps.uid != 0, f"the process runs as UID {ps.uid}", "the process runs as root (UID 0): add --user")
+        r.expect(
+            not ps.caps,
+            "it holds no Linux capabilities",
+            f"it still holds {len(ps.caps)} capabilities ({', '.join(ps.caps[:5])}...): --cap-drop ALL",
+        )
+        r.expect(ps.no_new_privs, "no-new-privileges is set", "no-new-privileges is not set: --security-opt")
+        host = c.inspect().get("HostConfig", {})
+        r.expect(
+            host.get("ReadonlyRootfs"),
+            "the root filesystem is read-only",
+            "the root filesystem is writable: --read-only",
+        )
+        wrote = c.exec("sh", "-c", "echo x > /app/probe").returncode == 0
+        r.expect(not wrote, "writing next to the code fails", "the process can write to /app: --read-only")
+        scratch = c.exec("sh", "-c", "echo x > /tmp/probe && rm /tmp/probe").returncode == 0
+        r.expect(scratch, "/tmp is writable scratch space", "/tmp is not writable: add --tmpfs /tmp")
+        mem, pids = host.get("Memory") or 0, host.get("PidsLimit") or 0
+        r.expect(
+            0 < mem <= 256 * 2**20,
+            f"memory is capped at {mem / 2**20:.0f} MiB",
+            "memory is not capped (or above 256 MiB): --memory 64m",
+        )
+        r.expect(
+            0 < pids <= 256,
+            f"processes are capped at {pids}",
+            "the number of processes is not capped (or above 256): --pids-limit 64",
+        )
+        made = net.request("POST", c.url + "/orders", {"item": "check", "qty": 1}, timeout=10)
+        r.expect(
+            made.status == 201,
+            "an order still reaches S3 and SQS in the emulator",
+            f"POST /orders answered {made.status} {made.body[:120]!r}",
+        )
+    finally:
+        _cleanup(name, tag)
+
+
+# ------------------------------------------------------------------ 05.4 no secret in any layer
+@check(
+    "05.4",
+    "No secret in any layer",
+    hints=[
+        "Two leaks to close: the .env file must not reach the build context, and the token must reach only "
+        "the one RUN step that needs it, as a build secret.",
+        "DOCKERIGNORE: exclude .env (or allow only what you need). SECRET_DOCKERFILE: "
+        "`RUN --mount=type=secret,id=index_token python tools/private_index.py --token-file /run/secrets/index_token`.",
+        "Start from Dockerfile.cached; before COPY app/ add COPY tools/ ./tools/ and that RUN --mount line. Never "
+        "COPY .env, never ARG or ENV the token, never write it to a file.",
+    ],
+)
+def check_no_secret(r, ns):
+    text = _dockerfile(r, ns, "SECRET_DOCKERFILE")
+    ignore = r.need(ns, "DOCKERIGNORE", str, ".dockerignore (a string)")
+    _require_engine(r)
+    project = stage("check-4", dockerignore=False, junk=True, new_token=True)
+    project.write(".dockerignore", ignore)
+    rules = containers.parse_dockerignore(ignore)
+    r.expect(
+        containers.is_ignored(".env", rules),
+        "DOCKERIGNORE keeps .env out of the build context",
+        "DOCKERIGNORE lets .env into the build context, so any `COPY . .` ships the token",
+    )
+    with open(project.path / "tools" / "private_index.py", "a") as fh:
+        fh.write(f"# check {_nonce()}\n")  # a fresh file: the step that reads the secret really runs
+    tag = f"l05-check4:{_nonce()}"
+    _build(r, project, text, tag, "SECRET_DOCKERFILE", secrets=project.secrets)
+    shown = containers.docker("run", "--rm", "--network", "none", "--entrypoint", "cat", tag, PRIVATE_RECORD)
+    r.expect(
+        fingerprint(project.token) in shown.stdout,
+        "the build used the token (the private package is installed)",
+        f"the private package is not installed with this build's token ({PRIVATE_RECORD} "
+        f"{'is missing' if shown.returncode else 'holds another token'}): run tools/private_index.py with the build "
+        f"secret, id={SECRET_ID}",
+    )
+    saved = containers.save(tag, work_dir() / "check-4-save", base=containers.current().base, show=False)
+    where = saved.find(project.token)
+    r.expect(
+        not where,
+        f"the token is in none of the {len(saved.layers)} layers, the config or the history",
+        "the token is in the image: " + "; ".join(where[:3]),
+    )
+    _cleanup(tag)
+    saved.path.unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------ 05.5 lint, non-root, health check
+@check(
+    "05.5",
+    "Lint-clean, non-root, with a health check that really probes",
+    hints=[
+        "Fix what hadolint and checkov report (ignore comments do not count). The image needs a numeric "
+        "non-root USER, placed after the steps that install, and a HEALTHCHECK that calls /health.",
+        "pip install --no-cache-dir; USER 10001:10001 near the end (files stay root-owned, no chmod 777); "
+        'HEALTHCHECK CMD ["python", "/app/healthcheck.py"] after COPY healthcheck.py ./.',
+        "Start from the lesson's Dockerfile (multi-stage). The only accepted suppression is "
+        "`# checkov:skip=CKV_DOCKER_7: <reason>` when ARG BASE is pinned by @sha256 digest.",
+    ],
+)
+def check_final(r, ns):
+    text = _dockerfile(r, ns, "FINAL_DOCKERFILE")
+    _require_engine(r)
+    scan_dir = work_dir() / "check-5-scan"
+    scan_dir.mkdir(parents=True, exist_ok=True)
+    (scan_dir / "Dockerfile").write_text(text if text.endswith("\n") else text + "\n")
+    with ThreadPoolExecutor(1) as pool:
+        scan = pool.submit(scanners.checkov, scan_dir, "dockerfile", True, 180.0, LESSON)
+        lint = scanners.hadolint(scan_dir / "Dockerfile", quiet=True, lesson=LESSON, honour_ignores=False)
+        r.expect(
+            not lint["findings"],
+            "hadolint: no finding",
+            "hadolint: " + "; ".join(f"line {ln} {code} {msg[:70]}" for ln, code, _, msg in lint["findings"][:3]),
+        )
+        r.expect(
+            not lint["ignores"],
+            "no hadolint ignore comments",
+            f"{len(lint['ignores'])} hadolint ignore comment(s): fix the finding instead",
+        )
+        project = stage("check-5", junk=False)
+        tag = f"l05-check5:{_nonce()}"
+        project.write("Dockerfile.check", text)
+        built = project.build("Dockerfile.check", tag, show=False, check=False)
+        report = scan.result()
+    arg_pinned = any(DIGEST_PIN.search(ln) for ln in text.splitlines() if ln.strip().upper().startswith("ARG"))
+    failed = list(report["failed"])
+    skipped = [s for s in report["skipped"] if not (s[0] == "CKV_DOCKER_7" and arg_pinned and len(s[2].strip()) > 10)]
+    r.expect(
+        not failed,
+        f"checkov: {report['passed']} checks passed, none failed",
+        "checkov: " + "; ".join(f"{cid} {name[:60]}" for cid, _, name in failed[:3]),
+    )
+    r.expect(
+        not skipped,
+        "checkov: no suppression (except CKV_DOCKER_7 with a reason, the base being pinned by digest)",
+        "checkov suppressions that hide a finding: "
+        + ", ".join(s[0] for s in skipped)
+        + ("" if arg_pinned else " (CKV_DOCKER_7 is accepted only when ARG BASE is pinned by @sha256 digest)"),
+    )
+    r.require(built.ok, "it builds", f"FINAL_DOCKERFILE does not build: {built.reason}.\n{built.error}")
+    info = containers.inspect(tag) or {}
+    cfg = info.get("Config", {})
+    test = (cfg.get("Healthcheck") or {}).get("Test") or []
+    r.expect(
+        test and test[0] != "NONE",
+        "the image has a HEALTHCHECK",
+        "the image has no HEALTHCHECK: add one that calls the service's /health",
+    )
+    flags = [f for f in containers.HARDENED if f not in ("--user", "10001:10001")]
+    name = f"l05-check5-{_nonce()}"
+    c = containers.run(tag, name, flags=flags, env=backing_services(), lesson=LESSON, show=False, check=False)
+    down = f"l05-check5-down-{_nonce()}"
+    try:
+        r.require(
+            net.answers(c.url + "/health"),
+            "it serves /health with a read-only root filesystem and no capabilities",
+            f"it does not serve /health under --read-only and --cap-drop ALL. Its log: {c.logs(6)[-500:]}",
+        )
+        uid = c.proc_status().uid
+        r.expect(uid != 0, f"without --user it runs as UID {uid} (its USER)", "without --user it runs as root: USER")
+        probe = (["sh", "-c", test[1]] if test[0] == "CMD-SHELL" else test[1:]) if test else ["false"]
+        ok_up = c.exec(*probe).returncode == 0 if test and test[0] != "NONE" else False
+        containers.docker(
+            "run", "-d", "--name", down, "--network", "host", "--label", f"{containers.LABEL}={LESSON}",
+            "-e", f"PORT={net.free_port()}", "--entrypoint", "sleep", tag, "60",
+        )  # fmt: skip
+        ok_down = containers.docker("exec", down, *probe).returncode == 0
+        r.expect(
+            ok_up and not ok_down,
+            "the health check passes while the service answers and fails when it does not",
+            "the health check passes even with no service running: it must call /health"
+            if ok_down
+            else "the health check fails although the service answers /health",
+        )
+        open_paths = [
+            e.path
+            for e in containers.files(tag, lesson=LESSON).values()
+            if e.world_writable and not e.path.startswith(SCRATCH)
+        ]
+        r.expect(
+            not open_paths,
+            "nothing outside /tmp is world-writable",
+            f"{len(open_paths)} world-writable path(s), e.g. {open_paths[0] if open_paths else ''}: no chmod 777; "
+            "the code stays read-only and scratch goes to a tmpfs at run time",
+        )
+    finally:
+        _cleanup(name, down, tag)
