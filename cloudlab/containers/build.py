@@ -245,6 +245,8 @@ def build(
         args.append("--no-cache")
     if target:
         args += ["--target", target]
+    if eng.buildkit == "buildx":
+        args.append("--load")  # a non-default builder (docker-container driver) would keep the image to itself
     args.append(".")
     command = shown(args, eng, context)
     if show:

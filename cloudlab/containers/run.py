@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .. import net
 from ..lab import ROOT, Lab
-from .engine import LABEL, docker, shown
+from .engine import LABEL, current, docker, shown
 
 # The least-privilege flags: a non-root UID, a read-only root filesystem with a small tmpfs for scratch,
 # no Linux capabilities, no privilege gain through setuid binaries, bounded memory and processes.
@@ -250,6 +250,11 @@ def run(
             if not st.get("Running")
             else f"it runs but nothing answered {c.url + wait} within {timeout:.0f} s"
         )
+        if st.get("Running") and current().whose == "your engine":
+            why += (
+                " (the container shares the host's network: on Docker Desktop turn on Settings > Resources > "
+                "Network > Enable host networking, version 4.34 or newer)"
+            )
         if check:
             raise ContainerFailed(f"{name}: {why}. Its last log lines:\n{c.logs(12)}")
     return c
