@@ -317,6 +317,7 @@ def test_fake_tokens_look_real_and_differ():
 
 def test_stage_plants_a_developers_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("CLOUDLAB_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("CLOUDLAB_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(
         containers, "wheelhouse", lambda req, dest, show=True: (Path(dest).mkdir(parents=True), ["x.whl"])[1]
     )
@@ -326,6 +327,7 @@ def test_stage_plants_a_developers_folder(tmp_path, monkeypatch):
     assert not p.secret_file.is_relative_to(p.path), "the build secret lives outside the build context"
     assert oct(p.secret_file.stat().st_mode & 0o777) == "0o600"
     assert not (p.path / ".dockerignore").exists() and (p.path / "logs" / "debug.log").stat().st_size > 1e6
+    shutil.rmtree(tmp_path / "state" / "work")  # what a test lab's start (or `make reset`) does
     again = lesson05.stage("unit", dockerignore=True)
     assert again.token == p.token, "a re-run keeps the token, so the build cache still applies"
     assert lesson05.stage("unit", new_token=True).token != p.token

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from .. import aws, cleanup, containers
 from ..lab import ROOT, Lab
+from ..lab import docker as labdocker
 
 LESSON = "05"
 ASSETS = ROOT / "lessons" / "05_containers"
@@ -112,7 +113,7 @@ def stage(
 
     ``dockerignore``: include the lesson's .dockerignore (allow-list). ``junk``: plant a ``.env`` holding
     the token, a debug log and a stale ``__pycache__``, as in a real checkout. The fake token is kept
-    per folder (so a re-run can reuse the build cache) unless ``new_token``."""
+    per folder name (so a re-run can reuse the build cache) unless ``new_token``."""
     dest = work_dir() / name
     shutil.rmtree(dest, ignore_errors=True)
     shutil.copytree(PROJECT, dest, ignore=shutil.ignore_patterns("__pycache__", ".dockerignore", ".checkov.json"))
@@ -122,7 +123,7 @@ def stage(
     for f in ("__init__.py", "service.py"):
         shutil.copy2(ROOT / "app" / f, dest / "app" / f)
     containers.wheelhouse(dest / "requirements.txt", dest / "wheels", show=show)
-    secret = work_dir() / "secrets" / name / SECRET_ID
+    secret = secret_file(name)
     secret.parent.mkdir(parents=True, exist_ok=True)
     old = secret.read_text().strip() if secret.exists() and not new_token else ""
     token = old if re.fullmatch(r"ghp_[A-Za-z0-9]{36}", old) else fake_token()
@@ -147,8 +148,14 @@ def try_dockerfile(text: str, tag: str = "l05-try:dev", secrets: bool = False) -
     return project.build("Dockerfile.try", tag, check=False, secrets=project.secrets if secrets else None)
 
 
+def secret_file(name: str) -> Path:
+    """Where the fake token of project ``name`` is kept: outside every build context, and in the lab's cache
+    (which resets keep), so a re-run stages identical files and the engine's build cache still applies."""
+    return labdocker.cache_dir() / "l05-secrets" / name / SECRET_ID
+
+
 def _existing(folder: Path) -> Project:
-    secret = work_dir() / "secrets" / folder.name / SECRET_ID
+    secret = secret_file(folder.name)
     return Project(folder, secret.read_text().strip() if secret.exists() else "", secret)
 
 
