@@ -744,3 +744,26 @@ def test_build_orders_gives_the_image_other_lessons_use(engine):
 def test_no_leftover_docker_state_in_the_repository():
     assert not list(lesson05.ASSETS.rglob(".checkov.json")), "scans run on copies, never in lessons/"
     assert os.path.exists(lesson05.ASSETS / "orders" / "Dockerfile")
+
+
+def test_reset_tolerates_a_bucket_that_is_already_gone():
+    """A small change to cloudlab.cleanup (lesson 05's reset met it): DeleteBucket retried after a late
+    answer finds NoSuchBucket; the bucket is gone, which is what the reset wanted."""
+    from botocore.exceptions import ClientError
+
+    from cloudlab import cleanup
+
+    class NoSuchBucket(ClientError):
+        pass
+
+    class FakeS3:
+        exceptions = type("E", (), {"NoSuchBucket": NoSuchBucket})
+        deleted: list[str] = []
+
+        def get_paginator(self, name):
+            return type("P", (), {"paginate": lambda self, Bucket: [{"Versions": []}]})()
+
+        def delete_bucket(self, Bucket):
+            raise NoSuchBucket({"Error": {"Code": "NoSuchBucket", "Message": "gone"}}, "DeleteBucket")
+
+    cleanup.empty_and_delete_bucket(FakeS3(), "l05-orders")  # no exception

@@ -25,6 +25,7 @@ from .project import (  # noqa: F401
     THIRD_PARTY,
     Project,
     backing_services,
+    base_ref,
     build_orders,
     fake_token,
     fingerprint,

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from .. import containers, net, scanners
 from ..checks import check
-from .project import PRIVATE_RECORD, SECRET_ID, backing_services, fingerprint, stage, work_dir
+from .project import PRIVATE_RECORD, SECRET_ID, backing_services, base_ref, fingerprint, stage, work_dir
 
 LESSON = "05"
 SIZE_BUDGET_MB = 55  # what the runtime image may add to its base: the virtual environment (~50 MB) and code
@@ -161,11 +161,10 @@ def check_multistage(r, ns):
     project = stage("check-2", junk=False)
     tag = f"l05-check2:{_nonce()}"
     _build(r, project, text, tag, "MULTISTAGE_DOCKERFILE")
-    eng = containers.current()
-    base_mb = containers.size_mb(eng.base) if eng.base else 0.0
+    base_mb = containers.size_mb(base_ref())
     size = containers.size_mb(tag)
-    budget = (base_mb or size) + SIZE_BUDGET_MB
-    if base_mb:
+    budget = base_mb + SIZE_BUDGET_MB
+    if base_mb:  # the base is there (it was just built on)
         r.expect(
             size <= budget,
             f"{size:.0f} MB: within the budget of {budget:.0f} MB (base {base_mb:.0f} MB + {SIZE_BUDGET_MB} MB)",
@@ -330,7 +329,7 @@ def check_no_secret(r, ns):
         f"{'is missing' if shown.returncode else 'holds another token'}): run tools/private_index.py with the build "
         f"secret, id={SECRET_ID}",
     )
-    saved = containers.save(tag, work_dir() / "check-4-save", base=containers.current().base, show=False)
+    saved = containers.save(tag, work_dir() / "check-4-save", base=base_ref(), show=False)
     where = saved.find(project.token)
     r.expect(
         not where,

@@ -46,6 +46,11 @@ def pinned_base() -> str:
 PINNED_BASE = pinned_base()
 
 
+def base_ref() -> str:
+    """The base image the lesson's builds use on this engine: the lab's local base, or the pinned image."""
+    return containers.current().base or PINNED_BASE
+
+
 def work_dir() -> Path:
     return Lab.from_env().work_dir(LESSON)
 
