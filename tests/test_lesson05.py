@@ -93,6 +93,19 @@ def test_parse_plain_docker_20_output():
     assert context == 17_530_000 and image.startswith("sha256:557560f9")
 
 
+def test_steps_come_in_dockerfile_order_even_when_buildkit_numbers_them_otherwise():
+    text = "#5 [2/3] WORKDIR /app\n#5 CACHED\n#6 [3/3] COPY . .\n#6 DONE 0.1s\n#7 [1/3] FROM base\n#7 DONE 0.0s\n"
+    text += "#9 [runtime 2/2] COPY --from=builder /v /v\n#9 DONE 0.2s\n#8 [builder 2/2] RUN x\n#8 DONE 1.0s\n"
+    steps, _, _ = containers.parse_plain(text)
+    assert [s.label for s in steps] == [
+        "[1/3] FROM base",
+        "[2/3] WORKDIR /app",
+        "[3/3] COPY . .",
+        "[builder 2/2] RUN x",
+        "[runtime 2/2] COPY --from=builder /v /v",
+    ]
+
+
 def test_parse_plain_buildx_output_with_stages_and_an_error():
     steps, _, image = containers.parse_plain(NEW_FORMAT)
     assert [(s.stage, s.index) for s in steps] == [

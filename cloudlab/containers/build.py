@@ -154,7 +154,25 @@ def parse_plain(text: str) -> tuple[list[Step], int | None, str]:
                 else:
                     s.output.append(m.group(3))
                 break
-    return [steps[k] for k in sorted(steps)], context, image
+    return _in_dockerfile_order(steps), context, image
+
+
+def _in_dockerfile_order(steps: dict[int, Step]) -> list[Step]:
+    """Stages in the order their work started, steps by their place in the stage. (BuildKit numbers
+    vertices as it meets them: a cached FROM can come after the steps built on it.)"""
+    by_n = [steps[k] for k in sorted(steps)]
+    rank: dict[str, int] = {}
+    for s in by_n:
+        if not s.index.startswith("1/"):
+            rank.setdefault(s.stage, len(rank))
+    for s in by_n:
+        rank.setdefault(s.stage, len(rank))
+
+    def place(s: Step) -> tuple[int, int]:
+        head = s.index.split("/", 1)[0]
+        return rank[s.stage], int(head) if head.isdigit() else 0
+
+    return sorted(by_n, key=place)
 
 
 # What an error means, first match wins: (pattern in docker's output, plain words).
