@@ -147,7 +147,14 @@ def connect(quiet: bool = False, start: bool = True) -> Engine | None:
     except tools.ToolMissing as e:  # EngineMissing is one
         _ENGINE = None
         if not quiet:
-            print(f"No Docker engine for this lesson: {e}\nThe cells marked `# needs: docker` will say 'skipped'.")
+            where = (
+                "\nThis kernel runs inside a container (the Docker path): it has no engine of its own. Run this lesson "
+                "with `make lab` on your machine instead."
+                if os.path.exists("/.dockerenv")
+                else ""
+            )
+            print(f"No Docker engine for this lesson: {e}{where}")
+            print("The cells marked `# needs: docker` will say 'skipped'.")
         return None
     eng = Engine(host, whose, client, mode, env=dict(env))
     out = subprocess.run(
