@@ -100,23 +100,29 @@ RUN groupadd --gid 1000 learner \
 
 COPY --from=tools /out/bin/ /usr/local/bin/
 
+# The same installer and the same pins as `make lab` (cloudlab/lab/venvs.py): uv at the course's
+# version, every environment constrained by its full lock file in pins/.
+ARG UV_VERSION=0.13.9
+RUN pip install --no-cache-dir "uv==${UV_VERSION}"
+
 # Layers that change least come first: checkov, then the kernel's packages, then the course.
 # checkov has its own pinned environment (its dependency pins clash with the kernel's).
 COPY pins/checkov-lock.txt /tmp/pins/checkov-lock.txt
-RUN python -m venv /opt/checkov \
- && /opt/checkov/bin/pip install --no-cache-dir -r /tmp/pins/checkov-lock.txt \
+RUN uv venv /opt/checkov \
+ && uv pip install --no-cache --python /opt/checkov/bin/python -r /tmp/pins/checkov-lock.txt \
  && ln -s /opt/checkov/bin/checkov /usr/local/bin/checkov \
  && rm -rf /tmp/pins
 
 COPY requirements.txt /tmp/requirements.txt
-RUN pip install --no-cache-dir -r /tmp/requirements.txt \
- && rm /tmp/requirements.txt
+COPY pins/kernel-lock.txt /tmp/pins/kernel-lock.txt
+RUN uv pip install --no-cache --system -r /tmp/requirements.txt -c /tmp/pins/kernel-lock.txt \
+ && rm -rf /tmp/requirements.txt /tmp/pins
 
 WORKDIR /home/learner/course
 COPY --chown=1000:1000 . .
 # Editable: the package is imported from /home/learner/course, so the bind-mounted
 # repository (docker-compose.yml) is the code that runs, not a stale copy in site-packages.
-RUN pip install --no-cache-dir --no-deps -e . \
+RUN uv pip install --no-cache --system --no-deps -e . \
  && rm -rf cloudlab.egg-info build
 
 # The learner (uid/gid 1000), never root.

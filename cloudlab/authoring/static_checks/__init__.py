@@ -60,6 +60,7 @@ from .dockerfile import (  # noqa: F401
     dockerfile_download_problems,
     dockerfile_from_problems,
     dockerfile_healthcheck_problems,
+    dockerfile_installer_problems,
     dockerfile_problems,
     dockerfile_user_problems,
     dockerignore_problems,
