@@ -137,6 +137,9 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
 
 # 0.0.0.0 inside the container only: docker-compose.yml publishes the port on the host's
 # 127.0.0.1, so nothing outside this machine can reach JupyterLab.
+# `prepare` copies the notebooks into workspace/ (git-ignored: your work, never the course's files)
+# and installs the course's kernel settings, then runs the command below.
+ENTRYPOINT ["python", "-m", "cloudlab.lab", "prepare", "--"]
 CMD ["jupyter", "lab", "--ip=0.0.0.0", "--port=8888", "--no-browser", \
-     "--ServerApp.root_dir=/home/learner/course", \
+     "--ServerApp.root_dir=/home/learner/course/workspace", \
      "--ServerApp.custom_display_url=http://127.0.0.1:8888"]

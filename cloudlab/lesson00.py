@@ -59,7 +59,8 @@ def tool_rows() -> list[Row]:
             )
     for name, tool in tools.TOOLS.items():
         ok, detail = tools.version(name)
-        rows.append(Row("tool", name, ok, detail, tool.fix(), "lesson " + ", ".join(tool.lessons)))
+        needed = "lesson " + ", ".join(tool.lessons) if tool.lessons else "the course's own tests only"
+        rows.append(Row("tool", name, ok, detail, tool.fix(), needed))
     return rows
 
 

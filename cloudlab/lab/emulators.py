@@ -44,17 +44,18 @@ def spawn(lab: Lab, name: str, cmd: list, env: dict[str, str]) -> int:
 
 
 def wait_healthy(check, pid: int, name: str, lab: Lab, timeout: float) -> float:
+    shown = {"localstack": "LocalStack", "jupyter": "JupyterLab"}.get(name, name)
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
         if check(lab):
             return time.monotonic() - t0
         if not process.pid_alive(pid):
             raise LabError(
-                f"{name} exited during start-up. Last lines of {lab.logfile(name)}:\n{process.tail(lab.logfile(name))}"
+                f"{shown} exited during start-up. Last lines of {lab.logfile(name)}:\n{process.tail(lab.logfile(name))}"
             )
         time.sleep(0.2)
     raise LabError(
-        f"{name} did not become healthy within {timeout:.0f} s. "
+        f"{shown} did not become healthy within {timeout:.0f} s. "
         f"Look at `make logs` ({lab.logfile(name)}), then `make stop && make lab`."
     )
 

@@ -125,6 +125,15 @@ TOOLS: dict[str, Tool] = {
             paths=("/usr/sbin",),
         ),
         Tool(
+            "chromium",
+            "the browser of the course's own end-to-end test (a learner does not need it)",
+            (),
+            "apt",
+            ("chromium", "--version"),
+            apt=("chromium",),
+            brew="--cask chromium",
+        ),
+        Tool(
             "kind",
             "Kubernetes in Docker, for the live cluster",
             ("06",),
