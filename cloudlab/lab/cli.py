@@ -141,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("env", help="print the environment as shell exports")
     r = sub.add_parser("reset", help="wipe emulator data and Terraform state")
     r.add_argument("--progress", action="store_true", help="also delete the progress file")
+    sub.add_parser("cluster", help="create the course's kind cluster (lesson 06), load the order service's image")
+    sub.add_parser("cluster-down", help="delete the course's kind cluster")
     rn = sub.add_parser("run", help="up, run a command with the lab environment, down")
     rn.add_argument("command", nargs=argparse.REMAINDER)
     args = ap.parse_args(argv)
@@ -168,6 +170,10 @@ def main(argv: list[str] | None = None) -> int:
             print("".join(f"export {k}={v}\n" for k, v in lab.aws_env().items()), end="")
         elif args.cmd == "reset":
             reset(lab, progress=args.progress)
+        elif args.cmd in ("cluster", "cluster-down"):
+            from . import cluster
+
+            cluster.up() if args.cmd == "cluster" else cluster.down()
         elif args.cmd == "run":
             cmd = args.command[1:] if args.command[:1] == ["--"] else args.command
             if not cmd:
