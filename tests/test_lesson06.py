@@ -581,3 +581,14 @@ def test_cluster_commands_explain_missing_tools(monkeypatch):
     monkeypatch.setattr(kind, "docker_status", lambda: (False, "no engine answers (Docker stopped?)"))
     with pytest.raises(LabError, match="start Docker"):
         kind.up()
+
+
+def test_checkov_scans_manifests_under_a_hidden_folder(tmp_path):
+    """The lab's work folder is inside .lab/: checkov's kubernetes runner would skip it silently."""
+    from cloudlab import scanners
+
+    folder = tmp_path / ".lab" / "scan"
+    k8s.load(lesson06.MESSY).write(folder / "messy.yaml")
+    rep = scanners.checkov(folder, framework="kubernetes", quiet=True)
+    assert rep["resources"] > 0 and "CKV_K8S_8" in {f[0] for f in rep["failed"]}, rep
+    assert rep["command"].startswith("cd ")
