@@ -9,7 +9,8 @@ NBVAL  := --nbval-lax --nbval-current-env --nbval-cell-timeout=300
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lab stop stop-all status logs update reset exercises lint test test-unit test-notebooks bench
+.PHONY: help setup lab stop stop-all status logs update reset exercises lint test test-unit test-notebooks bench \
+        cluster cluster-down
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -60,3 +61,9 @@ test-notebooks:  ## one pass over the notebooks of one lesson: make test-noteboo
 
 bench: setup  ## measure lab start times, memory (BENCH_ARGS="--cold --test" for all)
 	@$(PYTHON) benchmarks/bench.py $(BENCH_ARGS)
+
+cluster:  ## create the course's kind cluster (needs kind + Docker), load the order service's image
+	@$(LAB) cluster
+
+cluster-down:  ## delete the course's kind cluster
+	@$(LAB) cluster-down

@@ -604,3 +604,31 @@ def test_check_repository_reports_nothing():
         ".dockerignore": [],
         ".github/workflows/test.yml": [],
     }
+
+
+# ------------------------------------------------------------------ lesson 06 live job
+KIND_CONFIG = (ROOT / "lessons" / "06_kubernetes" / "kind" / "cluster.yaml").read_text()
+
+
+def test_kind_job_follows_the_rules(workflow):
+    assert sc.kind_job_problems(workflow, KIND_CONFIG) == []
+
+
+@pytest.mark.parametrize(
+    "change,words",
+    [
+        (lambda w: w["jobs"].pop(sc.LIVE_JOB), ("no job",)),
+        (lambda w: w["jobs"][sc.LIVE_JOB]["steps"][0].update(uses="actions/checkout@v4"), ("commit SHA",)),
+        (lambda w: w["jobs"][sc.LIVE_JOB]["steps"][3].update(run="echo no cluster"), ("make cluster",)),
+        (lambda w: w["jobs"][sc.LIVE_JOB]["steps"][4].pop("env"), ("CLOUDLAB_REQUIRE_CLUSTER",)),
+        (lambda w: w["jobs"][sc.LIVE_JOB].pop("timeout-minutes"), ("timeout-minutes",)),
+    ],
+)
+def test_kind_job_rules_report_each_breakage(workflow, change, words):
+    broken = copy.deepcopy(workflow)
+    change(broken)
+    assert has(sc.kind_job_problems(broken, KIND_CONFIG), *words)
+
+
+def test_kind_config_rule_wants_a_digest(workflow):
+    assert has(sc.kind_job_problems(workflow, KIND_CONFIG.replace("@sha256:", "#")), "digest")

@@ -251,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     pr.add_argument("command", nargs=argparse.REMAINDER)
     r = sub.add_parser("reset", help="wipe emulator data and Terraform state")
     r.add_argument("--progress", action="store_true", help="also delete the progress file")
+    sub.add_parser("cluster", help="create the course's kind cluster (lesson 06), load the order service's image")
+    sub.add_parser("cluster-down", help="delete the course's kind cluster")
     rn = sub.add_parser("run", help="up, run a command with the lab environment, down")
     rn.add_argument("command", nargs=argparse.REMAINDER)
     args = ap.parse_args(argv)
@@ -288,6 +290,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "reset":
             with locked(lab, "make reset"):
                 reset(lab, progress=args.progress)
+        elif args.cmd in ("cluster", "cluster-down"):
+            from . import cluster
+
+            cluster.up() if args.cmd == "cluster" else cluster.down()
         elif args.cmd == "run":
             cmd = args.command[1:] if args.command[:1] == ["--"] else args.command
             if not cmd:
