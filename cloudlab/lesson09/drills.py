@@ -90,9 +90,26 @@ def restore_from(s3, bucket: str, backup: dict[str, str]) -> list[str]:
     for key, version in sorted(backup.items()):
         if now.get(key) == version:
             continue
-        s3.copy_object(Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": key, "VersionId": version})
+        copy_version_back(s3, bucket, key, version)
         restored.append(key)
     return restored
+
+
+def copy_version_back(s3, bucket: str, key: str, version: str) -> None:
+    """Make an older version the current one again, by copying it onto its own key.
+
+    The emulator refuses a plain copy of a version onto its own key (real AWS accepts it); with
+    ``MetadataDirective='REPLACE'`` (and the version's own content type and metadata) both accept it.
+    """
+    head = s3.head_object(Bucket=bucket, Key=key, VersionId=version)
+    s3.copy_object(
+        Bucket=bucket,
+        Key=key,
+        CopySource={"Bucket": bucket, "Key": key, "VersionId": version},
+        MetadataDirective="REPLACE",
+        ContentType=head.get("ContentType", "binary/octet-stream"),
+        Metadata=head.get("Metadata", {}),
+    )
 
 
 def contents(s3, bucket: str) -> dict[str, str]:

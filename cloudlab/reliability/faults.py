@@ -228,7 +228,19 @@ def freeze(name: str, seconds: float, quiet: bool = False) -> Fault:
     """SIGSTOP a lesson process for ``seconds`` (alive but silent: a gray failure), then SIGCONT."""
     s = _seconds(seconds)
     pid = _lesson_pid(name)
-    return _inject("freeze", name, [["kill", "-STOP", pid]], [["kill", "-CONT", pid]], s, quiet)
+    fault = _inject("freeze", name, [["kill", "-STOP", pid]], [["kill", "-CONT", pid]], s, quiet)
+    deadline = time.monotonic() + 1  # the signal is delivered when the process is next scheduled
+    while time.monotonic() < deadline and _proc_state(pid) not in ("T", "t", None):
+        time.sleep(0.01)
+    return fault
+
+
+def _proc_state(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ")[-1].split()[0]
+    except OSError:
+        return None
 
 
 def _ns_rule(ns: str, port: int, mode: str) -> list[str]:
