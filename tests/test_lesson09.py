@@ -769,3 +769,164 @@ def test_09_5_a_backup_that_keeps_no_versions_is_rejected():
     from cloudlab.lesson09 import check_restore
 
     rejected(check_restore, {"take_backup": lambda s3, b: [], "restore": restore_ok}, "dict")
+
+
+# ============================================================ 09.6: the learner's chaos experiment, run for real
+def _probe(name, args, tolerance=0):
+    return {
+        "type": "probe",
+        "name": name,
+        "tolerance": tolerance,
+        "provider": {
+            "type": "process",
+            "path": "python",
+            "arguments": ["-m", "cloudlab.reliability.probes", *args],
+            "timeout": 20,
+        },
+    }
+
+
+def _action(name, args, pause=None):
+    a = {
+        "type": "action",
+        "name": name,
+        "provider": {"type": "process", "path": "python", "arguments": ["-m", *args], "timeout": 20},
+    }
+    if pause:
+        a["pauses"] = {"after": pause}
+    return a
+
+
+def experiment_ok(fault=("partition", "l09-web-c", "--for", "3")):
+    return {
+        "version": "1.0.0",
+        "title": "Zone c is cut off for 3 s and the orders service keeps answering",
+        "description": "Blast radius: one instance of the lab, 3 s.",
+        "configuration": {"lb_url": "http://127.0.0.1:8080"},
+        "steady-state-hypothesis": {
+            "title": "the service answers, three zones serve, at most 2 % fail",
+            "probes": [
+                {
+                    "type": "probe",
+                    "name": "lb-answers",
+                    "tolerance": 200,
+                    "provider": {"type": "http", "url": "${lb_url}/health", "timeout": 3},
+                },
+                _probe("three-up", ["zones-up", "--min", "3"]),
+                _probe("few-failures", ["error-ratio", "--requests", "20", "--rate", "50", "--max", "0.02"]),
+            ],
+        },
+        "method": [_action("cut-zone-c", ["cloudlab.reliability.faults", *fault], pause=4)],
+        "rollbacks": [_action("heal", ["cloudlab.reliability.faults", "heal"])],
+    }
+
+
+@pytest.fixture(scope="module")
+def running_fleet(dependency):
+    import cloudlab
+    from cloudlab.haproxy import available
+    from cloudlab.lesson09 import setup
+
+    if not available():
+        pytest.skip("haproxy is not installed")
+    cloudlab.reset_lesson("09", quiet=True)
+    fl = setup.start_fleet(quiet=True)
+    fleet.start_supervisor()
+    yield fl
+    faults.heal_all()
+    cloudlab.reset_lesson("09", quiet=True)
+
+
+def _write(tmp_path, monkeypatch, exp):
+    monkeypatch.chdir(tmp_path)
+    from cloudlab.lesson09 import experiment_path
+
+    experiment_path().write_text(exp if isinstance(exp, str) else json.dumps(exp))
+
+
+def _fault():
+    return ("partition", "l09-web-c", "--for", "3") if netns.available()[0] else ("freeze", "l09-web-c", "--for", "3")
+
+
+@pytest.mark.lab
+def test_09_6_solution_passes(running_fleet, tmp_path, monkeypatch):
+    from cloudlab.lesson09 import check_experiment
+
+    _write(tmp_path, monkeypatch, experiment_ok(_fault()))
+    check_experiment({})
+
+
+def _without(key):
+    exp = experiment_ok(_fault())
+    exp.pop(key)
+    return exp
+
+
+def _probes_only():
+    exp = experiment_ok(_fault())
+    exp["method"] = [_probe("look", ["zones-up", "--min", "3"])]
+    return exp
+
+
+def _outside_the_lab():
+    exp = experiment_ok()
+    exp["method"] = [_action("kill-something", ["cloudlab.reliability.faults", "kill", "sshd"])]
+    return exp
+
+
+def _unbounded():
+    exp = experiment_ok()
+    exp["method"] = [_action("freeze-forever", ["cloudlab.reliability.faults", "freeze", "l09-web-c", "--for", "600"])]
+    return exp
+
+
+def _unreachable_probe():
+    exp = experiment_ok(_fault())
+    exp["steady-state-hypothesis"]["probes"][0]["provider"]["url"] = "http://127.0.0.1:9/health"
+    return exp
+
+
+def _no_tolerance():
+    exp = experiment_ok(_fault())
+    exp["steady-state-hypothesis"]["probes"][0].pop("tolerance")
+    return exp
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize(
+    "make,words",
+    [
+        (lambda: _without("steady-state-hypothesis"), ["steady-state-hypothesis"]),
+        (_probes_only, ["no action"]),
+        (lambda: _without("rollbacks"), ["no rollbacks"]),
+        (_outside_the_lab, ["no fault", "refused"]),
+        (_unbounded, ["no fault", "at most 30"]),
+        (_unreachable_probe, ["did NOT hold before"]),
+        (_no_tolerance, ["chaos validate"]),
+        (lambda: "{not json", ["not valid JSON"]),
+    ],
+    ids=[
+        "no-hypothesis",
+        "probes-only",
+        "no-rollbacks",
+        "outside-the-lab",
+        "unbounded",
+        "probe-cannot-reach",
+        "no-tolerance",
+        "not-json",
+    ],
+)
+def test_09_6_wrong_answers_are_rejected(running_fleet, tmp_path, monkeypatch, make, words):
+    from cloudlab.lesson09 import check_experiment
+
+    _write(tmp_path, monkeypatch, make())
+    rejected(check_experiment, {}, *words)
+    assert not faults.active()
+
+
+@pytest.mark.lab
+def test_09_6_missing_file_is_rejected(tmp_path, monkeypatch):
+    from cloudlab.lesson09 import check_experiment
+
+    monkeypatch.chdir(tmp_path)
+    rejected(check_experiment, {}, "does not exist")
