@@ -72,9 +72,9 @@ def start_fleet(spares: int = 0, quiet: bool = False) -> fleet.Fleet:
     return fl
 
 
-def storm(dep: Dependency, jitter: str, clients: int = 30, outage_s: float = 1.0, attempts: int = 6) -> dict:
+def storm(dep: Dependency, jitter: str, clients: int = 30, outage_s: float = 0.6, attempts: int = 6) -> dict:
     """``clients`` callers hit the dependency at the same moment, during an outage of ``outage_s``, each
-    retrying with capped exponential backoff (base 0.1 s, cap 1.6 s) and ``jitter``. Returns what the
+    retrying with capped exponential backoff (base 0.1 s, cap 0.8 s) and ``jitter``. Returns what the
     dependency saw (arrival times, statuses) and how the callers fared."""
     dep.reset()
     dep.set_fault(outage_s=outage_s)
@@ -85,7 +85,7 @@ def storm(dep: Dependency, jitter: str, clients: int = 30, outage_s: float = 1.0
     def client():
         barrier.wait()
         try:
-            retry_call(lambda: dep.get(timeout=2), attempts=attempts, base=0.1, cap=1.6, jitter=jitter)
+            retry_call(lambda: dep.get(timeout=2), attempts=attempts, base=0.1, cap=0.8, jitter=jitter)
             key = "ok"
         except Unavailable:
             key = "failed"

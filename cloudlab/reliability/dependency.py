@@ -127,9 +127,13 @@ def make_handler(state: State):
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # a burst of callers must not overflow the listen backlog (the default is 5)
+    daemon_threads = True
+
+
 def serve(port: int, seed: int = 9) -> None:
-    server = ThreadingHTTPServer((net.LOOPBACK, port), make_handler(State(seed)))
-    server.daemon_threads = True
+    server = _Server((net.LOOPBACK, port), make_handler(State(seed)))
     print(json.dumps({"event": "started", "port": port}), flush=True)
     server.serve_forever(poll_interval=0.1)
 
