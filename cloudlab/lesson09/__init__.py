@@ -5,15 +5,17 @@ Toolkit) are the toolkit :mod:`cloudlab.reliability`. The parts here: ``setup`` 
 dependency, the fleet, the retry storm, reset) and ``drills`` (the worker, the backup drill)."""
 
 from .checks import (  # noqa: F401
+    check_breaker,
+    check_idempotent,
+    check_retry,
+)
+from .checks_ops import (  # noqa: F401
     EX_DLQ,
     EX_QUEUE,
     EXPERIMENT_FILE,
-    check_breaker,
     check_dlq,
     check_experiment,
-    check_idempotent,
     check_restore,
-    check_retry,
     experiment_path,
 )
 from .drills import (  # noqa: F401
