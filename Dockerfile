@@ -113,6 +113,13 @@ RUN uv venv /opt/checkov \
  && ln -s /opt/checkov/bin/checkov /usr/local/bin/checkov \
  && rm -rf /tmp/pins
 
+# Chaos Toolkit (lesson 09) in its own pinned environment, like checkov.
+COPY pins/chaostoolkit-lock.txt /tmp/pins/chaostoolkit-lock.txt
+RUN python -m venv /opt/chaostoolkit \
+ && /opt/chaostoolkit/bin/pip install --no-cache-dir -r /tmp/pins/chaostoolkit-lock.txt \
+ && ln -s /opt/chaostoolkit/bin/chaos /usr/local/bin/chaos \
+ && rm -rf /tmp/pins
+
 COPY requirements.txt /tmp/requirements.txt
 COPY pins/kernel-lock.txt /tmp/pins/kernel-lock.txt
 RUN uv pip install --no-cache --system -r /tmp/requirements.txt -c /tmp/pins/kernel-lock.txt \

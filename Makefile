@@ -59,7 +59,7 @@ test-notebooks:  ## one pass over the notebooks of one lesson: make test-noteboo
 	@$(LAB) --profile test run -- $(VPY) -m pytest -p cloudlab.authoring.nbcheck $(NBVAL) \
 	    $(wildcard notebooks/$(L)*.ipynb solutions/$(L)*.ipynb exercises/$(L)*.ipynb) $(PYTEST_ARGS)
 
-bench: setup  ## measure lab start times, memory (BENCH_ARGS="--cold --test" for all)
+bench: setup  ## measure lab start times, memory (BENCH_ARGS="--cold 3 --pip --test" for all)
 	@$(PYTHON) benchmarks/bench.py $(BENCH_ARGS)
 
 cluster:  ## create the course's kind cluster (needs kind + Docker), load the order service's image
