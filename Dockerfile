@@ -115,8 +115,8 @@ RUN uv venv /opt/checkov \
 
 # Chaos Toolkit (lesson 09) in its own pinned environment, like checkov.
 COPY pins/chaostoolkit-lock.txt /tmp/pins/chaostoolkit-lock.txt
-RUN python -m venv /opt/chaostoolkit \
- && /opt/chaostoolkit/bin/pip install --no-cache-dir -r /tmp/pins/chaostoolkit-lock.txt \
+RUN uv venv /opt/chaostoolkit \
+ && uv pip install --no-cache --python /opt/chaostoolkit/bin/python -r /tmp/pins/chaostoolkit-lock.txt \
  && ln -s /opt/chaostoolkit/bin/chaos /usr/local/bin/chaos \
  && rm -rf /tmp/pins
 
