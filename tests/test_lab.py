@@ -119,3 +119,13 @@ def test_reset_wipes_state_but_keeps_progress_unless_asked(tmp_path, capsys):
     cli.reset(lab, progress=True)
     assert not (tmp_path / "progress.json").exists()
     assert "wiped" in capsys.readouterr().out
+
+
+def test_apt_packages_lists_every_apt_tool(capsys):
+    from cloudlab.lab import tools
+
+    assert cli.main(["apt-packages"]) == 0
+    listed = capsys.readouterr().out.split()
+    for tool in tools.TOOLS.values():
+        if tool.kind == "apt":
+            assert set(tool.apt) <= set(listed), tool.name
