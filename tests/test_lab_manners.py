@@ -221,3 +221,21 @@ def test_status_fails_when_the_cloud_is_down(tmp_path, capsys):
     assert cli.status(lab) == 1
     assert "`make lab` starts what is missing" in capsys.readouterr().out
     assert emulators.read_pid(lab, "localstack") is None
+
+
+@pytest.mark.lab
+def test_s3_objects_live_in_this_labs_state_not_a_machine_wide_folder():
+    """LocalStack 4.14 keeps S3 data in /tmp/localstack-s3-storage for every lab on the machine unless told
+    otherwise: two labs with a bucket of the same name would delete each other's objects."""
+    import cloudlab
+
+    lab = Lab.from_env()
+    s3 = cloudlab.client("s3")
+    name = f"l99-storage-{os.getpid()}"
+    s3.create_bucket(Bucket=name)
+    try:
+        s3.put_object(Bucket=name, Key="k", Body=b"v")
+        assert (lab.state / "localstack" / "s3-storage" / name).exists()
+    finally:
+        s3.delete_object(Bucket=name, Key="k")
+        s3.delete_bucket(Bucket=name)

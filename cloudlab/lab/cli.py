@@ -246,7 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("status", help="what runs, what answers, what listens")
     sub.add_parser("logs", help="the last lines of each log")
     sub.add_parser("env", help="print the environment as shell exports")
-    sub.add_parser("apt-packages", help="print the Debian packages of every lesson's tools (for `sudo apt-get install`)")
+    sub.add_parser(
+        "apt-packages", help="print the Debian packages of every lesson's tools (for `sudo apt-get install`)"
+    )
     sub.add_parser("update", help="git pull the course, then refresh your workspace without losing your edits")
     pr = sub.add_parser("prepare", help="sync workspace/ and the kernel settings, then exec a command (Docker path)")
     pr.add_argument("command", nargs=argparse.REMAINDER)

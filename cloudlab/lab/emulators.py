@@ -12,6 +12,17 @@ from . import Lab, LabError, process, venvs
 
 EMULATORS = ("localstack", "moto")
 
+# LocalStack 4.14 keeps S3 object data in one fixed folder, /tmp/localstack-s3-storage, for every
+# LocalStack on the machine: two labs (a learner's and `make test`'s) with a bucket of the same name
+# would delete each other's objects. The launcher points that folder into this lab's own state.
+LOCALSTACK_LAUNCH = (
+    "import os, sys\n"
+    "import localstack.services.s3.provider as s3\n"
+    "s3.DEFAULT_S3_TMP_DIR = os.environ['CLOUDLAB_S3_STORAGE']\n"
+    "from localstack.runtime.main import main\n"
+    "sys.exit(main())\n"
+)
+
 
 def localstack_healthy(lab: Lab) -> bool:
     try:
@@ -101,10 +112,11 @@ def start_localstack(lab: Lab) -> str:
             "SQS_ENDPOINT_STRATEGY": "off",
             "SKIP_INFRA_DOWNLOADS": "1",
             "LOCALSTACK_HOST": f"127.0.0.1:{lab.localstack_port}",
+            "CLOUDLAB_S3_STORAGE": str(fsroot / "s3-storage"),
         }
     )
     t0 = time.monotonic()
-    pid = spawn(lab, "localstack", [py, "-m", "localstack.runtime.main"], env)
+    pid = spawn(lab, "localstack", [py, "-c", LOCALSTACK_LAUNCH], env)
     wait_healthy(localstack_healthy, pid, "localstack", lab, timeout=90)
     _warm_up(lab, py)
     return f"started in {time.monotonic() - t0:.1f} s"
