@@ -82,6 +82,15 @@ VENVS = {
         "checkov, the policy-as-code scanner (lessons 02, 05, 06)",
         core=False,
     ),
+    "secrets": VenvSpec(
+        "secrets",
+        ("3.11", "3.12"),
+        (PINS / "secrets-lock.txt",),
+        (),
+        PINS / "secrets-lock.txt",
+        "secret scanners and IAM linter: detect-secrets, trufflehog, pre-commit, parliament (lesson 07)",
+        core=False,
+    ),
 }
 CORE = tuple(n for n, s in VENVS.items() if s.core)
 
