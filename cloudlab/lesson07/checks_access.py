@@ -108,13 +108,18 @@ resources:
         'resourceNames ["payments-db"], verbs ["get"], and a RoleBinding of that Role to the ServiceAccount.',
         "DEPLOYMENT_YAML: serviceAccountName: payments; no secretKeyRef/envFrom; a volume `secret: {secretName: "
         "payments-db, defaultMode: 0400}` mounted readOnly, and DB_PASSWORD_FILE pointing at the file in it.",
-        "`list` or `watch` on secrets returns every Secret of the namespace, resourceNames or not; a ClusterRole "
-        "bound cluster-wide reaches every namespace. Start from the lesson's k8s/base files.",
+        "A rule without resourceNames covers every Secret, and `list`/`watch` on all Secrets return their data too; "
+        "a ClusterRole with a ClusterRoleBinding reaches every namespace. Start from the lesson's k8s/base files.",
     ],
 )
 def check_rbac(r, ns):
     rbac_yaml = r.need(ns, "RBAC_YAML", str)
     deployment_yaml = r.need(ns, "DEPLOYMENT_YAML", str)
+    for label, text in (("RBAC_YAML", rbac_yaml), ("DEPLOYMENT_YAML", deployment_yaml)):
+        try:
+            k8s.parse(text)
+        except k8s.ManifestError as err:
+            r.fail(f"{label}: {err}")
     with tempfile.TemporaryDirectory(prefix="l07-k8s-") as tmp:
         d = Path(tmp)
         (d / "kustomization.yaml").write_text(KUSTOMIZATION)
