@@ -241,9 +241,10 @@ def trufflehog(repo, quiet: bool = False, lesson: str = "", timeout: float = 120
 def parliament(policy, quiet: bool = False, lesson: str = "", community: bool = True, timeout: float = 60.0) -> dict:
     """Lint an IAM policy (a dict or JSON text) with parliament (Duo Labs), offline.
 
-    ``community`` adds its community auditors (Resource ``*``, privilege escalation, credential
-    exposure ...). Returns ``{'findings': [(issue, severity, detail)], 'command': str}``; a policy that
-    is not JSON is a finding too (MALFORMED_JSON), not an exception.
+    ``community`` adds its community auditors (privilege escalation, credential exposure,
+    permissions management; slow on ``"Action": "*"``, which they expand to every AWS action).
+    Returns ``{'findings': [(issue, severity, detail)], 'command': str}``; a policy that is not JSON
+    is a finding too (MALFORMED_JSON), not an exception.
     """
     exe = tools.require("parliament", lesson)
     text = policy if isinstance(policy, str) else json.dumps(policy)

@@ -39,6 +39,7 @@ class Creds:
     user: str
     key_id: str
     secret: str = field(repr=False)
+    token: str | None = field(default=None, repr=False)  # a session token (temporary credentials from STS)
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,7 @@ class EnforcingIAM:
             region_name=REGION,
             aws_access_key_id=c.key_id,
             aws_secret_access_key=c.secret,
+            aws_session_token=c.token,
             config=Config(retries={"max_attempts": 1}, connect_timeout=3, read_timeout=20),
         )
 

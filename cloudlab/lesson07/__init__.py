@@ -15,7 +15,7 @@ from __future__ import annotations
 import shutil
 
 from .. import cleanup, iam
-from ..lab import Lab
+from ..lab import ROOT, Lab  # noqa: F401
 from . import db, k8s, repo, service, store  # noqa: F401
 from .checks import (  # noqa: F401
     IAM_NAME,
@@ -26,7 +26,7 @@ from .checks import (  # noqa: F401
     check_store,
     nonce,
 )
-from .checks_access import check_policy, check_rbac, rbac_summary  # noqa: F401
+from .checks_access import check_policy, check_rbac, make_resources, probe, probe_table, rbac_summary  # noqa: F401
 from .db import SecretBackedClient  # noqa: F401
 from .db import start as start_database
 from .repo import fake_aws_key, history_hits, make_leaky_repo, sh  # noqa: F401
@@ -51,6 +51,7 @@ from .store import (  # noqa: F401
     generate_password,
     key_summary,
     put_secret,
+    rotate_now,
     stage_table,
     stages,
 )

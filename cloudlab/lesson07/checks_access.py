@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 from .. import iam, scanners
 from ..checks import check
 from . import k8s
@@ -36,14 +33,7 @@ def check_policy(r, ns):
     )
     n = nonce()
     bucket, other = f"l07-chk-{n}", f"l07-chk-{n}-other"
-    s3, sqs = e.client("s3"), e.client("sqs")
-    for b in (bucket, other):
-        s3.create_bucket(Bucket=b)
-        s3.put_object(Bucket=b, Key="orders/seed.json", Body=b"{}")
-        s3.put_object(Bucket=b, Key="admin/config.json", Body=b"{}")
-    q = sqs.create_queue(QueueName=f"l07-chk-{n}")["QueueUrl"]
-    q_other = sqs.create_queue(QueueName=f"l07-chk-{n}-other")["QueueUrl"]
-    qarn = sqs.get_queue_attributes(QueueUrl=q, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    q, q_other, qarn = make_resources(e, bucket, other, f"l07-chk-{n}", f"l07-chk-{n}-other")
     doc = r.call(service_policy, bucket, qarn)
     try:
         parsed = iam.parse(doc)
@@ -51,7 +41,7 @@ def check_policy(r, ns):
         r.fail(f"service_policy({bucket!r}, ...) does not return a valid IAM policy: {err}")
     broad = iam.broad_statements(parsed)
     r.expect(not broad, 'no wildcard action, no Resource "*", no NotAction', "too broad: " + "; ".join(broad))
-    lint = scanners.parliament(parsed, quiet=True, lesson="07")["findings"]
+    lint = scanners.parliament(parsed, quiet=True, lesson="07", community=False)["findings"]
     blocking = [f for f in lint if f[0] in LINT_BLOCKING or f[1] in ("HIGH", "CRITICAL")]
     r.expect(
         not blocking,
@@ -63,24 +53,9 @@ def check_policy(r, ns):
         creds = e.create_user(user, parsed)
     except Exception as err:  # moto's own grammar check (MalformedPolicyDocument)
         r.fail(f"the emulator refused the policy: {err}")
-    us3, usqs, uiam = e.client("s3", creds), e.client("sqs", creds), e.client("iam", creds)
-    needed = {
-        "s3:PutObject orders/...": iam.try_call(us3.put_object, Bucket=bucket, Key=f"orders/{n}.json", Body=b"{}"),
-        "s3:GetObject orders/...": iam.try_call(us3.get_object, Bucket=bucket, Key="orders/seed.json"),
-        "sqs:SendMessage to its queue": iam.try_call(usqs.send_message, QueueUrl=q, MessageBody="{}"),
-    }
+    needed, outside = probe(e, creds, bucket, other, q, q_other)
     for what, out in needed.items():
         r.expect(out.allowed, f"allowed: {what}", f"{what} was {out}: the service needs it")
-    outside = {
-        "s3:PutObject in another bucket": iam.try_call(us3.put_object, Bucket=other, Key="orders/x.json", Body=b"{}"),
-        "s3:GetObject outside orders/": iam.try_call(us3.get_object, Bucket=bucket, Key="admin/config.json"),
-        "s3:DeleteObject": iam.try_call(us3.delete_object, Bucket=bucket, Key="orders/seed.json"),
-        "s3:DeleteBucket": iam.try_call(us3.delete_bucket, Bucket=other),
-        "s3:ListAllMyBuckets": iam.try_call(us3.list_buckets),
-        "sqs:SendMessage to another queue": iam.try_call(usqs.send_message, QueueUrl=q_other, MessageBody="{}"),
-        "sqs:DeleteQueue": iam.try_call(usqs.delete_queue, QueueUrl=q_other),
-        "iam:CreateUser": iam.try_call(uiam.create_user, UserName=f"l07-chk-{n}-evil"),
-    }
     leaks = [what for what, out in outside.items() if not out.denied]
     r.expect(
         not leaks,
@@ -90,16 +65,49 @@ def check_policy(r, ns):
     e.delete_user(user)
 
 
+def probe(e: iam.EnforcingIAM, creds: iam.Creds, bucket: str, other: str, q: str, q_other: str):
+    """Real calls with ``creds``: the three the orders service needs, and eight it never needs.
+    Returns ``(needed, outside)``, each ``{what: Outcome}``. The buckets hold orders/seed.json."""
+    us3, usqs, uiam = e.client("s3", creds), e.client("sqs", creds), e.client("iam", creds)
+    needed = {
+        "s3:PutObject orders/...": iam.try_call(us3.put_object, Bucket=bucket, Key="orders/new.json", Body=b"{}"),
+        "s3:GetObject orders/...": iam.try_call(us3.get_object, Bucket=bucket, Key="orders/seed.json"),
+        "sqs:SendMessage to its queue": iam.try_call(usqs.send_message, QueueUrl=q, MessageBody="{}"),
+    }
+    outside = {
+        "s3:PutObject in another bucket": iam.try_call(us3.put_object, Bucket=other, Key="orders/x.json", Body=b"{}"),
+        "s3:GetObject outside orders/": iam.try_call(us3.get_object, Bucket=bucket, Key="admin/config.json"),
+        "s3:DeleteObject": iam.try_call(us3.delete_object, Bucket=bucket, Key="orders/seed.json"),
+        "s3:DeleteBucket": iam.try_call(us3.delete_bucket, Bucket=other),
+        "s3:ListAllMyBuckets": iam.try_call(us3.list_buckets),
+        "sqs:SendMessage to another queue": iam.try_call(usqs.send_message, QueueUrl=q_other, MessageBody="{}"),
+        "sqs:DeleteQueue": iam.try_call(usqs.delete_queue, QueueUrl=q_other),
+        "iam:CreateUser": iam.try_call(uiam.create_user, UserName=f"{creds.user}-evil"),
+    }
+    return needed, outside
+
+
+def probe_table(needed: dict, outside: dict) -> str:
+    rows = [f"  {'needed':<8} {what:<34} {out}" for what, out in needed.items()]
+    rows += [f"  {'outside':<8} {what:<34} {out}" for what, out in outside.items()]
+    return "\n".join(rows)
+
+
+def make_resources(e: iam.EnforcingIAM, bucket: str, other: str, queue: str, other_queue: str):
+    """Two buckets (each with orders/seed.json and admin/config.json) and two queues in the enforcing emulator,
+    made by its administrator; returns (queue url, other queue url, queue ARN)."""
+    s3, sqs = e.client("s3"), e.client("sqs")
+    for b in (bucket, other):
+        s3.create_bucket(Bucket=b)
+        s3.put_object(Bucket=b, Key="orders/seed.json", Body=b"{}")
+        s3.put_object(Bucket=b, Key="admin/config.json", Body=b"{}")
+    q = sqs.create_queue(QueueName=queue)["QueueUrl"]
+    q_other = sqs.create_queue(QueueName=other_queue)["QueueUrl"]
+    qarn = sqs.get_queue_attributes(QueueUrl=q, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return q, q_other, qarn
+
+
 # ------------------------------------------------------------------ 07.7
-KUSTOMIZATION = """apiVersion: kustomize.config.k8s.io/v1beta1
-kind: Kustomization
-namespace: payments
-resources:
-  - rbac.yaml
-  - deployment.yaml
-"""
-
-
 @check(
     "07.7",
     "A ServiceAccount that can read one Secret, mounted as a read-only file",
@@ -115,20 +123,10 @@ resources:
 def check_rbac(r, ns):
     rbac_yaml = r.need(ns, "RBAC_YAML", str)
     deployment_yaml = r.need(ns, "DEPLOYMENT_YAML", str)
-    for label, text in (("RBAC_YAML", rbac_yaml), ("DEPLOYMENT_YAML", deployment_yaml)):
-        try:
-            k8s.parse(text)
-        except k8s.ManifestError as err:
-            r.fail(f"{label}: {err}")
-    with tempfile.TemporaryDirectory(prefix="l07-k8s-") as tmp:
-        d = Path(tmp)
-        (d / "kustomization.yaml").write_text(KUSTOMIZATION)
-        (d / "rbac.yaml").write_text(rbac_yaml)
-        (d / "deployment.yaml").write_text(deployment_yaml)
-        try:
-            objs = k8s.kustomize(d, quiet=True)
-        except k8s.ManifestError as err:
-            r.fail(str(err))
+    try:
+        objs = k8s.render_pair(rbac_yaml, deployment_yaml)
+    except k8s.ManifestError as err:
+        r.fail(str(err))
     problems = k8s.validate(objs)
     r.expect(not problems, "the manifests pass strict schema validation", "invalid: " + "; ".join(problems[:3]))
     deps = k8s.find(objs, "Deployment")

@@ -41,6 +41,35 @@ def kustomize(path, quiet: bool = False) -> list[dict]:
     return parse(out.stdout)
 
 
+PAIR_KUSTOMIZATION = """apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+namespace: payments
+resources:
+  - rbac.yaml
+  - deployment.yaml
+"""
+
+
+def render_pair(rbac_yaml: str, deployment_yaml: str) -> list[dict]:
+    """The exercise's two YAML texts rendered by kustomize in namespace ``payments`` (a throw-away folder)."""
+    import tempfile
+
+    for label, text in (("RBAC_YAML", rbac_yaml), ("DEPLOYMENT_YAML", deployment_yaml)):
+        try:
+            parse(text)
+        except ManifestError as err:
+            raise ManifestError(f"{label}: {err}") from None
+    with tempfile.TemporaryDirectory(prefix="l07-k8s-") as tmp:
+        d = Path(tmp)
+        (d / "kustomization.yaml").write_text(PAIR_KUSTOMIZATION)
+        (d / "rbac.yaml").write_text(rbac_yaml)
+        (d / "deployment.yaml").write_text(deployment_yaml)
+        try:
+            return kustomize(d, quiet=True)
+        except ManifestError as err:
+            raise ManifestError(str(err).replace(str(d) + "/", "").replace(str(d), "the manifests")) from None
+
+
 def parse(text: str) -> list[dict]:
     try:
         docs = [d for d in yaml.safe_load_all(text) if d]

@@ -9,6 +9,7 @@ a disabled key refuses them, which is how the lesson shows the failure.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -111,8 +112,25 @@ def stage_table(secret_id: str) -> str:
     for vid, labels in stages(secret_id).items():
         value = json.loads(sm.get_secret_value(SecretId=secret_id, VersionId=vid)["SecretString"])
         pw = value.get("password", "") if isinstance(value, dict) else ""
-        rows.append(f"  {vid[:8]}...  {', '.join(sorted(labels)):<26} password {pw[:3]}*** ({len(pw)} chars)")
+        print_ = hashlib.sha256(pw.encode()).hexdigest()[:8]
+        rows.append(f"  version {vid[:8]}...  {', '.join(sorted(labels)):<26} password fingerprint {print_}")
     return "\n".join(rows)
+
+
+def rotate_now(secret_id: str, handler) -> str:
+    """Play Secrets Manager: call a rotation function's four steps with a new token, as ``RotateSecret`` would
+    through Lambda, then clear AWSPENDING. Returns the new version's id; the first failing step raises."""
+    import uuid
+
+    token = str(uuid.uuid4())
+    for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
+        print(f"{step:<13} ...", end=" ")
+        handler({"SecretId": secret_id, "ClientRequestToken": token, "Step": step}, None)
+        print("done")
+    sm = aws.client("secretsmanager")
+    if "AWSPENDING" in stages(secret_id).get(token, []):
+        sm.update_secret_version_stage(SecretId=secret_id, VersionStage="AWSPENDING", RemoveFromVersionId=token)
+    return token
 
 
 # ------------------------------------------------------------------ envelope encryption
