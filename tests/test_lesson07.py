@@ -700,3 +700,32 @@ def test_check_policy_accepts_least_privilege():
 def test_check_policy_rejects(policy, words):
     lesson07.enforcing()
     rejected(lesson07.check_policy, {"service_policy": policy}, words)
+
+
+def test_try_call_tells_denied_from_allowed_errors():
+    from botocore.exceptions import ClientError
+
+    def raises(code, status):
+        def fn():
+            raise ClientError(
+                {"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}}, "Op"
+            )
+
+        return fn
+
+    assert iam.try_call(lambda: None).allowed
+    assert iam.try_call(raises("AccessDenied", 403)).denied
+    assert iam.try_call(raises("403", 403)).code == "AccessDenied"
+    assert iam.try_call(raises("InvalidClientTokenId", 403)).denied
+    assert iam.try_call(raises("NoSuchKey", 404)).allowed  # authorization passed; the object just is not there
+    assert str(iam.try_call(raises("AccessDenied", 403))) == "denied (AccessDenied)"
+
+
+@pytest.mark.lab
+def test_checks_say_so_when_the_enforcing_emulator_is_down():
+    from cloudlab import procs
+
+    lesson07.enforcing()
+    procs.stop(lesson07.IAM_NAME)
+    rejected(lesson07.check_policy, {"service_policy": service_policy}, "is not running")
+    lesson07.enforcing()

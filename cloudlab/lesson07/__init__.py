@@ -22,11 +22,11 @@ from .checks import (  # noqa: F401
     check_history,
     check_hook,
     check_launch,
-    check_rotation,
     check_store,
     nonce,
 )
 from .checks_access import check_policy, check_rbac, make_resources, probe, probe_table, rbac_summary  # noqa: F401
+from .checks_rotation import check_rotation  # noqa: F401
 from .db import SecretBackedClient  # noqa: F401
 from .db import start as start_database
 from .repo import fake_aws_key, history_hits, make_leaky_repo, sh  # noqa: F401
