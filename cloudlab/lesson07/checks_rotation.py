@@ -20,6 +20,16 @@ def _stage_of(sid: str, vid: str) -> list[str]:
     return store.stages(sid).get(vid, [])
 
 
+def _value(sid: str, **version) -> dict:
+    """A version's JSON value, or {} when it is missing or not a JSON object (the check then says so)."""
+    sm = aws.client("secretsmanager")
+    try:
+        v = json.loads(sm.get_secret_value(SecretId=sid, **version)["SecretString"])
+    except (sm.exceptions.ResourceNotFoundException, ValueError, KeyError):
+        return {}
+    return v if isinstance(v, dict) else {}
+
+
 @check(
     "07.5",
     "Rotation follows the four steps, and the database really changes",
@@ -72,15 +82,17 @@ def check_rotation(r, ns):
             "createSecret moved AWSCURRENT before the new password was set and tested: every client now reads "
             "a password the database does not accept yet",
         )
-        pending = json.loads(sm.get_secret_value(SecretId=sid, VersionId=token)["SecretString"])
-        r.require(isinstance(pending, dict), "the pending value is JSON", "the pending value is not a JSON object")
+        pending = _value(sid, VersionId=token)
+        r.require(
+            bool(pending), "the pending value is JSON", "the pending value is not a JSON object (json.dumps a dict)"
+        )
         r.expect(
             pending.get("password") not in (None, pw0) and pending.get("username") == role,
             "the pending version has a new password and the same username, host and port",
             "the pending version should copy the current one with a NEW password",
         )
         step("createSecret")  # Secrets Manager retries steps: the second call must not make another password
-        again = json.loads(sm.get_secret_value(SecretId=sid, VersionId=token)["SecretString"])
+        again = _value(sid, VersionId=token)
         r.expect(
             again.get("password") == pending.get("password"),
             "createSecret is idempotent (a retry keeps the pending password)",
@@ -123,7 +135,7 @@ def check_rotation(r, ns):
             "finishSecret is idempotent",
             "calling finishSecret twice broke the labels",
         )
-        current = json.loads(sm.get_secret_value(SecretId=sid)["SecretString"]).get("password")
+        current = _value(sid).get("password", "")
         r.expect(
             database.can_login(role, current) and not database.can_login(role, pw0),
             "the database accepts the new AWSCURRENT password and refuses the old one",

@@ -117,14 +117,14 @@ def can(
     according to the Roles, ClusterRoles and their bindings in ``objs``? RBAC only adds: any rule that
     matches allows. A rule with resourceNames never allows list/watch-all or create (no name to match)."""
     roles = {
-        (o["kind"], (o["metadata"].get("namespace") if o["kind"] == "Role" else None), o["metadata"]["name"]): o
+        (o["kind"], (_meta(o).get("namespace") if o["kind"] == "Role" else None), _meta(o).get("name")): o
         for o in objs
         if o.get("kind") in ("Role", "ClusterRole")
     }
     for b in objs:
         if b.get("kind") not in ("RoleBinding", "ClusterRoleBinding"):
             continue
-        bns = b["metadata"].get("namespace")
+        bns = _meta(b).get("namespace")
         if b["kind"] == "RoleBinding" and bns != namespace:
             continue
         subjects = b.get("subjects") or []
@@ -148,7 +148,12 @@ def can(
 
 
 def find(objs: list[dict], kind: str, name: str | None = None) -> list[dict]:
-    return [o for o in objs if o.get("kind") == kind and (name is None or o["metadata"].get("name") == name)]
+    return [o for o in objs if o.get("kind") == kind and (name is None or _meta(o).get("name") == name)]
+
+
+def _meta(o: dict) -> dict:
+    m = o.get("metadata")
+    return m if isinstance(m, dict) else {}
 
 
 def pod_spec(deployment: dict) -> dict:

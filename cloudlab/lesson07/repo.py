@@ -60,9 +60,13 @@ def git_env() -> dict[str, str]:
 
 def run(repo, *cmd: str, quiet: bool = True, timeout: float = 120.0) -> subprocess.CompletedProcess:
     """Run ``cmd`` (git, pre-commit, detect-secrets, git-filter-repo ...) in ``repo``; ``quiet=False`` prints it."""
-    proc = subprocess.run(
-        [str(c) for c in cmd], cwd=str(repo), capture_output=True, text=True, env=git_env(), timeout=timeout
-    )
+    args = [str(c) for c in cmd]
+    try:
+        proc = subprocess.run(args, cwd=str(repo), capture_output=True, text=True, env=git_env(), timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc = subprocess.CompletedProcess(args, 124, "", f"{args[0]} did not finish within {timeout:.0f} s")
+    except FileNotFoundError:
+        proc = subprocess.CompletedProcess(args, 127, "", f"{args[0]}: command not found")
     if not quiet:
         print(f"$ {' '.join(shlex.quote(str(c)) for c in cmd)}")
         out = (proc.stdout + proc.stderr).rstrip()

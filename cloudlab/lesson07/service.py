@@ -59,7 +59,7 @@ def start_payments(name: str, env: dict[str, str]) -> Service:
 def health(url: str) -> dict:
     try:
         r = net.request("GET", f"{url}/health", timeout=5)
-    except OSError as e:
+    except (OSError, ValueError) as e:  # ValueError: not a URL at all
         return {"status": "down", "error": str(e)}
     return dict(r.json({}) or {}, http=r.status)
 
