@@ -80,7 +80,7 @@ def probe(e: iam.EnforcingIAM, creds: iam.Creds, bucket: str, other: str, q: str
     outside = {
         "s3:PutObject in another bucket": iam.try_call(us3.put_object, Bucket=other, Key="orders/x.json", Body=b"{}"),
         "s3:GetObject outside orders/": iam.try_call(us3.get_object, Bucket=bucket, Key="admin/config.json"),
-        "s3:DeleteObject": iam.try_call(us3.delete_object, Bucket=bucket, Key="orders/seed.json"),
+        "s3:DeleteObject": iam.try_call(us3.delete_object, Bucket=bucket, Key="orders/old.json"),
         "s3:DeleteBucket": iam.try_call(us3.delete_bucket, Bucket=other),
         "s3:ListAllMyBuckets": iam.try_call(us3.list_buckets),
         "sqs:SendMessage to another queue": iam.try_call(usqs.send_message, QueueUrl=q_other, MessageBody="{}"),
@@ -97,12 +97,13 @@ def probe_table(needed: dict, outside: dict) -> str:
 
 
 def make_resources(e: iam.EnforcingIAM, bucket: str, other: str, queue: str, other_queue: str):
-    """Two buckets (each with orders/seed.json and admin/config.json) and two queues in the enforcing emulator,
-    made by its administrator; returns (queue url, other queue url, queue ARN)."""
+    """Two buckets (each with orders/seed.json, orders/old.json and admin/config.json) and two queues in the
+    enforcing emulator, made by its administrator; returns (queue url, other queue url, queue ARN)."""
     s3, sqs = e.client("s3"), e.client("sqs")
     for b in (bucket, other):
         s3.create_bucket(Bucket=b)
         s3.put_object(Bucket=b, Key="orders/seed.json", Body=b"{}")
+        s3.put_object(Bucket=b, Key="orders/old.json", Body=b"{}")
         s3.put_object(Bucket=b, Key="admin/config.json", Body=b"{}")
     q = sqs.create_queue(QueueName=queue)["QueueUrl"]
     q_other = sqs.create_queue(QueueName=other_queue)["QueueUrl"]

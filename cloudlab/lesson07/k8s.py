@@ -104,6 +104,19 @@ def dump(objs: list[dict], path) -> Path:
     return path
 
 
+def checkov(named: dict[str, list[dict]]) -> dict:
+    """checkov's Kubernetes rules over rendered objects (``{file stem: objects}``), from a scratch folder:
+    checkov skips folders whose path has a hidden part, such as the lab's ``.lab``."""
+    import tempfile
+
+    from .. import scanners
+
+    with tempfile.TemporaryDirectory(prefix="l07-k8s-scan-") as tmp:
+        for stem, objs in named.items():
+            dump(objs, Path(tmp) / f"{stem}.yaml")
+        return scanners.checkov(tmp, framework="kubernetes", lesson="07")
+
+
 # ------------------------------------------------------------------ RBAC, as the authorizer reads it
 def _match(values, want) -> bool:
     values = values or []
