@@ -124,7 +124,7 @@ def rotate_now(secret_id: str, handler) -> str:
 
     token = str(uuid.uuid4())
     for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
-        print(f"{step:<13} ...", end=" ")
+        print(f"{step:<13} ...", end=" ", flush=True)
         handler({"SecretId": secret_id, "ClientRequestToken": token, "Step": step}, None)
         print("done")
     sm = aws.client("secretsmanager")
