@@ -535,7 +535,10 @@ def test_check_launch_rejects(kwargs, words):
 
 @pytest.mark.lab
 def test_check_launch_rejects_a_wrong_name_and_a_crash():
+    from cloudlab import procs
+
     rejected(lesson07.check_launch, {"launch": lambda sid, name: launch(sid, "l07-elsewhere")}, "no service named")
+    procs.stop("l07-elsewhere")
     rejected(lesson07.check_launch, {"launch": lambda sid, name: lesson07.fetch("l07/nope")}, "SecretStoreError")
 
 
