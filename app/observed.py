@@ -18,6 +18,8 @@ Extra settings (all optional, all from the environment):
   FAULT_SEED          seed the fault injection, so N requests always give the same number of 500s
   SLOW_QUEUE_MS       a slow dependency: extra milliseconds inside the SQS SendMessage call ...
   SLOW_QUEUE_RATE     ... for this share of the calls (0..1, default 1)
+  FAULT_RATE_FILE     a feature flag: a file holding the share of POSTs that fail (0..1), read while the
+                      service runs (each change is logged as "flag_changed"); FAULT_RATE applies until it exists
   INVENTORY_MS        every new order first reserves stock from an inventory service (a stand-in: it
                       takes this many milliseconds); 0 (the default) skips the call
   INVENTORY_HOOK      a Python file defining ``reserve(call, item, qty)``: the service calls it instead
@@ -283,6 +285,42 @@ def observed_handler(base, tracer, in_flight, record=None):
     return Observed
 
 
+# ----------------------------------------------------------------- a feature flag
+class LiveConfig:
+    """The service's :class:`Config`, except that ``fault_rate`` follows a flag file while the service runs.
+
+    A flag flip is a config change without a restart (the way feature flags and AWS AppConfig work).
+    The file is read again only when it changes (one ``stat`` per request)."""
+
+    def __init__(self, cfg: Config, flag_file: str | None, log=None):
+        self._cfg, self._file, self._log = cfg, flag_file, log
+        self._seen, self._rate = None, cfg.fault_rate
+
+    def __getattr__(self, name):
+        return getattr(self._cfg, name)
+
+    @property
+    def fault_rate(self) -> float:
+        if not self._file:
+            return self._cfg.fault_rate
+        try:
+            st = os.stat(self._file)
+        except OSError:
+            return self._rate
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)  # a new file (atomic replace) is a new inode
+        if stamp != self._seen:
+            self._seen = stamp
+            try:
+                rate = float(open(self._file).read().strip() or self._cfg.fault_rate)
+            except (OSError, ValueError):
+                rate = self._rate  # a half-written or broken flag keeps the last good value
+            if 0 <= rate <= 1 and rate != self._rate:
+                self._rate = rate
+                if self._log:
+                    self._log("flag_changed", level="WARNING", flag="FAULT_RATE", value=rate)
+        return self._rate
+
+
 # ----------------------------------------------------------------- inventory
 def inventory_call(ms: float) -> Callable[[str, int], dict]:
     """The inventory service's stand-in: reserving stock takes ``ms`` milliseconds and returns a reservation."""
@@ -361,7 +399,8 @@ def serve_observed(cfg: Config, env: Mapping[str, str]) -> int:
         store = InventoryStore(cfg, inventory_call(inventory_ms), hook, s3=s3, sqs=sqs)
     else:
         store = OrderStore(cfg, s3=s3, sqs=sqs)
-    handler = observed_handler(make_handler(cfg, store, log), tracer, m["in_flight"], record=metrics_hook(m))
+    live = LiveConfig(cfg, env.get("FAULT_RATE_FILE") or None, log)
+    handler = observed_handler(make_handler(live, store, log), tracer, m["in_flight"], record=metrics_hook(m))
     server = ThreadingHTTPServer(("127.0.0.1", cfg.port), handler)
     server.daemon_threads = False
     server.block_on_close = True
@@ -380,6 +419,7 @@ def serve_observed(cfg: Config, env: Mapping[str, str]) -> int:
         spans_file=os.path.abspath(spans_file),
         buckets=list(buckets),
         fault_rate=cfg.fault_rate,
+        fault_flag=env.get("FAULT_RATE_FILE") or None,
         inventory_ms=inventory_ms,
         inventory_hook=env.get("INVENTORY_HOOK") or None,
         slow_queue_ms=slow_ms,

@@ -644,7 +644,7 @@ groups:
         annotations: {{summary: fast burn, runbook_url: lessons/04_observability/runbook.md}}
       - alert: OrdersErrorBudgetSlowBurn
         expr: {TICKET_EXPR}
-        for: 15m
+        for: 5m
         labels: {{severity: ticket, slo: orders-availability, service: orders}}
         annotations: {{summary: slow burn, runbook_url: lessons/04_observability/runbook.md}}
 """
@@ -1266,3 +1266,112 @@ def test_04_9_solution_passes(stack):
 
     _aws_page()
     passes(lesson04.check_composite)
+
+
+# ------------------------------------------------------------------ the Docker path
+def test_docker_configs_are_what_the_lab_writes():
+    """The compose services start with the committed files; they must be what the lab itself would write."""
+    import yaml
+
+    from cloudlab.lab import PORTS
+    from cloudlab.lesson04 import stack as stk
+
+    for name, data in stk.docker_configs().items():
+        assert yaml.safe_load((stk.LESSON_DIR / "docker" / name).read_text()) == data, name
+    assert (PORTS["prometheus"], PORTS["alertmanager"], PORTS["pager"]) == (9090, 9093, 9097)
+
+
+def test_compose_runs_the_same_versions_as_debian_on_loopback():
+    import subprocess
+
+    import yaml
+
+    from cloudlab.authoring.static_checks.common import ROOT
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    assert compose["prometheus"]["image"] == "prom/prometheus:v2.42.0"
+    assert compose["alertmanager"]["image"] == "prom/alertmanager:v0.25.0"
+    for name in ("prometheus", "alertmanager"):
+        svc = compose[name]
+        assert svc["network_mode"] == "service:jupyter" and "ports" not in svc
+        assert svc["depends_on"]["jupyter"]["condition"] == "service_healthy"
+        assert "127.0.0.1:" in " ".join(svc["command"]) and "0.0.0.0" not in " ".join(svc["command"])
+    assert "--cluster.listen-address=" in compose["alertmanager"]["command"][0]
+    env = compose["jupyter"]["environment"]
+    assert env["CLOUDLAB_PROMETHEUS_URL"].endswith(":9090") and env["CLOUDLAB_ALERTMANAGER_URL"].endswith(":9093")
+    for tool, pkg in (("prometheus", "prometheus"), ("amtool", "prometheus-alertmanager")):
+        out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg], capture_output=True, text=True)
+        if out.returncode == 0:  # the non-Docker lab's Debian package: the same upstream version
+            want = compose["prometheus" if tool == "prometheus" else "alertmanager"]["image"].split(":v")[1]
+            assert out.stdout.startswith(want), (pkg, out.stdout)
+
+
+# ------------------------------------------------------------------ bad input
+def test_a_taken_port_is_a_clear_error(monkeypatch, tmp_path):
+    import socket
+
+    monkeypatch.setenv("CLOUDLAB_STATE_DIR", str(tmp_path))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(prom.StackError, match=f"port {port} .* already taken") as e:
+            prom.start_server("l04-test-server", ["true"], f"http://127.0.0.1:{port}", "Prometheus")
+    assert "CLOUDLAB_PROMETHEUS_PORT" in str(e.value) and "systemctl" in str(e.value)
+    assert e.value._render_traceback_()[0].startswith("\x1b[31mStackError")
+
+
+def test_a_server_that_does_not_answer_is_a_clear_error():
+    with pytest.raises(prom.StackDown, match="does not answer .* setup cell"):
+        prom.Prometheus("http://127.0.0.1:9").alerts()
+    assert prom.Alertmanager("http://127.0.0.1:9").ready() is False
+
+
+@needs_promtool
+def test_a_rule_file_with_a_syntax_error_is_never_loaded(tmp_path, monkeypatch):
+    from cloudlab.lesson04 import stack as stk
+
+    monkeypatch.chdir(tmp_path)
+    bad = stk.write_file(
+        "l04_bad.yml", "groups:\n  - name: g\n    rules:\n      - record: x\n        expr: rate(y[5m]\n"
+    )
+    with pytest.raises(stk.RuleFileError, match="refused l04_bad.yml, so Prometheus was not reloaded"):
+        stk.load_rules(bad, quiet=True)
+    with pytest.raises(stk.RuleFileError, match="does not exist next to this notebook"):
+        stk.read_yaml(tmp_path / "nope.yml")
+    with pytest.raises(stk.RuleFileError, match="nothing to write"):
+        stk.write_file("l04_empty.yml", "  ")
+    (tmp_path / "routes.yml").write_text("route: {receiver: tickets}\nreceivers: []\n")
+    with pytest.raises(stk.RuleFileError, match="only `route` and `inhibit_rules`"):
+        stk.candidate_config(tmp_path / "routes.yml", tmp_path)
+    with pytest.raises(TypeError, match="restart_service\\(\\) knows"):
+        stk.restart_service(faults=1)
+
+
+@pytest.mark.lab
+def test_alertmanager_down_while_an_alert_fires_says_so(stack):
+    """The last lab test: it stops Alertmanager (the fixture stops the rest)."""
+    import time
+
+    from cloudlab import lesson04, procs
+
+    procs.stop(lesson04.ALERTMANAGER)
+    with pytest.raises(prom.StackDown, match="Alertmanager is not running .* run the setup cell again"):
+        lesson04.wait_for_delivery(time.time(), "/pager", timeout=0.5)
+    with pytest.raises(prom.StackDown, match="Alertmanager does not answer"):
+        stack.alertmanager.alerts()
+
+
+def test_the_fault_flag_is_read_while_the_service_runs(tmp_path):
+    from app.service import Config
+
+    flag, logged = tmp_path / "fault_rate", []
+    live = observed.LiveConfig(Config("b", "q", fault_rate=0.1), str(flag), lambda event, **kw: logged.append(kw))
+    assert live.fault_rate == 0.1 and live.bucket == "b"  # no flag file yet: FAULT_RATE, and the rest of Config
+    for text, want in (("1.0\n", 1.0), ("0.25", 0.25), ("not a number", 0.25), ("7", 0.25), ("0", 0.0)):
+        tmp = tmp_path / "new"
+        tmp.write_text(text)
+        tmp.replace(flag)
+        assert live.fault_rate == want, text
+    assert [x["value"] for x in logged] == [1.0, 0.25, 0.0]
+    assert observed.LiveConfig(Config("b", "q", fault_rate=0.3), None).fault_rate == 0.3

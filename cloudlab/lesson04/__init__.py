@@ -47,11 +47,13 @@ from .stack import (  # noqa: F401
     load_rules,
     restart_service,
     run_tests,
+    set_fault_rate,
     sns_pages,
     start_stack,
     stop_stack,
     test_with_rules,
     unload_rules,
     wait_for,
+    wait_for_delivery,
     write_file,
 )

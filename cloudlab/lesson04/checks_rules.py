@@ -220,7 +220,7 @@ def alert_rule(rules: list[dict], name: str) -> dict | None:
         "14.4 times the error budget, the ticket when both the 6h and the 30m ratio are above 6 times it.",
         "The error budget of a 99.5 % SLO is 0.005: expr: job:slo_errors_per_request:ratio_rate1h > (14.4 * 0.005) "
         "and job:slo_errors_per_request:ratio_rate5m > (14.4 * 0.005).",
-        "Name them OrdersErrorBudgetFastBurn (for: 2m, severity: page) and OrdersErrorBudgetSlowBurn (for: 15m, "
+        "Name them OrdersErrorBudgetFastBurn (for: 2m, severity: page) and OrdersErrorBudgetSlowBurn (for: 5m, "
         f"severity: ticket), both with slo: {sc.SLO_NAME} and the annotation runbook_url: {RUNBOOK}.",
     ],
 )
@@ -349,6 +349,16 @@ def check_alert_tests(r, ns):
     d = scratch("04.5")
     rec, alerts_file = reference_rules()
     alerts = dressed(yaml.safe_load(alerts_file.read_text()))
+    if not any(w in path.read_text() for w in ("SlowBurn", "ALERTS", "rate6h", "rate30m", "ticket")):
+        # the tests look at the page only: leave out the ticket and its six-hour rate (half the work)
+        keep = (sc.RECORDS["5m"], sc.RECORDS["1h"])
+        doc = yaml.safe_load(rec.read_text())
+        for g in doc["groups"]:
+            g["rules"] = [x for x in g["rules"] if x.get("record") in keep]
+        rec = d / "page-recording.yml"
+        rec.write_text(yaml.safe_dump(doc, sort_keys=False))
+        for g in alerts["groups"]:
+            g["rules"] = [x for x in g["rules"] if x.get("alert") == sc.PAGE]
     correct = d / "correct-alerts.yml"
     correct.write_text(yaml.safe_dump(alerts, sort_keys=False))
     jobs = {"the lesson's correct rules": [rec, correct]}

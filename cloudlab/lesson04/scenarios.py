@@ -106,7 +106,7 @@ def alert_cases() -> list[AlertCase]:
     ]
     recovery = AlertCase("recovery", "20 % errors for an hour, then healthy", [0] * H + [20] * 60 + [0] * 15)
     recovery.probes = [
-        Probe(H + 60, True, False, "at the end of a 20 % incident hour it pages"),
+        Probe(H + 58, True, False, "58 min into a 20 % incident it pages (the ticket's 6 h window is not there yet)"),
         Probe(
             H + 72,
             False,

@@ -35,6 +35,7 @@ class Service:
     inventory_hook: str | None = None
     slow_queue_ms: float = 0.0
     slow_queue_rate: float = 1.0
+    fault_flag: str | None = None
 
     @property
     def url(self) -> str:
@@ -83,6 +84,7 @@ def start_service(
     metrics_port: int | None = None,
     inventory_ms: float = 0,
     inventory_hook: str | Path | None = None,
+    fault_flag: str | Path | None = None,
 ) -> Service:
     """Start ``app.observed`` (on free ports unless given); wait until /health answers; return how to reach it.
 
@@ -108,6 +110,7 @@ def start_service(
         "SLOW_QUEUE_RATE": str(slow_queue_rate),
         "INVENTORY_MS": str(inventory_ms),
         "INVENTORY_HOOK": str(inventory_hook or ""),
+        "FAULT_RATE_FILE": str(fault_flag or ""),
     }
     if buckets is not None:
         env["LATENCY_BUCKETS"] = ",".join(repr(float(b)) for b in buckets)
@@ -144,6 +147,7 @@ def find_service(name: str = SERVICE) -> Service | None:
                 rec.get("inventory_hook"),
                 rec.get("slow_queue_ms", 0.0),
                 rec.get("slow_queue_rate", 1.0),
+                rec.get("fault_flag"),
             )
     return None
 

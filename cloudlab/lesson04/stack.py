@@ -62,6 +62,10 @@ class Stack:
     def load_file(self) -> Path:
         return self.dir / "load.jsonl"
 
+    @property
+    def fault_flag(self) -> Path:
+        return self.dir / "flags" / "fault_rate"
+
     def delivered(self, since: float | None = None) -> list[dict]:
         """Notifications the receiver got (oldest first)."""
         return receiver.read(self.receiver_file, since)
@@ -105,9 +109,9 @@ def region() -> str:
     return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or REGION
 
 
-def lab_receivers(st: Stack, topic_arn: str) -> list[dict]:
+def lab_receivers(st: Stack, topic_arn: str, sns_endpoint: str | None = None) -> list[dict]:
     """The two receivers of the lab: ``pager`` (webhook + SNS topic) and ``tickets`` (webhook)."""
-    endpoint = aws.endpoint_for("sns")
+    endpoint = sns_endpoint or aws.endpoint_for("sns")
     return [
         {
             "name": "pager",
@@ -116,7 +120,7 @@ def lab_receivers(st: Stack, topic_arn: str) -> list[dict]:
                 {
                     "api_url": endpoint,
                     "topic_arn": topic_arn,
-                    "sigv4": {"region": region(), "access_key": "test", "secret_key": "test"},
+                    "sigv4": {"region": topic_arn.split(":")[3], "access_key": "test", "secret_key": "test"},
                     "subject": "{{ .Status }}: {{ .CommonLabels.alertname }}",
                     "message": '{"status": "{{ .Status }}", "alertname": "{{ .CommonLabels.alertname }}", '
                     '"severity": "{{ .CommonLabels.severity }}", "slo": "{{ .CommonLabels.slo }}", '
@@ -148,6 +152,32 @@ def read_yaml(path) -> dict:
     return data
 
 
+DOCKER_ROOT = "/home/learner/course"  # the repository inside the compose containers (docker-compose.yml)
+
+
+def docker_configs() -> dict[str, dict]:
+    """What the Docker path's Prometheus and Alertmanager start with (``lessons/04_observability/docker/``):
+    the same configs the lab writes, with the paths and hosts of the compose services (they share
+    JupyterLab's network, so 127.0.0.1 is the notebook's loopback). ``tests/test_lesson04.py`` keeps the
+    committed files equal to this."""
+    work = f"{DOCKER_ROOT}/.lab/work/l04/stack"
+    st = Stack(
+        Path(work),
+        prom.Prometheus("http://127.0.0.1:9090"),
+        prom.Alertmanager("http://127.0.0.1:9093"),
+        "http://127.0.0.1:9097",
+        True,
+    )
+    topic = f"arn:aws:sns:{REGION}:000000000000:{PAGER_TOPIC}"
+    routes = read_yaml(LESSON_DIR / "alertmanager.yml")
+    return {
+        "prometheus.yml": prom.prometheus_config(
+            f"{work}/prometheus/rules/*.yml", f"{work}/prometheus/targets/*.json", "127.0.0.1:9093"
+        ),
+        "alertmanager.yml": alertmanager_config(st, routes, topic, "http://localstack:4566"),
+    }
+
+
 # ------------------------------------------------------------------------ start and stop
 def start_stack(fault_rate: float = 0.0, rate: float = 12, quiet: bool = False, **service) -> Stack:
     """Start (or restart) everything: the service, its load, Prometheus, Alertmanager, the receiver.
@@ -171,13 +201,35 @@ def start_stack(fault_rate: float = 0.0, rate: float = 12, quiet: bool = False, 
 
     backing = setup_backing()
     wired = pager.wire_pager(aws.client("sns"), aws.client("sqs"), PAGER_TOPIC, PAGER_QUEUE)
-    ports = _ports()
-    service.setdefault("inventory_ms", 40)
-    svc = start_service(fault_rate=fault_rate, backing=backing, **service, **ports)
+    ports = _ports()  # known before the service runs: Prometheus can start first (it finds targets ~5 s later)
     targets = st.dir / "prometheus" / "targets" / "orders.json"
     targets.parent.mkdir(parents=True, exist_ok=True)
-    targets.write_text(json.dumps([{"targets": [f"127.0.0.1:{svc.metrics_port}"], "labels": {"service": "orders"}}]))
-
+    targets.write_text(
+        json.dumps([{"targets": [f"127.0.0.1:{ports['metrics_port']}"], "labels": {"service": "orders"}}])
+    )
+    routes = read_yaml(LESSON_DIR / "alertmanager.yml")
+    write_alertmanager_config(st, routes, wired["topic_arn"])
+    am_host = st.alertmanager.url.split("//", 1)[1]
+    config = prom.prometheus_config(str(st.rules_dir / "*.yml"), str(targets.parent / "*.json"), am_host)
+    _write_yaml(st.dir / "prometheus" / "prometheus.yml", config)
+    t0 = time.monotonic()
+    if st.external:
+        st.prometheus.reload()
+        st.alertmanager.reload()
+        commands = [
+            f"(the Docker path's servers, reloaded: POST {st.prometheus.url}/-/reload, {st.alertmanager.url}/-/reload)"
+        ]
+    else:
+        am = prom.alertmanager_args(
+            am_exe, st.alertmanager_config, st.dir / "alertmanager" / "data", _port(st.alertmanager)
+        )
+        prom.start_server(ALERTMANAGER, am, st.alertmanager.url, "Alertmanager")
+        args = prom.prometheus_args(
+            prom_exe, st.dir / "prometheus" / "prometheus.yml", st.dir / "prometheus" / "data", _port(st.prometheus)
+        )
+        prom.start_server(PROMETHEUS, args, st.prometheus.url, "Prometheus")
+        commands = [_shown(args), _shown(am)]
+    started = time.monotonic() - t0
     procs.start(
         RECEIVER,
         [
@@ -191,31 +243,17 @@ def start_stack(fault_rate: float = 0.0, rate: float = 12, quiet: bool = False, 
         ready_url=st.receiver_url + "/health",
         cwd=str(ROOT),
     )
-    routes = read_yaml(LESSON_DIR / "alertmanager.yml")
-    write_alertmanager_config(st, routes, wired["topic_arn"])
-    am_host = st.alertmanager.url.split("//", 1)[1]
-    config = prom.prometheus_config(str(st.rules_dir / "*.yml"), str(targets.parent / "*.json"), am_host)
-    _write_yaml(st.dir / "prometheus" / "prometheus.yml", config)
-    t0 = time.monotonic()
-    if st.external:
-        st.prometheus.reload()
-        st.alertmanager.reload()
-    else:
-        am = prom.alertmanager_args(
-            am_exe, st.alertmanager_config, st.dir / "alertmanager" / "data", _port(st.alertmanager)
-        )
-        prom.start_server(ALERTMANAGER, am, st.alertmanager.url, "Alertmanager")
-        args = prom.prometheus_args(
-            prom_exe, st.dir / "prometheus" / "prometheus.yml", st.dir / "prometheus" / "data", _port(st.prometheus)
-        )
-        prom.start_server(PROMETHEUS, args, st.prometheus.url, "Prometheus")
-    started = time.monotonic() - t0
+    service.setdefault("inventory_ms", 40)
+    set_fault_rate(fault_rate, quiet=True)
+    svc = start_service(fault_rate=fault_rate, backing=backing, fault_flag=st.fault_flag, **service, **ports)
     procs.start(
         LOAD,
         ["-m", "cloudlab.observability.load", svc.url, "--rate", rate, "--results", st.load_file],
         cwd=str(ROOT),
     )
     if not quiet:
+        for c in commands:
+            print(f"$ {c}")
         print(f"order service  {svc.url} (metrics {svc.metrics_url}), FAULT_RATE={fault_rate}, {rate:g} requests/s")
         print(f"Prometheus     {st.prometheus.url}   (open it in a browser: Graph, Alerts, Status > Rules)")
         print(f"Alertmanager   {st.alertmanager.url}   receiver (the lab's pager) {st.receiver_url}")
@@ -223,11 +261,19 @@ def start_stack(fault_rate: float = 0.0, rate: float = 12, quiet: bool = False, 
     return st
 
 
+def _shown(args: list) -> str:
+    """A command line as a learner would type it: the program's name, paths relative to the repository."""
+    words = [Path(str(args[0])).name]
+    for a in args[1:]:
+        words.append(str(a).replace(str(ROOT) + "/", ""))
+    return " ".join(words)
+
+
 def _port(api) -> int:
     return int(api.url.rsplit(":", 1)[1])
 
 
-SETTINGS = ("fault_rate", "buckets", "inventory_ms", "inventory_hook", "slow_queue_ms", "slow_queue_rate")
+SETTINGS = ("fault_rate", "buckets", "inventory_ms", "inventory_hook", "slow_queue_ms", "slow_queue_rate", "fault_flag")
 
 
 def restart_service(**changes):
@@ -243,6 +289,20 @@ def restart_service(**changes):
         settings["buckets"] = settings["buckets"] or None
     settings.update(changes)
     return start_service(**settings, **_ports())
+
+
+def set_fault_rate(rate: float, quiet: bool = False) -> None:
+    """Flip the service's feature flag: from now on ``rate`` of new orders fail (no restart: the running
+    service reads the flag file, and logs the change)."""
+    if not 0 <= float(rate) <= 1:
+        raise ValueError(f"a fault rate is a share of requests from 0 to 1, not {rate!r}")
+    f = current().fault_flag
+    f.parent.mkdir(parents=True, exist_ok=True)
+    tmp = f.with_suffix(".tmp")
+    tmp.write_text(f"{float(rate)}\n")
+    tmp.replace(f)  # atomic: the service never reads half a number
+    if not quiet:
+        print(f"$ echo {float(rate)} > {f.relative_to(ROOT) if f.is_relative_to(ROOT) else f}   # the FAULT_RATE flag")
 
 
 # ------------------------------------------------------------------------ rules
@@ -279,7 +339,7 @@ def unload_rules(stem: str) -> None:
 
 
 # ------------------------------------------------------------------------ routing
-def alertmanager_config(st: Stack, routes: dict, topic_arn: str | None = None) -> dict:
+def alertmanager_config(st: Stack, routes: dict, topic_arn: str | None = None, sns_endpoint: str | None = None) -> dict:
     """The live Alertmanager config: ``routes`` (route and inhibit_rules, in real units) in lab time, with the
     lab's receivers."""
     topic_arn = topic_arn or f"arn:aws:sns:{region()}:000000000000:{PAGER_TOPIC}"
@@ -288,7 +348,7 @@ def alertmanager_config(st: Stack, routes: dict, topic_arn: str | None = None) -
         "global": {"resolve_timeout": prom.lab_duration("5m")},
         "route": prom.compress_routes(route),
         "inhibit_rules": routes.get("inhibit_rules") or [],
-        "receivers": lab_receivers(st, topic_arn),
+        "receivers": lab_receivers(st, topic_arn, sns_endpoint),
     }
 
 
@@ -366,6 +426,37 @@ def wait_for(fn, timeout: float, every: float = 0.25):
         if got or time.monotonic() > deadline:
             return got or None
         time.sleep(every)
+
+
+def wait_for_delivery(since: float, path: str = "/pager", status: str = "firing", timeout: float = 30) -> list[dict]:
+    """The notifications to ``path`` (``/pager`` or ``/tickets``) with ``status`` received after ``since``;
+    if none arrives within ``timeout`` s, StackError saying where the alert got stuck."""
+    st = current()
+
+    def arrived():
+        return [
+            n for n in st.delivered(since) if n["path"] == path and (n.get("payload") or {}).get("status") == status
+        ]
+
+    got = wait_for(arrived, timeout)
+    if got:
+        return got
+    if not st.alertmanager.ready():
+        raise prom.StackDown(
+            f"nothing reached {path}: Alertmanager is not running at {st.alertmanager.url}. Prometheus keeps "
+            "the alert and retries; run the setup cell again (it starts Alertmanager) and the notification follows."
+        )
+    try:
+        alerts = st.prometheus.alerts()
+    except prom.StackError as e:
+        raise prom.StackDown(f"nothing reached {path}, and {e}") from None
+    states = sorted({(a["labels"].get("alertname", "?"), a["state"]) for a in alerts})
+    raise prom.StackError(
+        f"nothing with status {status!r} reached {path} within {timeout:.0f} s. Prometheus has these alerts: "
+        f"{states or 'none'}. None firing: is the rule loaded (Status > Rules), and does its expression return "
+        "anything now (paste it into Graph)? Pending: its `for:` has not passed yet. Firing: check where "
+        "Alertmanager routes it (`amtool config routes test ...`) and whether it is silenced or inhibited."
+    )
 
 
 def sns_pages(sqs=None) -> list[dict]:

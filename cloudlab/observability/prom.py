@@ -164,7 +164,9 @@ def start_server(name: str, args: list[str], url: str, what: str, timeout: float
         raise StackError(
             f"port {port} (for {what}) is already taken by another program, so {what} cannot start.\n"
             f"  `ss -ltnp 'sport = :{port}'` shows who holds it: stop that program, or move the lab's {what} "
-            f"with CLOUDLAB_{what.upper()}_PORT=<another port> (then restart JupyterLab with `make lab`)."
+            f"with CLOUDLAB_{what.upper()}_PORT=<another port> (then restart JupyterLab with `make lab`). "
+            "Installing Debian's package starts a system Prometheus (and Alertmanager) on these ports: "
+            "`sudo systemctl disable --now prometheus prometheus-alertmanager` stops them."
         )
     proc = procs.start(name, args, python=False, ready_url=url + "/-/healthy", timeout=timeout)
     deadline = time.monotonic() + timeout
