@@ -306,8 +306,8 @@ def set_fault_rate(rate: float, quiet: bool = False) -> None:
 
 
 # ------------------------------------------------------------------------ rules
-def load_rules(path, quiet: bool = False) -> list[dict]:
-    """Check a rule file with promtool, load its lab-time copy into Prometheus, return its loaded groups.
+def load_rules(path, quiet: bool = False) -> None:
+    """Check a rule file with promtool, then load its lab-time copy into Prometheus.
 
     A file promtool refuses is never loaded: RuleFileError with promtool's own message.
     """
@@ -329,7 +329,6 @@ def load_rules(path, quiet: bool = False) -> list[dict]:
     if not quiet:
         n = sum(len(g["rules"]) for g in groups)
         print(f"{run.output.splitlines()[-1].strip()}; Prometheus loaded {n} rules from {live.name} (lab time)")
-    return groups
 
 
 def unload_rules(stem: str) -> None:
@@ -369,7 +368,7 @@ def candidate_config(routes_file, where: Path) -> tuple[Path, object]:
     return candidate, check_am_config(candidate)
 
 
-def apply_routes(path, quiet: bool = False) -> Path:
+def apply_routes(path, quiet: bool = False) -> None:
     """Load your routing (``route`` + ``inhibit_rules`` in real units) into the live Alertmanager.
 
     The receivers ``pager`` and ``tickets`` come from the lab (their addresses depend on the lab's ports).
@@ -385,7 +384,6 @@ def apply_routes(path, quiet: bool = False) -> Path:
     st.alertmanager.reload()
     if not quiet:
         print(f"configuration valid; Alertmanager reloaded {st.alertmanager_config.name} (your routes, in lab time)")
-    return st.alertmanager_config
 
 
 # ------------------------------------------------------------------------ files of the exercises
@@ -398,23 +396,22 @@ def write_file(name: str, text: str) -> Path:
     return path
 
 
-def run_tests(path) -> bool:
-    """``promtool test rules FILE``, printed as promtool prints it; True when every test passes."""
+def run_tests(path) -> None:
+    """``promtool test rules FILE``, printed as promtool prints it (SUCCESS, or each failed expectation)."""
     from ..observability.promtool import test_rules
 
     run = test_rules(path, quiet=False)
     print(run.output)
-    return run.ok
 
 
-def test_with_rules(test_file, alerts: dict) -> bool:
+def test_with_rules(test_file, alerts: dict) -> None:
     """Run the promtool tests of ``test_file`` against other alerting rules (``alerts``, parsed YAML) and
     the lesson's recording rules: what the tests say when a rule is wrong."""
     d = stack_dir() / "tests"
     rules = _write_yaml(d / "changed-alerts.yml", alerts)
     test = read_yaml(test_file)
     test["rule_files"] = [str(LESSON_DIR / "slo-recording.yml"), str(rules)]
-    return run_tests(_write_yaml(d / Path(test_file).name, test))
+    run_tests(_write_yaml(d / Path(test_file).name, test))
 
 
 # ------------------------------------------------------------------------ waiting and reading
@@ -477,14 +474,13 @@ def sns_pages(sqs=None) -> list[dict]:
     return out
 
 
-def stop_stack() -> list[str]:
+def stop_stack() -> None:
     """Stop the load, the service, Prometheus, Alertmanager and the receiver (their data stays until a reset)."""
     names = [LOAD, SERVICE, RECEIVER] + ([] if current().external else [PROMETHEUS, ALERTMANAGER])
     stopped = [n for n in names if procs.running(n)]
     for n in names:
         procs.stop(n)
     print(f"stopped: {', '.join(stopped) or 'nothing was running'}; the setup cell starts everything again")
-    return stopped
 
 
 @cleanup.extra("04")
