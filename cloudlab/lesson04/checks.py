@@ -211,7 +211,7 @@ def check_buckets(r, ns):
     prometheus = current().prometheus
     le = prom.format_le(SLO_LATENCY_S)
     seen = None
-    deadline = time.monotonic() + 4
+    deadline = time.monotonic() + 8
     while not seen and time.monotonic() < deadline:
         seen = prometheus.value(f'count({obs.LATENCY}_bucket{{job="orders", le="{le}"}})')
         if not seen:

@@ -109,7 +109,7 @@ def check_routes(r, ns):
     since = time.time()
     st.alertmanager.post_alerts(sent)
     try:
-        wait = min(10.0, 2.5 + prom.parse_duration(prom.lab_duration(group_wait)) / 1000)
+        wait = min(12.0, 6.0 + prom.parse_duration(prom.lab_duration(group_wait)) / 1000)
     except ValueError:
         wait = 4.0
 
@@ -247,7 +247,7 @@ def check_silence(r, ns):
                 got = {a["labels"]["service"]: a["status"] for a in st.alertmanager.alerts(check=run_id)}
                 return got if len(got) == 2 else None
 
-            got = wait_for(states, 2.0) or {}
+            got = wait_for(states, 5.0) or {}
             resolve(st.alertmanager, alerts)
             st.alertmanager.expire(sid)
         except prom.StackError as e:

@@ -57,7 +57,7 @@ def check_span(r, ns):
             err = next((ln for ln in svc.lines() if rid in ln and "request_failed" in ln), "")
             r.fail(f"POST /orders answered {resp.status} with your reserve(): {err[-400:] or resp.body[:200]!r}")
         spans, root = [], None
-        deadline = time.monotonic() + 2
+        deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             spans = obs.read_spans(svc.spans_file, settle=0.2)
             root = _request_trace(spans, rid)
