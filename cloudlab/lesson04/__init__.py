@@ -4,8 +4,8 @@ Prometheus and Alertmanager, and check the exercises.
 The tools that work on the signals (load, logs, metrics, traces, SLO maths, Prometheus and
 Alertmanager, promtool, plots) are the toolkit :mod:`cloudlab.observability`; the SNS -> SQS pager
 is :mod:`cloudlab.pager`. The parts: ``service`` (start and find the service), ``stack`` (the service
-under load, Prometheus, Alertmanager, the receiver; loading rules and routes), ``scenarios`` (the
-traffic the rule checks replay), ``cloudwatch`` (the AWS form of the alarm) and the checks:
+under load, Prometheus, Alertmanager, the receiver), ``files`` (loading the learner's rules and routes),
+``scenarios`` (the traffic the rule checks replay), ``cloudwatch`` (the AWS form of the alarm) and the checks:
 ``checks`` (04.1-04.2), ``checks_rules`` (04.3-04.5), ``checks_alerting`` (04.6-04.7),
 ``checks_more`` (04.8-04.9)."""
 
@@ -13,6 +13,15 @@ from .checks import check_buckets, check_ship_lines  # noqa: F401
 from .checks_alerting import check_routes, check_silence  # noqa: F401
 from .checks_more import check_composite, check_span  # noqa: F401
 from .checks_rules import check_alert_rules, check_alert_tests, check_recording_rules  # noqa: F401
+from .files import (  # noqa: F401
+    apply_routes,
+    candidate_config,
+    load_rules,
+    run_tests,
+    test_with_rules,
+    unload_rules,
+    write_file,
+)
 from .service import (  # noqa: F401
     BUCKET,
     COARSE_BUCKETS,
@@ -42,18 +51,13 @@ from .stack import (  # noqa: F401
     RUNBOOK,
     RuleFileError,
     Stack,
-    apply_routes,
     current,
-    load_rules,
+    read_yaml,
     restart_service,
-    run_tests,
     set_fault_rate,
     sns_pages,
     start_stack,
     stop_stack,
-    test_with_rules,
-    unload_rules,
     wait_for,
     wait_for_delivery,
-    write_file,
 )

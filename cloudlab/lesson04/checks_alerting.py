@@ -18,7 +18,8 @@ from ..observability import prom, receiver
 from ..observability.promtool import route_receivers
 from . import scenarios as sc
 from .checks_rules import learner_file, learner_yaml, scratch
-from .stack import RuleFileError, candidate_config, current
+from .files import candidate_config
+from .stack import RuleFileError, current
 
 ROUTES_FILE = "l04_alertmanager.yml"
 ROUTE_CASES = [
