@@ -88,9 +88,11 @@ ENV PYTHONUNBUFFERED=1 \
     CHECKPOINT_DISABLE=1
 
 # git: for the terminal in JupyterLab and for checkov, which scans git repositories.
+# prometheus, prometheus-alertmanager: promtool and amtool for lesson 04 (its servers run as the
+# compose services prometheus and alertmanager, the same versions).
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends git \
+ && apt-get install -y --no-install-recommends git prometheus prometheus-alertmanager \
  && rm -rf /var/lib/apt/lists/*
 
 # The learner: uid/gid 1000, the usual first user on Linux, so files written into the

@@ -168,7 +168,7 @@ def _run(spec: CheckSpec, ns: dict):
         record(spec, status, seconds)
     if status == "pass":
         lines = [f"PASS {spec.id} {spec.title}"] + [f"  [ok] {x}" for x in r.right]
-        print("\n".join(lines))
+        show(Passed(lines))
         return None  # nothing to echo under the PASS lines in a notebook
     seen = hints_seen(spec.id)
     lines = [f"{spec.title}: not yet."]
@@ -179,6 +179,37 @@ def _run(spec: CheckSpec, ns: dict):
         if max(seen, 1) < len(spec.hints):
             lines.append(f"  Stuck? cloudlab.checks.hint({spec.id!r}) shows the next hint.")
     raise CheckFailed("\n".join(lines), spec.id)
+
+
+class Passed:
+    """A passed check: a green box in a notebook (like the red box of a failure), plain lines elsewhere."""
+
+    def __init__(self, lines: list[str]):
+        self.lines = lines
+
+    def __repr__(self):
+        return "\n".join(self.lines)
+
+    def _repr_html_(self):
+        return (
+            '<div style="background:#dafbe1;border-left:6px solid #1a7f37;padding:6px 10px;'
+            'white-space:pre-wrap;font-family:monospace;color:#0f3d1c">' + html.escape(repr(self)) + "</div>"
+        )
+
+
+def show(obj) -> None:
+    """Display ``obj`` as rich output in IPython (HTML where it can), print it anywhere else."""
+    try:
+        from IPython import get_ipython
+
+        if get_ipython() is not None:
+            from IPython.display import display
+
+            display(obj)
+            return
+    except ImportError:  # pragma: no cover
+        pass
+    print(repr(obj))
 
 
 # ------------------------------------------------------------------ progress

@@ -45,6 +45,11 @@ def real_messages(tmp_path, monkeypatch, capsys) -> dict[str, str]:
         out["port"] = err(emulators.ensure_port_free, port, "LocalStack", "CLOUDLAB_LOCALSTACK_PORT").replace(
             str(port), "4566"
         )
+        from cloudlab.observability import prom
+
+        with pytest.raises(prom.StackError) as e:
+            prom.start_server("l99-prom", ["true"], f"http://127.0.0.1:{port}", "Prometheus")
+        out["prometheus port"] = str(e.value).replace(str(port), "9090")
     out["python"] = str(venvs.missing_python_error(venvs.VENVS["localstack"]))
     out["down"] = kernel.emulator_message(Exception())
     out["healthy"] = err(emulators.wait_healthy, lambda lab: False, os.getpid(), "localstack", lab, 0.001).replace(

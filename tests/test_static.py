@@ -220,9 +220,13 @@ def test_depends_on_rule_reports_weak_conditions(broken):
 def test_every_published_port_is_on_loopback(compose):
     assert sc.compose_port_problems(compose) == []
     ports = {p for svc in sc.services(compose).values() for p in svc.get("ports", [])}
-    # the host-side ports of the non-Docker lab
-    assert ports == {"127.0.0.1:8888:8888", "127.0.0.1:4566:4566", "127.0.0.1:5050:5000"}
-    assert {PORTS["jupyter"], PORTS["localstack"], PORTS["moto"]} == {int(p.split(":")[1]) for p in ports}
+    # the host-side ports of the non-Docker lab (lesson 04's Prometheus, Alertmanager and pager included)
+    assert ports == {"127.0.0.1:8888:8888", "127.0.0.1:4566:4566", "127.0.0.1:5050:5000"} | {
+        "127.0.0.1:9090:9090",
+        "127.0.0.1:9093:9093",
+        "127.0.0.1:9097:9097",
+    }
+    assert set(PORTS.values()) == {int(p.split(":")[1]) for p in ports}
 
 
 @pytest.mark.parametrize(

@@ -64,6 +64,7 @@ MOTO_SERVICES = tuple(suffix for emulator, suffix in SERVICES.values() if emulat
 # an offset; ``CLOUDLAB_<NAME>_PORT`` sets one, ``CLOUDLAB_PORT_OFFSET`` shifts all (several labs on
 # one machine). Lessons that run a service learners open in a browser add it here.
 PORTS = {"localstack": 4566, "moto": 5050, "jupyter": 8888}
+PORTS.update(prometheus=9090, alertmanager=9093, pager=9097)  # lesson 04: its Prometheus, Alertmanager, pager
 PROFILES = {
     "lab": {"offset": 0, "state": ".lab"},
     "test": {"offset": 10, "state": ".lab/test-run"},
