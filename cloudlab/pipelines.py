@@ -130,8 +130,10 @@ def prepare_project(template: Path, dest: Path, files: dict[str, str] | None = N
     dest = Path(dest)
     shutil.rmtree(dest, ignore_errors=True)
     shutil.copytree(template, dest, ignore=shutil.ignore_patterns(".gitlab-ci-local", "__pycache__", "*.pyc"))
-    if app:
-        shutil.copytree(ROOT / "app", dest / "app", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    if app:  # the sample service itself, as the course has it now
+        (dest / "app").mkdir(exist_ok=True)
+        for name in ("__init__.py", "service.py"):
+            shutil.copy2(ROOT / "app" / name, dest / "app" / name)
     for rel, text in (files or {}).items():
         p = dest / rel
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -167,7 +169,7 @@ def _env(extra: dict | None) -> dict:
 
 def _error_from(output: str) -> str:
     lines = [ln for ln in output.splitlines() if ln.strip() and not ln.startswith("    at ")]
-    lines = [ln for ln in lines if not ln.startswith(_NOISE)]
+    lines = [ln for ln in lines if not ln.strip().startswith(_NOISE)]
     return "\n".join(lines[-12:])
 
 
@@ -216,7 +218,7 @@ def run_pipeline(
     def read():
         for line in proc.stdout:
             seen.append((time.monotonic() - t0, line.rstrip("\n")))
-            if echo and not line.startswith(_NOISE):
+            if echo and not line.strip().startswith(_NOISE):
                 print(line, end="")
 
     reader = threading.Thread(target=read, daemon=True)
