@@ -301,9 +301,10 @@ def leaks(text: str, secret: str) -> list[str]:
     """The forms of ``secret`` found in ``text``: as is, base64, hex, reversed (masking catches only the first)."""
     if not secret:
         return []
+    whole = secret.encode()[: len(secret.encode()) // 3 * 3] or secret.encode()  # base64 of "secret\n" starts alike
     forms = {
         "as is": secret,
-        "base64": base64.b64encode(secret.encode()).decode().rstrip("="),
+        "base64": base64.b64encode(whole).decode().rstrip("="),
         "hex": secret.encode().hex(),
         "reversed": secret[::-1],
     }
