@@ -146,6 +146,13 @@ def prepare_project(template: Path, dest: Path, files: dict[str, str] | None = N
     return dest
 
 
+def commit(project: Path, message: str) -> str:
+    """Commit every change in the project (a new commit for the next pipeline run); returns its SHA."""
+    _git(Path(project), "add", "-A")
+    _git(Path(project), "commit", "-q", "-m", message)
+    return commit_sha(project)
+
+
 def commit_sha(project: Path) -> str:
     out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True)
     return out.stdout.strip()
