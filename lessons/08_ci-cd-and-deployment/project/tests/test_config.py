@@ -1,6 +1,7 @@
 """Unit tests of the order service's configuration: fast, no network, run by the pipeline's test job."""
 
 import pytest
+
 from app.service import Config, ConfigError
 
 BASE = {"ORDERS_BUCKET": "b", "ORDERS_QUEUE_URL": "q"}
