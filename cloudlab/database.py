@@ -1,14 +1,16 @@
 """PostgreSQL (Debian's server) on 127.0.0.1, started and stopped by a lesson, reached with psycopg.
 
-``start("l08-postgres")`` creates a cluster under the lab's state the first time (initdb, about
-a second), then runs ``postgres`` as a lesson process (reset and `make stop` stop it) on a free
-port, TCP on 127.0.0.1 only, no Unix socket. As root, the server runs as the ``postgres`` user
-(PostgreSQL refuses to run as root). :class:`DatabaseDown` says what to do when it does not answer.
-Serves lesson 08 (migrations apart from deploys); usable by any lesson that needs a real database.
+``start("l08-postgres")`` creates a cluster the first time (initdb, about a second) under the lab's
+state (as root: under /tmp, where the ``postgres`` user can reach it), then runs ``postgres`` as a
+lesson process (reset and `make stop` stop it) on a free port, TCP on 127.0.0.1 only, no Unix
+socket. As root, the server runs as the ``postgres`` user (PostgreSQL refuses to run as root).
+:class:`DatabaseDown` says what to do when it does not answer. Serves lesson 08 (migrations apart
+from deploys); usable by any lesson that needs a real database.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pwd
@@ -92,6 +94,17 @@ def _state(name: str) -> Path:
     return Lab.from_env().work_dir(name[1:3]) / f"{name}.json"
 
 
+def _datadir(name: str, as_postgres: bool) -> Path:
+    """Under the lab's state; as root, in /tmp instead: the `postgres` user must reach the folder, and a
+    repository under /root is closed to it (a short folder per lab, like the lab's dockerd's)."""
+    lab = Lab.from_env()
+    if not as_postgres:
+        return lab.work_dir(name[1:3]) / f"{name}-data"
+    base = Path(f"/tmp/cloudlab-pg-{hashlib.sha256(str(lab.state).encode()).hexdigest()[:10]}")
+    base.mkdir(mode=0o755, exist_ok=True)
+    return base / f"{name}-data"
+
+
 def find(name: str) -> Postgres | None:
     """The running server started as ``name``, or None."""
     proc = procs.running(name)
@@ -111,8 +124,8 @@ def start(name: str, lesson: str = "", timeout: float = 20.0, quiet: bool = Fals
         return found
     postgres = tools.require("postgresql", lesson)
     bindir = Path(postgres).parent
-    datadir = Lab.from_env().work_dir(name[1:3]) / f"{name}-data"
     prefix = _as_postgres()
+    datadir = _datadir(name, as_postgres=bool(prefix))
     if not (datadir / "PG_VERSION").exists():
         shutil.rmtree(datadir, ignore_errors=True)
         datadir.mkdir(parents=True)

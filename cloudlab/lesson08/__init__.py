@@ -8,8 +8,6 @@ runs with the lab's settings, cleanup), ``migrations`` (two app versions and a p
 """
 
 from .checks import (  # noqa: F401
-    check_blue_green,
-    check_canary,
     check_migrations,
     check_pipeline,
     check_workflow,
@@ -35,4 +33,8 @@ from .release import (  # noqa: F401
     plot_timelines,
     prepare,
     work_dir,
+)
+from .traffic_checks import (  # noqa: F401
+    check_blue_green,
+    check_canary,
 )

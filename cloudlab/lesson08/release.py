@@ -120,7 +120,7 @@ def _reset() -> dict:
             pass
     d = work_dir()
     for sub in sorted(d.iterdir()) if d.exists() else []:
-        if sub.is_dir() and not sub.name.endswith("-data"):
+        if sub.is_dir() and not sub.name.endswith("-data"):  # keep a non-root cluster (initdb once)
             shutil.rmtree(sub, ignore_errors=True)
             removed["work folders"].append(sub.name)
     return removed
