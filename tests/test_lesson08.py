@@ -422,3 +422,25 @@ def test_postgres_starts_on_loopback_and_a_stopped_one_is_a_clear_error(tmp_path
     with pytest.raises(database.DatabaseDown, match="does not answer"):
         pg.connect()
     assert database.find("l98-postgres") is None
+
+
+@needs_node
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("lint:\n  script: [echo hi\n", "YAMLException"),
+        (
+            "stages: [a, b]\none:\n  stage: a\n  script: [echo]\ntwo:\n  stage: b\n  needs: [nope]\n  script: [echo]\n",
+            "nope",
+        ),
+        ("stages: [a]\none:\n  stage: c\n  script: [echo]\n", "stage:c"),
+    ],
+    ids=["yaml-error", "unknown-need", "unknown-stage"],
+)
+def test_a_broken_pipeline_file_is_a_clear_error(text, words):
+    from cloudlab.lesson08 import prepare
+
+    project = prepare("broken", pipeline=text)
+    with pytest.raises(pipelines.PipelineError, match="could not run") as e:
+        pipelines.run_pipeline(project, quiet=True)
+    assert words in str(e.value) and "    at " not in str(e.value)  # the message, not a JavaScript stack
