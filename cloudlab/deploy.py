@@ -174,7 +174,7 @@ def canary(
     observe,
     steps=(5, 25, 100),
     max_error_ratio: float = 0.01,
-    max_extra_ms: float = 200.0,
+    max_extra_ms: float = 250.0,
     quiet: bool = False,
 ) -> str:
     """A reference canary controller: at each step shift traffic, ``observe()`` (real traffic for a

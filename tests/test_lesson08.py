@@ -296,7 +296,7 @@ def canary_right(lb, observe):
         before = deploy.counters(lb, "canary")
         observe()
         d = deploy.delta(before, deploy.counters(lb, "canary"))
-        if d["error_ratio"] > 0.01 or d["avg_ms"] > deploy.counters(lb, "stable")["avg_ms"] + 200:
+        if d["error_ratio"] > 0.01 or d["avg_ms"] > deploy.counters(lb, "stable")["avg_ms"] + 250:
             deploy.set_canary(lb, 0)
             return "rolled back"
     return "promoted"
@@ -307,7 +307,7 @@ def canary_first_step_only(lb, observe):  # "a canary that only looks at the fir
     before = deploy.counters(lb, "canary")
     observe()
     d = deploy.delta(before, deploy.counters(lb, "canary"))
-    if d["error_ratio"] > 0.01 or d["avg_ms"] > deploy.counters(lb, "stable")["avg_ms"] + 200:
+    if d["error_ratio"] > 0.01 or d["avg_ms"] > deploy.counters(lb, "stable")["avg_ms"] + 250:
         deploy.set_canary(lb, 0)
         return "rolled back"
     deploy.set_canary(lb, 100)
