@@ -141,7 +141,7 @@ def start(name: str, lesson: str = "", timeout: float = 20.0, quiet: bool = Fals
     args = [postgres, "-D", str(datadir), "-h", "127.0.0.1", "-p", str(port), "-k", ""]
     args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]  # a lab, not a bank
     if not quiet:
-        print("$ " + " ".join(["postgres", *args[1:6], "-k ''", *args[7:]]))
+        print("$ " + " ".join(["postgres", *args[1:7], "-k ''", *args[9:]]))
     proc = procs.start(name, prefix + args, python=False, cwd=str(datadir))
     db = Postgres(name, port, datadir)
     deadline = time.monotonic() + timeout

@@ -21,7 +21,7 @@ with socket.socket() as s:
     port = s.getsockname()[1]
 settings = {"PORT": str(port), "ORDERS_BUCKET": "smoke", "ORDERS_QUEUE_URL": "smoke", "APP_VERSION": record["commit"]}
 settings["AWS_DEFAULT_REGION"] = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")  # the service builds its clients
-proc = subprocess.Popen([sys.executable, str(artifact)], env={**os.environ, **settings})
+proc = subprocess.Popen([sys.executable, str(artifact)], env={**os.environ, **settings}, stdout=subprocess.DEVNULL)
 try:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
