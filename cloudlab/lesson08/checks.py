@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import shutil
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -19,6 +20,13 @@ from .migrations import columns, run_plan, seed
 from .release import database, failing_test, prepare, work_dir
 
 PIPELINE_JOBS = ("lint", "test", "build", "deploy-staging", "smoke-staging", "deploy-production")
+
+
+def _fresh(prefix: str) -> str:
+    """A new name for this check's folders under the work folder; the folders of earlier runs go."""
+    for old in work_dir().glob(f"{prefix}-*"):
+        shutil.rmtree(old, ignore_errors=True)
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 # ==================================================================== 08.1 the pipeline
@@ -54,9 +62,9 @@ def check_pipeline(r, ns):
     r.require(isinstance(spec, dict), "PIPELINE is a YAML mapping", "PIPELINE should be a YAML mapping of jobs")
     missing = [j for j in PIPELINE_JOBS if j not in spec]
     r.require(not missing, "it has the six jobs", f"jobs missing (by name): {', '.join(missing)}")
-    tag = uuid.uuid4().hex[:8]
+    tag = _fresh("check-pipeline")
     token = secrets.token_urlsafe(18)
-    green_dir, red_dir = work_dir() / f"check-{tag}-green", work_dir() / f"check-{tag}-red"
+    green_dir, red_dir = work_dir() / f"{tag}-green", work_dir() / f"{tag}-red"
 
     def run(name, files, releases, validate):
         project = prepare(name, text, files)
@@ -65,8 +73,8 @@ def check_pipeline(r, ns):
 
     try:
         with ThreadPoolExecutor(2) as pool:
-            fg = pool.submit(run, f"check-{tag}-green", {}, green_dir / "releases", True)
-            fr = pool.submit(run, f"check-{tag}-red", failing_test(), red_dir / "releases", False)
+            fg = pool.submit(run, f"{tag}-green", {}, green_dir / "releases", True)
+            fr = pool.submit(run, f"{tag}-red", failing_test(), red_dir / "releases", False)
             green, red = fg.result(), fr.result()
     except pipelines.PipelineError as e:
         r.fail(f"gitlab-ci-local could not run your pipeline: {e}")
@@ -157,7 +165,7 @@ def _perms_write(p) -> bool:
 )
 def check_workflow(r, ns):
     text = r.need(ns, "WORKFLOW_FIXED", str, "YAML text (a string)")
-    path = work_dir() / f"check-{uuid.uuid4().hex[:8]}" / "release.yml"
+    path = work_dir() / _fresh("check-workflow") / "release.yml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     try:
