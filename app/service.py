@@ -8,7 +8,9 @@
   XI   Logs        one JSON event per line on stdout; the platform collects them
 
 Endpoints:  POST /orders  {"item": str, "qty": int}  -> 201 {"id": ...}
-            GET  /orders/<id>  -> 200 the order     GET /health -> 200
+            GET  /orders/<id>  -> 200 the order     GET /health -> 200 (the process answers: liveness)
+            GET  /ready -> 200 when the backing bucket answers, 503 when it does not or while shutting
+                 down (readiness: Kubernetes sends traffic only to ready pods; lesson 06)
 Every response carries X-Request-Id (taken from the request or generated) and every log line too.
 Fault injection for the observability lesson: FAULT_RATE (0..1) answers that share of
 POSTs with 500; EXTRA_LATENCY_MS adds latency. For the deployment lesson (08): APP_VERSION names
@@ -16,6 +18,7 @@ the release (in /health and the X-App-Version header of every response), and FAU
 the first N POSTs succeed before FAULT_RATE applies (a fault that shows up only under traffic).
 
 Run:  ORDERS_BUCKET=... ORDERS_QUEUE_URL=... python -m app.service
+      (LISTEN_HOST: the address to listen on, 127.0.0.1 unless a container sets 0.0.0.0)
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class Config:
     log_level: str = "INFO"
     fault_rate: float = 0.0
     extra_latency_ms: int = 0
+    host: str = "127.0.0.1"
     version: str = "dev"
     fault_after: int = 0
 
@@ -68,8 +72,11 @@ class Config:
             raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LEVELS)}, not {level!r}")
         if not 0 <= fault <= 1:
             raise ConfigError(f"FAULT_RATE must be between 0 and 1, not {fault}")
+        host = env.get("LISTEN_HOST", "127.0.0.1")
         version = env.get("APP_VERSION", "dev")
-        return cls(env["ORDERS_BUCKET"], env["ORDERS_QUEUE_URL"], port, level, fault, latency, version, fault_after)
+        return cls(
+            env["ORDERS_BUCKET"], env["ORDERS_QUEUE_URL"], port, level, fault, latency, host, version, fault_after
+        )
 
 
 class JsonLog:
@@ -123,9 +130,18 @@ class OrderStore:
             return None
         return json.loads(obj["Body"].read())
 
+    def ready(self) -> tuple[bool, str]:
+        """Can this instance serve orders right now? One cheap call to the backing bucket."""
+        try:
+            self.s3.head_bucket(Bucket=self.cfg.bucket)
+            return True, "ok"
+        except Exception as e:  # unreachable, missing bucket, no permission: not ready, and say why
+            return False, f"{type(e).__name__}: {str(e)[:120]}"
 
-def make_handler(cfg: Config, store: OrderStore, log: JsonLog, hooks=()):
-    posts = {"n": 0}
+
+def make_handler(cfg: Config, store: OrderStore, log: JsonLog, hooks=(), draining=None):
+    draining = draining or threading.Event()  # set on SIGTERM: /ready answers 503 from then on
+    posts = {"n": 0}  # POSTs seen so far (FAULT_AFTER)
     posts_lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
@@ -175,6 +191,11 @@ def make_handler(cfg: Config, store: OrderStore, log: JsonLog, hooks=()):
         def _GET(self):
             if self.path == "/health":
                 return self._send(200, {"status": "ok", "version": cfg.version})
+            if self.path == "/ready":
+                if draining.is_set():
+                    return self._send(503, {"status": "shutting down"})
+                ok, why = store.ready()
+                return self._send(200 if ok else 503, {"status": "ready" if ok else "not ready", "detail": why})
             if self.path.startswith("/orders/"):
                 order = store.load(self.path.rsplit("/", 1)[-1])
                 return self._send(200, order) if order else self._send(404, {"error": "no such order"})
@@ -208,12 +229,14 @@ def make_handler(cfg: Config, store: OrderStore, log: JsonLog, hooks=()):
 def serve(cfg: Config, log: JsonLog | None = None, store: OrderStore | None = None, hooks=()) -> int:
     log = log or JsonLog(cfg.log_level, service="orders")
     store = store or OrderStore(cfg)
-    server = ThreadingHTTPServer(("127.0.0.1", cfg.port), make_handler(cfg, store, log, hooks))
+    draining = threading.Event()
+    server = ThreadingHTTPServer((cfg.host, cfg.port), make_handler(cfg, store, log, hooks, draining))
     server.daemon_threads = False  # in-flight requests finish before we exit
     server.block_on_close = True
 
     def on_sigterm(signum, frame):
         log("shutdown_requested", signal=signal.Signals(signum).name)
+        draining.set()
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, on_sigterm)

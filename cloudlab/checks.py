@@ -131,15 +131,11 @@ def check(check_id: str, title: str, hints=()):
 
 
 def _emulator_message(e: Exception) -> str | None:
-    try:
-        from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
-    except ImportError:  # pragma: no cover
-        return None
-    if isinstance(e, (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError)):
-        return (
-            "the local cloud is not answering, so this check cannot read the real state. "
-            "Run `make lab` in a terminal (or `docker compose up`), then re-run your cells. Nothing is lost."
-        )
+    from .kernel import _connection_errors, emulator_message
+
+    errors = _connection_errors() + (__import__("botocore.exceptions").exceptions.ReadTimeoutError,)
+    if isinstance(e, errors):
+        return "this check cannot read the real state: " + emulator_message(e)
     return None
 
 

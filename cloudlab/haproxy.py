@@ -40,9 +40,11 @@ class Server:
     check: bool = True
     backup: bool = False
     host: str = "127.0.0.1"
+    disabled: bool = False  # starts in maintenance (a spare slot an autoscaler turns on with set_state)
 
     def line(self) -> str:
         opts = [f"weight {self.weight}"] + (["check"] if self.check else []) + (["backup"] if self.backup else [])
+        opts += ["disabled"] if self.disabled else []
         return f"    server {self.name} {self.host}:{self.port} {' '.join(opts)}"
 
 
@@ -222,6 +224,13 @@ class Balancer:
         if low.startswith(("unknown command", "no such", "require", "invalid")) or "permission denied" in low:
             raise HaproxyError(f"haproxy refused `{line}`: {answer.strip()}")
         return answer
+
+    def frontend(self) -> dict:
+        """The frontend's row of ``show stat`` (``req_tot``: requests so far, ``req_rate``: per second now)."""
+        for row in self.stats():
+            if row["svname"] == "FRONTEND":
+                return row
+        raise HaproxyError("haproxy reported no frontend")
 
     def stats(self) -> list[dict]:
         """``show stat``: one row per frontend, backend and server (haproxy's CSV, as dicts)."""

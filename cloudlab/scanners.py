@@ -33,10 +33,15 @@ def checkov(path, framework: str = "terraform", quiet: bool = False, timeout: fl
     """
     exe = tools.require("checkov", lesson)
     path = Path(path)
+    # checkov's kubernetes runner skips every file under a hidden folder (the lab's state is in .lab/):
+    # scan such a folder from inside it, as `-d .`, so nothing is silently left out.
+    hidden = framework in ("kubernetes", "helm") and any(
+        part.startswith(".") and part not in (".", "..") for part in path.resolve().parts
+    )
     cmd = [
         exe,
         "-d",
-        str(path),
+        "." if hidden else str(path),
         "--framework",
         framework,
         "--skip-download",
@@ -49,6 +54,8 @@ def checkov(path, framework: str = "terraform", quiet: bool = False, timeout: fl
     home = Lab.from_env().state / "checkov-home"  # checkov caches files in $HOME: keep them out of the scanned dir
     home.mkdir(parents=True, exist_ok=True)
     shown = "checkov " + " ".join(shlex.quote(c) for c in cmd[1:])
+    if hidden:
+        shown = f"cd {shlex.quote(str(path))} && {shown}"
     if not quiet:
         print(f"$ {shown}")
     t0 = time.monotonic()
@@ -57,6 +64,7 @@ def checkov(path, framework: str = "terraform", quiet: bool = False, timeout: fl
         capture_output=True,
         text=True,
         timeout=timeout,
+        cwd=str(path) if hidden else None,
         env={
             "PATH": "/usr/bin:/bin",
             "HOME": str(home),

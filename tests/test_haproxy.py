@@ -120,4 +120,18 @@ def test_a_map_switches_every_new_request_at_once(lab_state):
     assert set(hits(lb.url, 6)) == {"green"}
     with pytest.raises(haproxy.HaproxyError, match="no map"):
         lb.set_map("nope", "live", "green")
+
+
+def test_a_disabled_slot_starts_in_maintenance_and_can_be_turned_on(lab_state):
+    a, b = backend("a"), backend("b")
+    b.disabled = True
+    assert b.line().endswith("check disabled")
+    lb = haproxy.Balancer("l99-lb", [haproxy.Backend("app", [a, b])], check_inter_ms=100, quiet=True).start()
+    lb.wait_status("app", "a", "UP")
+    assert lb.status("app", "b") == "MAINT"
+    assert set(hits(lb.url, 6)) == {"a"}
+    lb.set_state("app", "b", "ready")
+    lb.wait_status("app", "b", "UP", timeout=5)
+    assert set(hits(lb.url, 10)) == {"a", "b"}
+    assert int(lb.frontend()["req_tot"]) >= 16
     lb.stop()

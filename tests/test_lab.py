@@ -87,14 +87,6 @@ def test_find_python_finds_a_313_for_localstack():
     assert out.stdout.strip() == "(3, 13)"
 
 
-def test_missing_python_message(monkeypatch, tmp_path):
-    monkeypatch.setattr(venvs, "find_python", lambda versions: None)
-    monkeypatch.setenv("CLOUDLAB_VENV_DIR", str(tmp_path))
-    with pytest.raises(L.LabError, match="pyenv install 3.13") as e:
-        venvs.ensure_venv(L.Lab.from_env("test", {"CLOUDLAB_STATE_DIR": str(tmp_path)}), "localstack")
-    assert "docker compose up" in str(e.value)
-
-
 def test_cli_env_prints_exports(capsys):
     assert cli.main(["--profile", "test", "env"]) == 0
     out = capsys.readouterr().out
@@ -157,3 +149,13 @@ def test_the_base_image_tarball_is_built_once_when_two_callers_race(tmp_path, mo
     for t in threads:
         t.join(10)
     assert len(calls) == 1 and len(results) == 2 and results[0] == results[1] and results[0].exists()
+
+
+def test_apt_packages_lists_every_apt_tool(capsys):
+    from cloudlab.lab import tools
+
+    assert cli.main(["apt-packages"]) == 0
+    listed = capsys.readouterr().out.split()
+    for tool in tools.TOOLS.values():
+        if tool.kind == "apt":
+            assert set(tool.apt) <= set(listed), tool.name

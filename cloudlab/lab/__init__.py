@@ -184,6 +184,9 @@ class Lab:
             "AWS_CONFIG_FILE": str(self.state / "aws-config"),
             "AWS_SHARED_CREDENTIALS_FILE": str(self.state / "aws-credentials"),
             "AWS_EC2_METADATA_DISABLED": "true",
+            # Fail in about a second when an emulator is down (boto3's default retries take ~15 s).
+            "AWS_RETRY_MODE": "standard",
+            "AWS_MAX_ATTEMPTS": "2",
             "CLOUDLAB_PROFILE": self.profile,
             "CLOUDLAB_STATE_DIR": str(self.state),
         }

@@ -12,6 +12,17 @@ from . import Lab, LabError, process, venvs
 
 EMULATORS = ("localstack", "moto")
 
+# LocalStack 4.14 keeps S3 object data in one fixed folder, /tmp/localstack-s3-storage, for every
+# LocalStack on the machine: two labs (a learner's and `make test`'s) with a bucket of the same name
+# would delete each other's objects. The launcher points that folder into this lab's own state.
+LOCALSTACK_LAUNCH = (
+    "import os, sys\n"
+    "import localstack.services.s3.provider as s3\n"
+    "s3.DEFAULT_S3_TMP_DIR = os.environ['CLOUDLAB_S3_STORAGE']\n"
+    "from localstack.runtime.main import main\n"
+    "sys.exit(main())\n"
+)
+
 
 def localstack_healthy(lab: Lab) -> bool:
     try:
@@ -44,17 +55,18 @@ def spawn(lab: Lab, name: str, cmd: list, env: dict[str, str]) -> int:
 
 
 def wait_healthy(check, pid: int, name: str, lab: Lab, timeout: float) -> float:
+    shown = {"localstack": "LocalStack", "jupyter": "JupyterLab"}.get(name, name)
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
         if check(lab):
             return time.monotonic() - t0
         if not process.pid_alive(pid):
             raise LabError(
-                f"{name} exited during start-up. Last lines of {lab.logfile(name)}:\n{process.tail(lab.logfile(name))}"
+                f"{shown} exited during start-up. Last lines of {lab.logfile(name)}:\n{process.tail(lab.logfile(name))}"
             )
         time.sleep(0.2)
     raise LabError(
-        f"{name} did not become healthy within {timeout:.0f} s. "
+        f"{shown} did not become healthy within {timeout:.0f} s. "
         f"Look at `make logs` ({lab.logfile(name)}), then `make stop && make lab`."
     )
 
@@ -100,10 +112,11 @@ def start_localstack(lab: Lab) -> str:
             "SQS_ENDPOINT_STRATEGY": "off",
             "SKIP_INFRA_DOWNLOADS": "1",
             "LOCALSTACK_HOST": f"127.0.0.1:{lab.localstack_port}",
+            "CLOUDLAB_S3_STORAGE": str(fsroot / "s3-storage"),
         }
     )
     t0 = time.monotonic()
-    pid = spawn(lab, "localstack", [py, "-m", "localstack.runtime.main"], env)
+    pid = spawn(lab, "localstack", [py, "-c", LOCALSTACK_LAUNCH], env)
     wait_healthy(localstack_healthy, pid, "localstack", lab, timeout=90)
     _warm_up(lab, py)
     return f"started in {time.monotonic() - t0:.1f} s"

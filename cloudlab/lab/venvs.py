@@ -82,6 +82,15 @@ VENVS = {
         "checkov, the policy-as-code scanner (lessons 02, 05, 06)",
         core=False,
     ),
+    "chaostoolkit": VenvSpec(
+        "chaostoolkit",
+        ("3.11", "3.12", "3.13"),
+        (PINS / "chaostoolkit-lock.txt",),
+        (),
+        PINS / "chaostoolkit-lock.txt",
+        "Chaos Toolkit 1.19, chaos experiments (lesson 09)",
+        core=False,
+    ),
 }
 CORE = tuple(n for n, s in VENVS.items() if s.core)
 
