@@ -422,6 +422,9 @@ def test_postgres_starts_on_loopback_and_a_stopped_one_is_a_clear_error(tmp_path
     with pytest.raises(database.DatabaseDown, match="does not answer"):
         pg.connect()
     assert database.find("l98-postgres") is None
+    shutil.rmtree(pg.datadir, ignore_errors=True)  # a throw-away cluster (as root it lives under /tmp)
+    if pg.datadir.parent.name.startswith("cloudlab-pg-"):
+        shutil.rmtree(pg.datadir.parent, ignore_errors=True)
 
 
 @needs_node
