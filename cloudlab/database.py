@@ -122,8 +122,8 @@ def start(name: str, lesson: str = "", timeout: float = 20.0, quiet: bool = Fals
     found = find(name)
     if found is not None and found.alive():
         return found
-    postgres = tools.require("postgresql", lesson)
-    bindir = Path(postgres).parent
+    bindir = Path(tools.require("postgresql", lesson)).parent  # the server's bin folder (initdb, postgres)
+    postgres = str(bindir / "postgres")
     prefix = _as_postgres()
     datadir = _datadir(name, as_postgres=bool(prefix))
     if not (datadir / "PG_VERSION").exists():

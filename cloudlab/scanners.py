@@ -1,6 +1,7 @@
 """Real scanners and linters, run offline, their findings in plain words.
 
-Serves lesson 02 (checkov on Terraform) and the lessons that scan Dockerfiles, manifests and
+Serves lesson 02 (checkov on Terraform), lesson 07 (detect-secrets, trufflehog, parliament; the course's own
+secret scan in tests/test_repo_secrets.py) and the lessons that scan Dockerfiles, manifests and
 secrets (05, 06, 07, 08). Each runner prints the real command it ran, so a learner can repeat it,
 and never reports an empty result from a tool that could not look as "clean".
 """
@@ -108,3 +109,175 @@ def checkov(path, framework: str = "terraform", quiet: bool = False, timeout: fl
         if out["empty"]:
             print(f"  (nothing to scan in {path}: that is no clean bill of health, just no input)")
     return out
+
+
+# ------------------------------------------------------------------ secrets (lesson 07, and the course's own scan)
+def _secrets_env(extra: dict | None = None) -> dict:
+    """A small, predictable environment for the secret scanners (git on PATH, no user config)."""
+    env = {
+        "PATH": f"{Path(tools.require('detect-secrets')).parent}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(Lab.from_env().state / "scanner-home"),
+        "LANG": "C.UTF-8",
+        "PYTHONWARNINGS": "ignore",
+        "GIT_CONFIG_NOSYSTEM": "1",
+    }
+    Path(env["HOME"]).mkdir(parents=True, exist_ok=True)
+    env.update(extra or {})
+    return env
+
+
+def _show(cmd: list[str], quiet: bool) -> str:
+    shown = " ".join([Path(cmd[0]).name] + [shlex.quote(str(c)) for c in cmd[1:]])
+    if not quiet:
+        print(f"$ {shown}")
+    return shown
+
+
+def detect_secrets(
+    paths, cwd=".", baseline=None, quiet: bool = False, lesson: str = "", timeout: float = 120.0
+) -> dict:
+    """Scan files with detect-secrets (Yelp's scanner; the same engine as its pre-commit hook).
+
+    ``paths``: files (or one directory: inside a git repository, detect-secrets scans its tracked
+    files). ``baseline``: a ``.secrets.baseline`` file; findings recorded there (the same file and
+    hashed secret, whatever the line) are *known*, the others are *new*. Returns ``{'findings':
+    [{'file', 'line', 'type', 'hashed_secret'}], 'new': [...same...], 'files': n, 'command': str}``.
+    Raises :class:`ScanError` when the scanner did not produce a report.
+    """
+    exe = tools.require("detect-secrets", lesson)
+    paths = [str(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
+    cmd = [exe, "scan", *paths]
+    shown = _show(cmd, quiet)
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=_secrets_env())
+    try:
+        report = json.loads(proc.stdout)
+        results = report["results"]
+    except (ValueError, KeyError, TypeError):
+        raise ScanError(f"detect-secrets produced no report (exit {proc.returncode}):\n{proc.stderr[-800:]}") from None
+    findings = [
+        {"file": f, "line": r.get("line_number"), "type": r.get("type"), "hashed_secret": r.get("hashed_secret")}
+        for f, rows in sorted(results.items())
+        for r in rows
+    ]
+    known = set()
+    if baseline is not None:
+        try:
+            base = json.loads(Path(baseline).read_text())["results"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ScanError(
+                f"the baseline {baseline} could not be read ({e}); create it with `detect-secrets scan`"
+            ) from None
+        known = {(f, r.get("hashed_secret")) for f, rows in base.items() for r in rows}
+    new = [x for x in findings if (x["file"], x["hashed_secret"]) not in known]
+    out = {
+        "findings": findings,
+        "new": new,
+        "files": len(paths),
+        "seconds": round(time.monotonic() - t0, 1),
+        "command": shown,
+    }
+    if not quiet:
+        what = f"{len(findings)} finding(s)" + (f", {len(new)} not in the baseline" if baseline is not None else "")
+        print(f"detect-secrets: {what} ({out['seconds']} s)")
+        for x in findings:
+            mark = "NEW " if x in new and baseline is not None else ""
+            print(f"  {mark}{x['file']}:{x['line']}  {x['type']}")
+    return out
+
+
+def trufflehog(repo, quiet: bool = False, lesson: str = "", timeout: float = 120.0) -> dict:
+    """Scan every commit on every branch of the git repository ``repo`` with trufflehog 2 (regex rules).
+
+    Returns ``{'findings': [{'commit', 'message', 'path', 'reason', 'strings'}], 'commits': n,
+    'branches': n, 'command': str}``. trufflehog 2 clones the repository and walks its branches only:
+    tags, the stash and the reflog are not scanned (the counts say what was looked at).
+    """
+    exe = tools.require("trufflehog", lesson)
+    repo = Path(repo).resolve()
+    cmd = [exe, "--regex", "--entropy=False", "--json", f"file://{repo}"]
+    shown = _show(cmd, quiet)
+    git = ["git", "-C", str(repo)]
+    commits = subprocess.run([*git, "rev-list", "--branches", "--count"], capture_output=True, text=True)
+    branches = subprocess.run(
+        [*git, "for-each-ref", "--format=%(refname)", "refs/heads"], capture_output=True, text=True
+    )
+    if commits.returncode != 0:
+        raise ScanError(f"{repo} is not a git repository with commits: {commits.stderr.strip()[:300]}")
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_secrets_env())
+    findings, seen = [], set()
+    for line in proc.stdout.splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        key = (rec.get("commitHash"), rec.get("path"), tuple(rec.get("stringsFound") or ()))
+        if key in seen:
+            continue
+        seen.add(key)
+        findings.append(
+            {
+                "commit": (rec.get("commitHash") or "")[:10],
+                "message": (rec.get("commit") or "").strip(),
+                "path": rec.get("path"),
+                "reason": rec.get("reason"),
+                "strings": list(rec.get("stringsFound") or ()),
+            }
+        )
+    if proc.returncode not in (0, 1) or ("Traceback" in proc.stderr and not findings):
+        raise ScanError(f"trufflehog failed (exit {proc.returncode}):\n{proc.stderr[-800:]}")
+    out = {
+        "findings": findings,
+        "commits": int(commits.stdout.strip() or 0),
+        "branches": len(branches.stdout.split()),
+        "seconds": round(time.monotonic() - t0, 1),
+        "command": shown,
+    }
+    if not quiet:
+        print(
+            f"trufflehog: {len(findings)} finding(s) in {out['commits']} commits on {out['branches']} branch(es) "
+            f"({out['seconds']} s)"
+        )
+        for f in findings:
+            print(
+                f"  {f['commit']}  {f['path']:<20} {f['reason']:<16} {', '.join(s[:8] + '...' for s in f['strings'])}"
+            )
+    return out
+
+
+def parliament(policy, quiet: bool = False, lesson: str = "", community: bool = True, timeout: float = 60.0) -> dict:
+    """Lint an IAM policy (a dict or JSON text) with parliament (Duo Labs), offline.
+
+    ``community`` adds its community auditors (privilege escalation, credential exposure,
+    permissions management; slow on ``"Action": "*"``, which they expand to every AWS action).
+    Returns ``{'findings': [(issue, severity, detail)], 'command': str}``; a policy that is not JSON
+    is a finding too (MALFORMED_JSON), not an exception.
+    """
+    exe = tools.require("parliament", lesson)
+    text = policy if isinstance(policy, str) else json.dumps(policy)
+    cmd = [exe, "--json", "--string", text] + (["--include-community-auditors"] if community else [])
+    shown = 'parliament --json --string "$(cat policy.json)"' + (" --include-community-auditors" if community else "")
+    if not quiet:
+        print(f"$ {shown}")
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, env=_secrets_env(), stdin=subprocess.DEVNULL
+    )
+    findings = []
+    for line in proc.stdout.splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        detail = rec.get("detail") or rec.get("location", {}).get("actions") or ""
+        if isinstance(detail, list):
+            items = [d if isinstance(d, str) else json.dumps(d) for d in detail]
+            detail = ", ".join(items[:4]) + (f" ... ({len(items)} in all)" if len(items) > 4 else "")
+        findings.append((rec.get("issue", "?"), rec.get("severity", "?"), str(detail)))
+    if proc.returncode not in (0, 1) or (proc.returncode == 1 and not findings):
+        raise ScanError(f"parliament failed (exit {proc.returncode}):\n{proc.stderr[-800:]}")
+    if not quiet:
+        print(f"parliament: {len(findings)} finding(s)")
+        for issue, sev, detail in findings:
+            print(f"  {sev:<8} {issue:<32} {detail[:110]}")
+    return {"findings": findings, "command": shown}

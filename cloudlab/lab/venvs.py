@@ -91,6 +91,15 @@ VENVS = {
         "Chaos Toolkit 1.19, chaos experiments (lesson 09)",
         core=False,
     ),
+    "secrets": VenvSpec(
+        "secrets",
+        ("3.11", "3.12"),
+        (PINS / "secrets-lock.txt",),
+        (),
+        PINS / "secrets-lock.txt",
+        "secret scanners and IAM linter: detect-secrets, trufflehog, pre-commit, parliament (lesson 07)",
+        core=False,
+    ),
 }
 CORE = tuple(n for n, s in VENVS.items() if s.core)
 
