@@ -216,12 +216,23 @@ RIGHT_PLAN = [
 ]
 
 
+@pytest.fixture(scope="module")
+def stops_the_database():
+    """The migration check starts the lesson's PostgreSQL and leaves it running (for the learner): stop it after."""
+    yield
+    from cloudlab import procs
+
+    procs.stop("l08-postgres")
+
+
 @needs_pg
+@pytest.mark.usefixtures("stops_the_database")
 def test_check_migrations_accepts_the_right_answer():
     checks.check_migrations({"PLAN": RIGHT_PLAN})
 
 
 @needs_pg
+@pytest.mark.usefixtures("stops_the_database")
 @pytest.mark.parametrize(
     "wrong, words",
     [
