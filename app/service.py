@@ -13,7 +13,9 @@ Endpoints:  POST /orders  {"item": str, "qty": int}  -> 201 {"id": ...}
                  down (readiness: Kubernetes sends traffic only to ready pods; lesson 06)
 Every response carries X-Request-Id (taken from the request or generated) and every log line too.
 Fault injection for the observability lesson: FAULT_RATE (0..1) answers that share of
-POSTs with 500; EXTRA_LATENCY_MS adds latency.
+POSTs with 500; EXTRA_LATENCY_MS adds latency. For the deployment lesson (08): APP_VERSION names
+the release (in /health and the X-App-Version header of every response), and FAULT_AFTER=N lets
+the first N POSTs succeed before FAULT_RATE applies (a fault that shows up only under traffic).
 
 Run:  ORDERS_BUCKET=... ORDERS_QUEUE_URL=... python -m app.service
       (LISTEN_HOST: the address to listen on, 127.0.0.1 unless a container sets 0.0.0.0)
@@ -50,6 +52,8 @@ class Config:
     fault_rate: float = 0.0
     extra_latency_ms: int = 0
     host: str = "127.0.0.1"
+    version: str = "dev"
+    fault_after: int = 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Config:
@@ -60,6 +64,7 @@ class Config:
             port = int(env.get("PORT", "8080"))
             fault = float(env.get("FAULT_RATE", "0"))
             latency = int(env.get("EXTRA_LATENCY_MS", "0"))
+            fault_after = int(env.get("FAULT_AFTER", "0"))
         except ValueError as e:
             raise ConfigError(f"bad number in the environment: {e}") from None
         level = env.get("LOG_LEVEL", "INFO").upper()
@@ -68,7 +73,10 @@ class Config:
         if not 0 <= fault <= 1:
             raise ConfigError(f"FAULT_RATE must be between 0 and 1, not {fault}")
         host = env.get("LISTEN_HOST", "127.0.0.1")
-        return cls(env["ORDERS_BUCKET"], env["ORDERS_QUEUE_URL"], port, level, fault, latency, host)
+        version = env.get("APP_VERSION", "dev")
+        return cls(
+            env["ORDERS_BUCKET"], env["ORDERS_QUEUE_URL"], port, level, fault, latency, host, version, fault_after
+        )
 
 
 class JsonLog:
@@ -133,6 +141,8 @@ class OrderStore:
 
 def make_handler(cfg: Config, store: OrderStore, log: JsonLog, hooks=(), draining=None):
     draining = draining or threading.Event()  # set on SIGTERM: /ready answers 503 from then on
+    posts = {"n": 0}  # POSTs seen so far (FAULT_AFTER)
+    posts_lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -143,6 +153,7 @@ def make_handler(cfg: Config, store: OrderStore, log: JsonLog, hooks=(), drainin
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.send_header("X-Request-Id", self.request_id)
+            self.send_header("X-App-Version", cfg.version)
             self.end_headers()
             self.wfile.write(data)
             self.status = code
@@ -179,7 +190,7 @@ def make_handler(cfg: Config, store: OrderStore, log: JsonLog, hooks=(), drainin
 
         def _GET(self):
             if self.path == "/health":
-                return self._send(200, {"status": "ok"})
+                return self._send(200, {"status": "ok", "version": cfg.version})
             if self.path == "/ready":
                 if draining.is_set():
                     return self._send(503, {"status": "shutting down"})
@@ -198,7 +209,10 @@ def make_handler(cfg: Config, store: OrderStore, log: JsonLog, hooks=(), drainin
                 assert isinstance(order, dict) and isinstance(order.get("item"), str)
             except (ValueError, AssertionError):
                 return self._send(400, {"error": 'send JSON like {"item": "book", "qty": 1}'})
-            if cfg.fault_rate and random.random() < cfg.fault_rate:
+            with posts_lock:
+                posts["n"] += 1
+                seen = posts["n"]
+            if cfg.fault_rate and seen > cfg.fault_after and random.random() < cfg.fault_rate:
                 log("fault_injected", level="WARNING", request_id=self.request_id)
                 return self._send(500, {"error": "injected fault", "request_id": self.request_id})
             order["id"] = uuid.uuid4().hex[:12]
@@ -227,7 +241,7 @@ def serve(cfg: Config, log: JsonLog | None = None, store: OrderStore | None = No
 
     signal.signal(signal.SIGTERM, on_sigterm)
     signal.signal(signal.SIGINT, on_sigterm)
-    log("started", port=cfg.port, bucket=cfg.bucket, pid=os.getpid())
+    log("started", port=cfg.port, bucket=cfg.bucket, version=cfg.version, pid=os.getpid())
     server.serve_forever(poll_interval=0.1)
     server.server_close()
     log("shutdown")

@@ -102,6 +102,26 @@ def test_listens_on_loopback_only(lab_state):
     assert sys.platform.startswith("linux")
 
 
+def test_a_map_switches_every_new_request_at_once(lab_state):
+    blue, green = backend("blue"), backend("green")
+    lb = haproxy.Balancer(
+        "l99-lb",
+        [haproxy.Backend("blue", [blue]), haproxy.Backend("green", [green])],
+        rules=["use_backend %[str(live),map(<map:active>,blue)]"],
+        maps={"active": {"live": "blue"}},
+        quiet=True,
+    ).start()
+    lb.wait_status("blue", "blue", "UP")
+    lb.wait_status("green", "green", "UP")
+    assert str(lb.map_path("active")) in lb.config_path.read_text()
+    assert set(hits(lb.url, 6)) == {"blue"}
+    lb.set_map("active", "live", "green")
+    assert lb.show_map("active") == {"live": "green"}
+    assert set(hits(lb.url, 6)) == {"green"}
+    with pytest.raises(haproxy.HaproxyError, match="no map"):
+        lb.set_map("nope", "live", "green")
+
+
 def test_a_disabled_slot_starts_in_maintenance_and_can_be_turned_on(lab_state):
     a, b = backend("a"), backend("b")
     b.disabled = True

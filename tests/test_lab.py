@@ -121,6 +121,36 @@ def test_reset_wipes_state_but_keeps_progress_unless_asked(tmp_path, capsys):
     assert "wiped" in capsys.readouterr().out
 
 
+def test_the_base_image_tarball_is_built_once_when_two_callers_race(tmp_path, monkeypatch):
+    """Two shards of `make test` may ask for the local base image at once: one builds, the other waits."""
+    import threading
+    from pathlib import Path
+
+    from cloudlab.lab import docker
+
+    monkeypatch.setenv("CLOUDLAB_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(docker.shutil, "which", lambda name: f"/usr/sbin/{name}")
+    calls = []
+    real_run = subprocess.run
+
+    def fake_run(cmd, *a, **kw):
+        if cmd[0] == "debootstrap":
+            calls.append(cmd)
+            time.sleep(0.3)  # long enough for the other thread to arrive
+            Path(cmd[-2]).mkdir(parents=True, exist_ok=True)
+            return subprocess.CompletedProcess(cmd, 0, "", "")
+        return real_run(cmd, *a, **kw)  # tar
+
+    monkeypatch.setattr(docker.subprocess, "run", fake_run)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(docker.base_tarball())) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(calls) == 1 and len(results) == 2 and results[0] == results[1] and results[0].exists()
+
+
 def test_apt_packages_lists_every_apt_tool(capsys):
     from cloudlab.lab import tools
 

@@ -560,11 +560,9 @@ def test_workflow_installs_both_pythons_and_terraform_without_wrapper(workflow):
     tf = next(s for s in steps if s.get("uses", "").startswith("hashicorp/setup-terraform@"))
     assert tf["with"]["terraform_wrapper"] is False
     assert str(tf["with"]["terraform_version"]).startswith("1.11.")
-    assert {s["uses"] for s in steps if "uses" in s} >= {
-        "actions/checkout@v4",
-        "actions/setup-python@v5",
-        "hashicorp/setup-terraform@v3",
-    }
+    uses = {s["uses"].partition("@")[0]: s["uses"].partition("@")[2] for s in steps if "uses" in s}
+    assert set(uses) >= {"actions/checkout", "actions/setup-python", "hashicorp/setup-terraform"}
+    assert all(re.fullmatch(r"[0-9a-f]{40}", ref) for ref in uses.values()), uses  # pinned by commit SHA
 
 
 def test_workflow_uploads_the_test_labs_logs_on_failure(workflow):

