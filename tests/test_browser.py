@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import time
 
 import pytest
 
-from cloudlab.lab import ROOT, Lab, cli, emulators, jupyter
+from cloudlab.lab import ROOT, Lab, cli, emulators, jupyter, tools
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(240)]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = tools.which("chromium")  # Debian's chromium (or the runner's chromium-browser / google-chrome)
 FLAGS = [
     "--no-sandbox",
     "--disable-gpu",

