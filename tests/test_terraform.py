@@ -231,6 +231,11 @@ def test_explain_connection_refused_as_lab_down():
     assert isinstance(e, LabDown) and "make lab" in str(e)
 
 
+def test_explain_an_init_that_would_ask_to_move_the_state():
+    e = explain(Result(["init", "-json", "-backend-config=key=k"], 1, 1.0, [diag("input is disabled")]))
+    assert "migrate=True" in str(e) and "-migrate-state" in str(e)
+
+
 def test_explain_without_diagnostics_shows_the_tail():
     e = explain(Result(["fmt"], 2, 0.1, [], "line one\nsomething broke\n"))
     assert "something broke" in str(e)

@@ -345,19 +345,21 @@ def check_scan(r, ns):
         r.fail(f"the check could not run checkov on {EX_SCAN_DIR}: {e}")
     r.expect(
         rep["resources"] > 0 and rep["passed"] > 0,
-        f"checkov (run by this check) scanned {rep['resources']} resources, {rep['passed']} checks passed",
+        f"checkov (run by this check) scanned {rep['resources']} resource(s), {rep['passed']} checks passed",
         "checkov found nothing to scan: the uploads bucket must still be defined",
     )
     failed = rep["failed"]
     r.expect(
         not failed,
         "no control fails",
-        f"{len(failed)} controls still fail: " + ", ".join(f"{f[0]} ({f[2]})" for f in failed[:6]),
+        f"{len(failed)} control(s) still fail: " + ", ".join(f"{f[0]} ({f[2]})" for f in failed),
     )
     problems = skip_problems(rep["skipped"])
     r.expect(
         not problems,
-        f"{len(rep['skipped'])} skips, each a control that does not apply here, with a reason",
+        f"{len(rep['skipped'])} skip(s), each a control that does not apply here, with a reason"
+        if rep["skipped"]
+        else "no finding is skipped",
         "; ".join(problems),
     )
     bucket = bucket_report(EX_UPLOADS_BUCKET)

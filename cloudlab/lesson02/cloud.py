@@ -8,7 +8,7 @@ import secrets
 import time
 from pathlib import Path
 
-from .. import aws
+from .. import aws, cleanup
 from ..lab import ROOT
 from ..terraform import Terraform
 from .workdirs import EX_DRIFT_DIR, STATE_BUCKET, TEMPLATES, workdir
@@ -234,11 +234,18 @@ def drift_scenario(quiet: bool = True) -> Terraform:
     """For exercise 4: apply the 'loop' stack in its own directory, store a note in its bucket, then change
     the stack by hand (as if someone clicked in the console): the bucket's tags and the parameter's value.
     Returns a runner for that directory (it prints what it runs)."""
+    s3, ssm = aws.client("s3"), aws.client("ssm")
+    # Run again, it starts over: what an earlier run made is gone with its (wiped) working directory's state.
+    if bucket_report(DRIFT_BUCKET)["exists"]:
+        cleanup.empty_and_delete_bucket(s3, DRIFT_BUCKET)
+    try:
+        ssm.delete_parameter(Name=DRIFT_PARAM)
+    except ssm.exceptions.ParameterNotFound:
+        pass
     tf = workdir(EX_DRIFT_DIR, template="loop", quiet=quiet)
     tf.init()
     tf.apply()
     token = secrets.token_hex(4)
-    s3, ssm = aws.client("s3"), aws.client("ssm")
     s3.put_object(Bucket=DRIFT_BUCKET, Key=DRIFT_NOTE, Body=f"written before the drift ({token})\n".encode())
     print(f"Terraform applied the loop stack; a note was stored at s3://{DRIFT_BUCKET}/{DRIFT_NOTE}.")
     print("Then someone, in the console (these are the calls it made):")

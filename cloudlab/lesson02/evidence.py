@@ -226,7 +226,7 @@ MAY_SKIP = {
 }
 _EMPTY = re.compile(
     r"^(n/?a|none|no comment provided|not needed|not required|not applicable|not relevant|false positive|"
-    r"ignore[d]?|skip(ped)?|ok|fine|because|test(ing)?|x+|\W*)$",
+    r"ignore[d]?|skip(ped)?|ok|fine|because|test(ing)?|todo|tbd|fixme|wip|x+|\W*)$",
     re.I,
 )
 _LATER = re.compile(r"\b(todo|tbd|fixme|wip|later|for now|temporar(y|ily)|quick ?fix|hack)\b", re.I)

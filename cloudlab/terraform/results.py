@@ -202,6 +202,13 @@ def explain(result: Result, endpoint: str | None = None) -> TerraformError:
             "`terraform force-unlock <id>`.",
             result,
         )
+    if result.args[:1] == ["init"] and any(d.get("summary") == "input is disabled" for d in errs):
+        return TerraformError(
+            "`terraform init` stopped: this directory already has a state, and Terraform would ask whether to copy "
+            "it to the new backend (input is off, so it cannot ask). To move it: init(..., migrate=True), which "
+            "runs `terraform init -migrate-state`. Without the old state, Terraform forgets what it made.",
+            result,
+        )
     if errs:
         body = "\n\n".join(describe_diagnostic(d) for d in errs[:5])
         more = f"\n(and {len(errs) - 5} more errors)" if len(errs) > 5 else ""
