@@ -134,6 +134,10 @@ def test_workdir_copies_the_template_and_the_modules(state_dir):
     (tf.workdir / "terraform.tfstate").write_text("{}")
     assert not (lesson02.workdir("platform", quiet=True).workdir / "terraform.tfstate").exists(), "fresh wipes"
     assert lesson02.workdir("scratch", quiet=True).files() == [], "no template: an empty directory"
+    tf.write("main.tf", "# mine\n")
+    (tf.workdir / "terraform.tfstate").write_text("{}")
+    again = lesson02.workdir("platform", fresh=False, quiet=True)  # the cell run twice: nothing lost
+    assert again.read("main.tf") == "# mine\n" and (again.workdir / "terraform.tfstate").exists()
 
 
 def test_state_keys_per_workspace():
@@ -643,6 +647,18 @@ def test_02_3_wrong_answers_are_rejected_and_the_solution_passes(l02_lab):
 
     rejected(check, "parameter /l02/ex/staging/instance-size does not exist")  # nothing done yet
 
+    envs.write("main.tf", ENVS_SOLUTION)  # the solution
+    for ws in lesson02.EX_SIZES:
+        envs.workspace(ws)
+        envs.apply()
+    check(ns={})
+
+    # The environment from a -var: right when applied with the right -var, wrong when someone forgets it.
+    # (Its resources are the solution's, so the solution's applies stand in for `apply -var env=...`.)
+    envs.write("main.tf", ENVS_BY_VAR)
+    rejected(check, "a fresh plan in workspace prod still wants changes")
+    clean()
+
     envs.write("main.tf", ENVS_HARDCODED)  # both environments in one state, applied once
     envs.workspace("default")
     envs.apply()
@@ -653,28 +669,14 @@ def test_02_3_wrong_answers_are_rejected_and_the_solution_passes(l02_lab):
     )
     clean()
 
-    envs.write(
-        "main.tf",
-        ENVS_SOLUTION.replace('staging = "t3.small", prod = "m5.large"', 'staging = "m5.large", prod = "t3.small"'),
+    swapped = ENVS_SOLUTION.replace(
+        'staging = "t3.small", prod = "m5.large"', 'staging = "m5.large", prod = "t3.small"'
     )
-    envs.workspace("staging")  # the sizes swapped
+    envs.write("main.tf", swapped)  # the sizes swapped
+    envs.workspace("staging")
     envs.apply()
     rejected(check, "/l02/ex/staging/instance-size is 'm5.large', expected 't3.small'")
     clean()
-
-    envs.write("main.tf", ENVS_BY_VAR)  # the environment from a -var: right once, wrong when someone forgets it
-    envs.workspace("staging")
-    envs.apply()
-    envs.workspace("prod")
-    envs.apply(var={"env": "prod"})
-    rejected(check, "a fresh plan in workspace prod still wants changes")
-    clean()
-
-    envs.write("main.tf", ENVS_SOLUTION)  # the solution
-    for ws in lesson02.EX_SIZES:
-        envs.workspace(ws)
-        envs.apply()
-    check(ns={})
 
 
 @pytest.mark.lab

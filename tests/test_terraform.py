@@ -319,6 +319,26 @@ def test_missing_terraform_is_explained(state_dir, tmp_path, monkeypatch):
         Terraform(tmp_path / "x", quiet=True).run("version")
 
 
+def test_copy_template_can_keep_what_is_there(tmp_path):
+    src = tmp_path / "tpl"
+    src.mkdir()
+    (src / "main.tf").write_text("template\n")
+    (src / "versions.tf").write_text("v\n")
+    dest = tmp_path / "wd"
+    tfm.copy_template(src, dest)
+    (dest / "main.tf").write_text("mine\n")
+    (dest / "terraform.tfstate").write_text("{}")
+    tfm.copy_template(src, dest, fresh=False, overwrite=False)
+    assert (dest / "main.tf").read_text() == "mine\n" and (dest / "terraform.tfstate").exists()
+    (dest / "versions.tf").unlink()
+    tfm.copy_template(src, dest, fresh=False, overwrite=False)
+    assert (dest / "versions.tf").read_text() == "v\n", "missing files come back"
+    tfm.copy_template(src, dest, fresh=False)
+    assert (dest / "main.tf").read_text() == "template\n"
+    tfm.copy_template(src, dest)
+    assert not (dest / "terraform.tfstate").exists()
+
+
 def test_edit_replaces_exactly_once(tmp_path):
     tf = Terraform(tmp_path / "e", quiet=True)
     tf.write("a.tf", "a = 1\nb = 1\n")

@@ -38,7 +38,9 @@ def workdir(name: str, template: str | None = None, fresh: bool = True, **kwargs
     """A Terraform working directory ``<state>/terraform/l02/<name>``, copied from a lesson template.
 
     ``template=None`` copies the template of the same name (if there is one); ``fresh`` wipes the
-    directory first (its local state too). The shared modules are copied next to it as ``../modules``.
+    directory first (its local state too). ``fresh=False`` keeps what is there (your files, the state)
+    and adds only missing template files: a cell that makes the directory can then run twice and lose
+    nothing. The shared modules are copied next to it as ``../modules``.
     """
     root = workroot()
     # Overwrite, do not wipe: another kernel (the lesson and the exercises open together) may be using it.
@@ -46,7 +48,7 @@ def workdir(name: str, template: str | None = None, fresh: bool = True, **kwargs
     src = TEMPLATES / (template or name)
     dest = root / name
     if src.is_dir():
-        copy_template(src, dest, fresh=fresh)
+        copy_template(src, dest, fresh=fresh, overwrite=fresh)
     elif fresh and dest.exists():
         shutil.rmtree(dest)
     return Terraform(dest, **kwargs)

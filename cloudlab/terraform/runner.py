@@ -399,15 +399,18 @@ class Terraform:
         return out
 
 
-def copy_template(src: Path, dest: Path, fresh: bool = True) -> Path:
-    """Copy a template directory's .tf files into a working directory (``fresh``: wipe it first)."""
+def copy_template(src: Path, dest: Path, fresh: bool = True, overwrite: bool = True) -> Path:
+    """Copy a template directory's .tf files into a working directory (``fresh``: wipe it first;
+    ``overwrite=False``: keep the files already there, copy only the missing ones)."""
     if fresh and dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True, exist_ok=True)
     for f in Path(src).iterdir():
+        target = dest / f.name
         if f.is_dir():
-            if f.name not in (".terraform",):
-                shutil.copytree(f, dest / f.name, dirs_exist_ok=True)
+            if f.name not in (".terraform",) and (overwrite or not target.exists()):
+                shutil.copytree(f, target, dirs_exist_ok=True)
         elif f.suffix in (".tf", ".tfvars", ".yaml", ".json", ".hcl") and f.name != ".terraform.lock.hcl":
-            shutil.copy2(f, dest / f.name)
+            if overwrite or not target.exists():
+                shutil.copy2(f, target)
     return dest
