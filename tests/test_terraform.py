@@ -91,6 +91,9 @@ def test_environment_with_a_mirror(state_dir, tmp_path, monkeypatch):
     assert str(mirror) in Path(env["TF_CLI_CONFIG_FILE"]).read_text()
     assert env["TF_PLUGIN_CACHE_DIR"] == str(state_dir / "terraform" / "plugin-cache")
     assert env["TF_IN_AUTOMATION"] == "1" and env["TF_INPUT"] == "0" and env["CHECKPOINT_DISABLE"] == "1"
+    assert env["GOGC"] == "400"
+    monkeypatch.setenv("GOGC", "150")
+    assert tfm.terraform_env()["GOGC"] == "150", "the learner's own setting wins"
     assert env["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
 
 
