@@ -270,6 +270,19 @@ def test_drift_check_needs_the_scenario(state_dir):
         lesson02.check_drift(ns={"drift_code": 2})
 
 
+def test_drift_check_reads_a_broken_run_log_without_crashing(state_dir, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{net.free_port()}")  # no emulator: words, not a crash
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    wd = state_dir / "terraform" / "l02" / "ex-drift"
+    wd.mkdir(parents=True)
+    (wd / ".drift-token").write_text("abc 1.0\n")
+    (wd / ".cloudlab-runs.jsonl").write_text('{"at": 5}\n[1, 2]\nnot json\n{"args": null, "at": "x"}\n')
+    with pytest.raises(CheckFailed) as info:
+        lesson02.check_drift(ns={"drift_code": 2})
+    assert "no plan with -detailed-exitcode" in str(info.value)
+
+
 def test_scan_check_needs_code(state_dir):
     with pytest.raises(CheckFailed, match="holds no .tf files"):
         lesson02.check_scan(ns={})

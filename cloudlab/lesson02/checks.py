@@ -259,7 +259,11 @@ def check_drift(r, ns):
         "drift_code is 2: the plan saw changes",
         f"drift_code is {code!r}, expected 2 (the exit code of a plan that sees changes pending)",
     )
-    runs = [x for x in Terraform(wd, quiet=True).runs() if x.get("at", 0) > t_drift]
+    runs = [
+        {"args": list(x.get("args") or []), "exit_code": x.get("exit_code")}
+        for x in Terraform(wd, quiet=True).runs()
+        if isinstance(x, dict) and isinstance(x.get("at"), (int, float)) and x["at"] > t_drift
+    ]
     plans = [x for x in runs if x["args"][:1] == ["plan"] and "-detailed-exitcode" in x["args"]]
     seen = [x for x in plans if x["exit_code"] == 2 and "-refresh=false" not in x["args"]]
     blind = [x for x in plans if "-refresh=false" in x["args"]]

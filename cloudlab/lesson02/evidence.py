@@ -11,7 +11,7 @@ import secrets
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from .. import aws
 from ..terraform import Terraform, TerraformError
@@ -119,7 +119,7 @@ def state_of(wd: Path) -> tuple[dict | None, str]:
             return read_state(str(cfg.get("key") or ""), ws, str(cfg.get("bucket") or STATE_BUCKET)), (
                 f"s3://{cfg.get('bucket')}/{key}"
             )
-        except (ValueError, ClientError):
+        except (ValueError, ClientError, BotoCoreError):
             return None, f"s3://{cfg.get('bucket')}/{key}"
     return local_state(wd), f"{wd.name}/terraform.tfstate"
 
@@ -127,7 +127,7 @@ def state_of(wd: Path) -> tuple[dict | None, str]:
 def safe_state(key: str, workspace: str = "default") -> dict | None:
     try:
         return read_state(key, workspace)
-    except (ValueError, ClientError):
+    except (ValueError, ClientError, BotoCoreError):
         return None
 
 
