@@ -12,7 +12,7 @@ resource "aws_ssm_parameter" "db_password_v1" {
   value = var.db_password
 }
 
-# 2. Write-only (Terraform 1.11 and AWS provider 5.98+): sent to the API, never stored.
+# 2. Write-only (Terraform 1.11): sent to the API, never stored in the state.
 #    Bump value_wo_version to send a new password.
 resource "aws_ssm_parameter" "db_password" {
   name             = "/l02/app/db-password"
