@@ -99,6 +99,15 @@ def test_cli_errors_are_one_line_not_tracebacks(capsys, monkeypatch):
     assert "ERROR" in capsys.readouterr().err
 
 
+def test_localstack_keeps_its_s3_objects_in_the_lab_state(tmp_path):
+    """Not in LocalStack's fixed /tmp/localstack-s3-storage, which every LocalStack on the machine shares."""
+    lab = L.Lab.from_env("test", {"CLOUDLAB_STATE_DIR": str(tmp_path)})
+    cmd = emulators.localstack_command("/venv/bin/python", lab)
+    assert cmd[:2] == ["/venv/bin/python", "-c"] and cmd[-1] == str(tmp_path / "localstack" / "s3-storage")
+    assert "DEFAULT_S3_TMP_DIR = sys.argv[1]" in cmd[2] and "localstack.runtime.main import main" in cmd[2]
+    compile(cmd[2], "launcher", "exec")
+
+
 @pytest.mark.lab
 def test_up_is_idempotent_when_healthy():
     lab = L.Lab.from_env()

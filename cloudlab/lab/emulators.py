@@ -12,17 +12,6 @@ from . import Lab, LabError, process, venvs
 
 EMULATORS = ("localstack", "moto")
 
-# LocalStack 4.14 keeps S3 object data in one fixed folder, /tmp/localstack-s3-storage, for every
-# LocalStack on the machine: two labs (a learner's and `make test`'s) with a bucket of the same name
-# would delete each other's objects. The launcher points that folder into this lab's own state.
-LOCALSTACK_LAUNCH = (
-    "import os, sys\n"
-    "import localstack.services.s3.provider as s3\n"
-    "s3.DEFAULT_S3_TMP_DIR = os.environ['CLOUDLAB_S3_STORAGE']\n"
-    "from localstack.runtime.main import main\n"
-    "sys.exit(main())\n"
-)
-
 
 def localstack_healthy(lab: Lab) -> bool:
     try:
@@ -90,6 +79,24 @@ def _clean_env(*drop_prefixes: str) -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(drop_prefixes)}
 
 
+# LocalStack 4.14 keeps the bytes of S3 objects under a fixed /tmp/localstack-s3-storage/<bucket>/, shared by
+# every LocalStack on the machine: two labs with a bucket of the same name (a learner's lab and `make test`, two
+# developers) overwrite and delete each other's objects. This launcher gives each lab its own directory.
+_LOCALSTACK_MAIN = (
+    "import sys\n"
+    "import localstack.services.s3.provider as s3p\n"
+    "if hasattr(s3p, 'DEFAULT_S3_TMP_DIR'):\n"
+    "    s3p.DEFAULT_S3_TMP_DIR = sys.argv[1]\n"
+    "from localstack.runtime.main import main\n"
+    "main()\n"
+)
+
+
+def localstack_command(py, lab: Lab) -> list[str]:
+    """The command that runs LocalStack with its S3 object storage in the lab's own state folder."""
+    return [str(py), "-c", _LOCALSTACK_MAIN, str(lab.state / "localstack" / "s3-storage")]
+
+
 def start_localstack(lab: Lab) -> str:
     if read_pid(lab, "localstack") and localstack_healthy(lab):
         return "already running"
@@ -112,11 +119,10 @@ def start_localstack(lab: Lab) -> str:
             "SQS_ENDPOINT_STRATEGY": "off",
             "SKIP_INFRA_DOWNLOADS": "1",
             "LOCALSTACK_HOST": f"127.0.0.1:{lab.localstack_port}",
-            "CLOUDLAB_S3_STORAGE": str(fsroot / "s3-storage"),
         }
     )
     t0 = time.monotonic()
-    pid = spawn(lab, "localstack", [py, "-c", LOCALSTACK_LAUNCH], env)
+    pid = spawn(lab, "localstack", localstack_command(py, lab), env)
     wait_healthy(localstack_healthy, pid, "localstack", lab, timeout=90)
     _warm_up(lab, py)
     return f"started in {time.monotonic() - t0:.1f} s"
