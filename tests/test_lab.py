@@ -168,3 +168,19 @@ def test_apt_packages_lists_every_apt_tool(capsys):
     for tool in tools.TOOLS.values():
         if tool.kind == "apt":
             assert set(tool.apt) <= set(listed), tool.name
+
+
+def test_localstack_scratch_goes_to_ram_when_there_is_a_tmpfs(tmp_path):
+    from cloudlab.lab import emulators
+
+    fsroot, shm = tmp_path / "localstack", tmp_path / "shm"
+    fsroot.mkdir()
+    assert emulators.scratch_in_memory(fsroot, shm) is None  # no tmpfs: nothing changes
+    assert not (fsroot / "tmp").exists()
+    shm.mkdir()
+    (fsroot / "tmp").mkdir()  # an older lab's scratch on disk
+    target = emulators.scratch_in_memory(fsroot, shm)
+    assert target.parent == shm and (fsroot / "tmp").is_symlink() and (fsroot / "tmp").resolve() == target
+    assert emulators.scratch_in_memory(fsroot, shm) == target  # idempotent: the next start finds the same folder
+    (fsroot / "tmp" / "state").mkdir()
+    assert (target / "state").is_dir()
