@@ -2,7 +2,7 @@
 
 Each case is two days of CPU (and memory) samples, one every 10 minutes, as EC2 and the CloudWatch agent
 would measure them; :func:`hourly_samples` groups them into hours, which is how the check publishes them
-(one data point with six ``Values`` per hour: one write per hour instead of six keeps the check fast).
+(one statistic set per hour, as the CloudWatch agent sends them: one write per hour instead of six).
 
 The policy the exercise states is: the 95th percentile of the *hourly averages* must
 stay under 70 % on the new size (:func:`expected`). The profiles are built so that each common mistake

@@ -36,10 +36,11 @@ def publish_utilization(
     """Write hourly CPU (and memory) data for one instance into CloudWatch (oldest first, the last hour
     starting at the current hour); returns how many data points were written.
 
-    Each item is one hour: a number, or the list of that hour's samples (sent as ``Values``, so CloudWatch
-    can tell an hour's average from its maximum). Only in the lab: on real AWS, EC2 publishes
-    CPUUtilization itself (every 5 minutes, and the AWS/ namespaces are reserved); memory comes from the
-    CloudWatch agent. Here nothing runs inside the instances, so we play both parts.
+    Each item is one hour: a number, or the list of that hour's samples (sent as a statistic set: count,
+    sum, minimum, maximum; so CloudWatch can tell an hour's average from its maximum, with one row per hour).
+    Only in the lab: on real AWS, EC2 publishes CPUUtilization itself (every 5 minutes, and the AWS/
+    namespaces are reserved); memory comes from the CloudWatch agent. Here nothing runs inside the
+    instances, so we play both parts.
     """
     cw = aws.client("cloudwatch", region_name=region)
     end = (end or dt.datetime.now(dt.UTC)).replace(minute=0, second=0, microsecond=0)
@@ -53,8 +54,14 @@ def publish_utilization(
             "Unit": "Percent",
             "Timestamp": end - dt.timedelta(hours=n - 1 - i),
         }
-        if isinstance(v, (list, tuple)):
-            d["Values"] = [float(x) for x in v]
+        if isinstance(v, (list, tuple)):  # one hour's samples, as a statistic set (what an agent aggregates)
+            vals = [float(x) for x in v]
+            d["StatisticValues"] = {
+                "SampleCount": len(vals),
+                "Sum": sum(vals),
+                "Minimum": min(vals),
+                "Maximum": max(vals),
+            }
         else:
             d["Value"] = float(v)
         return d
