@@ -133,12 +133,16 @@ def start_legacy(delay: float = 3.0, quiet: bool = True) -> tuple[procs.Proc, fl
     return p, time.monotonic() - t0
 
 
-def timed_stop(name: str, grace: float = 3.0) -> tuple[int | None, float, bool]:
+def timed_stop(name: str, grace: float = 3.0, quiet: bool = True) -> tuple[int | None, float, bool]:
     """SIGTERM, wait ``grace`` s, then SIGKILL: (exit code, seconds, needed SIGKILL).
 
-    What a platform does: ``kill -TERM <pid>``, wait, then ``kill -KILL <pid>``. The exit code is
-    Python's (``Popen.returncode``): negative when a signal ended the process (-9 = SIGKILL).
+    What a platform does: ``kill -TERM <pid>``, wait, then ``kill -KILL <pid>`` (``quiet=False`` prints
+    those commands). The exit code is Python's (``Popen.returncode``): negative when a signal ended the
+    process (-9 = SIGKILL).
     """
+    p = procs.running(name)
+    if not quiet and p:
+        print(f"$ kill -TERM {p.pid}   # then, if it still runs after {grace:g} s: kill -KILL {p.pid}")
     t0 = time.monotonic()
     code = procs.stop(name, grace=grace)
     took = time.monotonic() - t0

@@ -262,5 +262,5 @@ def check_budget(r, ns):
         mine is not None and mine["limit"] == float(limit),
         f"l03-monthly exists with ${float(limit):g}",
         f"run create_monthly_budget('l03-monthly', BUDGET_USD) once: "
-        f"{'it does not exist' if mine is None else 'its limit is ' + format(mine['limit'], 'g')}",
+        f"{'it does not exist' if mine is None else 'its limit is ' + str(mine['limit'])}",
     )
