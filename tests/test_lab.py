@@ -184,3 +184,34 @@ def test_localstack_scratch_goes_to_ram_when_there_is_a_tmpfs(tmp_path):
     assert emulators.scratch_in_memory(fsroot, shm) == target  # idempotent: the next start finds the same folder
     (fsroot / "tmp" / "state").mkdir()
     assert (target / "state").is_dir()
+
+
+def test_moto_health_does_not_wait_for_a_dump_of_all_its_state(free_port):
+    """moto's /moto-api/data.json grows with every resource (megabytes after lesson 03); a health check on it
+    timed out and restarted a healthy moto. The check asks for the small dashboard page instead."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from cloudlab.lab import emulators
+
+    class Moto(BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path.startswith("/moto-api/data.json"):
+                time.sleep(5)
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *a):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port), Moto)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        lab = L.Lab.from_env("test", {"CLOUDLAB_MOTO_PORT": str(free_port)})
+        t0 = time.monotonic()
+        assert emulators.moto_healthy(lab) and time.monotonic() - t0 < 1
+    finally:
+        server.shutdown()
+        server.server_close()
