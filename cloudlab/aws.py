@@ -88,7 +88,6 @@ def is_emulator_host(host: str | None) -> bool:
     return host in EMULATOR_HOSTS or any(host.endswith("." + h) for h in named)
 
 
-_CREDENTIAL = re.compile(r"Credential=([A-Za-z0-9]+)/")
 _GUARD_ID = "cloudlab-real-aws-guard"
 _CALLS_ID = "cloudlab-call-listeners"
 CALL_LISTENERS: list = []  # cloudlab.calls adds a listener while it records the calls a helper makes
@@ -97,10 +96,12 @@ CALL_LISTENERS: list = []  # cloudlab.calls adds a listener while it records the
 def refuse_real_requests(request, **_):
     """botocore ``before-send`` hook: the last line of defence, on every request a protected session sends.
 
-    :func:`guard` checks the environment when a course helper makes a client; this checks the request
-    itself, so a client made any other way (plain ``boto3.client`` in a cell, localstack-client's
-    ``Session``, its ``enable_local_endpoints()`` patch, an explicit ``endpoint_url``) cannot reach real
-    AWS or send a real-looking key either. Returning None lets botocore send the request.
+    :func:`guard` checks the environment when a course helper makes a client (including a real-looking
+    key there); this checks where each request goes, so a client made any other way (plain
+    ``boto3.client`` in a cell, localstack-client's ``Session``, its ``enable_local_endpoints()`` patch,
+    an explicit ``endpoint_url``) cannot reach real AWS either. It does not judge the key a request is
+    signed with: moto's IAM hands out keys that look real (``AKIA...``), and lesson 07 signs with them.
+    Returning None lets botocore send the request.
     """
     if os.environ.get(OPT_IN) == OPT_IN_VALUE:
         return None
@@ -112,13 +113,6 @@ def refuse_real_requests(request, **_):
             f"({', '.join(sorted(EMULATOR_HOSTS))}), so it could be REAL AWS. Create clients with "
             f"cloudlab.client(...) (or plain boto3 with the lab's AWS_ENDPOINT_URL), never with a real endpoint. "
             f"To use a real account on purpose, set {OPT_IN}={OPT_IN_VALUE} (it may cost money)."
-        )
-    auth = (getattr(request, "headers", None) or {}).get("Authorization") or b""
-    found = _CREDENTIAL.search(auth.decode("ascii", "replace") if isinstance(auth, bytes) else str(auth))
-    if found and REAL_KEY.match(found.group(1)):
-        raise RealAWSRefused(
-            f"a request was signed with a real-looking key ({found.group(1)[:4]}...); the emulators need only the "
-            "dummy key 'test'. Do not pass real credentials to a client in a notebook."
         )
     return None
 

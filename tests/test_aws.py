@@ -146,13 +146,20 @@ def test_a_local_endpoint_passes_the_guard(protected):
         s3.list_buckets()
 
 
-def test_a_real_looking_key_is_not_sent_even_to_the_emulator(protected):
+def test_a_key_the_emulator_issued_is_fine_on_a_local_endpoint(protected):
+    """moto's IAM hands out keys that look real (AKIA...); lesson 07 signs requests with them, locally."""
     import boto3
+    from botocore.config import Config
+    from botocore.exceptions import EndpointConnectionError
 
     s3 = boto3.client(
-        "s3", endpoint_url=_unused_local_url(), aws_access_key_id=_fake_key(), aws_secret_access_key="x" * 40
+        "s3",
+        endpoint_url=_unused_local_url(),
+        aws_access_key_id=_fake_key(),
+        aws_secret_access_key="x" * 40,
+        config=Config(retries={"max_attempts": 1}),
     )
-    with pytest.raises(aws.RealAWSRefused, match="real-looking key"):
+    with pytest.raises(EndpointConnectionError):  # past the guard: nobody listens there
         s3.list_buckets()
 
 
@@ -193,14 +200,6 @@ def test_localstack_client_session_cannot_reach_real_aws(protected, monkeypatch)
     monkeypatch.setenv("LOCALSTACK_HOST", "sqs.us-east-1.amazonaws.com:443")
     with pytest.raises(aws.RealAWSRefused):
         Session().client("sqs").list_queues()
-
-
-def test_localstack_client_with_a_real_looking_key_is_refused(protected, monkeypatch):
-    from localstack_client.session import Session
-
-    monkeypatch.setenv("AWS_ENDPOINT_URL", _unused_local_url())
-    with pytest.raises(aws.RealAWSRefused, match="real-looking key"):
-        Session(aws_access_key_id=_fake_key()).client("s3").list_buckets()
 
 
 def test_localstack_client_module_level_client_is_guarded(protected, monkeypatch):

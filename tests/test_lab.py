@@ -181,9 +181,10 @@ def test_localstack_scratch_goes_to_ram_when_there_is_a_tmpfs(tmp_path):
     (fsroot / "tmp").mkdir()  # an older lab's scratch on disk
     target = emulators.scratch_in_memory(fsroot, shm)
     assert target.parent == shm and (fsroot / "tmp").is_symlink() and (fsroot / "tmp").resolve() == target
-    assert emulators.scratch_in_memory(fsroot, shm) == target  # idempotent: the next start finds the same folder
     (fsroot / "tmp" / "state").mkdir()
     assert (target / "state").is_dir()
+    assert emulators.scratch_in_memory(fsroot, shm) == target  # the next start: the same folder, emptied
+    assert not (target / "state").exists() and (fsroot / "tmp").resolve() == target
 
 
 def test_moto_health_does_not_wait_for_a_dump_of_all_its_state(free_port):

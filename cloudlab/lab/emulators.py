@@ -138,14 +138,15 @@ def scratch_in_memory(fsroot: Path, shm: Path = Path("/dev/shm")) -> Path | None
 
     LocalStack stores CloudWatch metrics in SQLite under it and commits every data point: on a busy disk
     that is about 20 ms a point (a week of hourly metrics for a small fleet: 40 s), on tmpfs 0.3 ms. The
-    folder is throw-away (the lab runs LocalStack without persistence), so nothing is lost. Returns the
-    folder in RAM, or None (no tmpfs: the scratch stays on disk, just slower).
+    folder is throw-away (the lab runs LocalStack without persistence, and this runs only while it is
+    stopped), so it is emptied here. Returns the folder in RAM, or None (no tmpfs: it stays on disk).
     """
     link = fsroot / "tmp"
     if not (shm.is_dir() and os.access(shm, os.W_OK)):
         return None
     target = shm / f"cloudlab-{hashlib.sha1(str(fsroot.resolve()).encode()).hexdigest()[:12]}"
-    target.mkdir(exist_ok=True)
+    shutil.rmtree(target, ignore_errors=True)  # LocalStack is stopped here: start from nothing, as on disk
+    target.mkdir()
     if link.is_symlink():
         if link.resolve() == target.resolve():
             return target
