@@ -27,6 +27,7 @@ import json
 import os
 import random
 import signal
+import socket
 import sys
 import threading
 import time
@@ -139,13 +140,69 @@ class OrderStore:
             return False, f"{type(e).__name__}: {str(e)[:120]}"
 
 
-def make_handler(cfg: Config, store: OrderStore, log: JsonLog, hooks=(), draining=None):
+class Connections:
+    """The server's keep-alive connections that wait for their next request.
+
+    A graceful stop must not wait for a client that keeps an idle connection open (browsers and
+    ``requests`` do): :meth:`stop` closes the idle ones for reading, and every response after it says
+    ``Connection: close``. Requests in flight still finish.
+    """
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.waiting: dict = {}  # handler -> its socket, while it waits for a request
+        self.stopping = False
+
+    def idle(self, handler) -> None:
+        with self.lock:
+            if not self.stopping:
+                self.waiting[handler] = handler.connection
+                return
+        handler.close_connection = True
+        self._shut(handler.connection)
+
+    def busy(self, handler) -> None:
+        with self.lock:
+            self.waiting.pop(handler, None)
+
+    def stop(self) -> None:
+        with self.lock:
+            self.stopping = True
+            idle, self.waiting = list(self.waiting.values()), {}
+        for sock in idle:
+            self._shut(sock)
+
+    @staticmethod
+    def _shut(sock) -> None:
+        try:
+            sock.shutdown(socket.SHUT_RD)  # a thread blocked reading the next request sees the end at once
+        except OSError:
+            pass
+
+
+def make_handler(
+    cfg: Config, store: OrderStore, log: JsonLog, hooks=(), draining=None, connections: Connections | None = None
+):
     draining = draining or threading.Event()  # set on SIGTERM: /ready answers 503 from then on
     posts = {"n": 0}  # POSTs seen so far (FAULT_AFTER)
     posts_lock = threading.Lock()
+    conns = connections or Connections()
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        connections = conns  # serve() stops them on SIGTERM
+
+        def setup(self):
+            super().setup()
+            conns.idle(self)
+
+        def finish(self):
+            conns.busy(self)
+            super().finish()
+
+        def parse_request(self):
+            conns.busy(self)
+            return super().parse_request()
 
         def _send(self, code: int, body: dict) -> None:
             data = json.dumps(body).encode()
@@ -154,6 +211,9 @@ def make_handler(cfg: Config, store: OrderStore, log: JsonLog, hooks=(), drainin
             self.send_header("Content-Length", str(len(data)))
             self.send_header("X-Request-Id", self.request_id)
             self.send_header("X-App-Version", cfg.version)
+            if conns.stopping:  # shutting down: no further requests on this connection
+                self.send_header("Connection", "close")
+                self.close_connection = True
             self.end_headers()
             self.wfile.write(data)
             self.status = code
@@ -181,6 +241,7 @@ def make_handler(cfg: Config, store: OrderStore, log: JsonLog, hooks=(), drainin
             )
             for hook in hooks:
                 hook(method=method, route=route, status=self.status, seconds=ms / 1000, request_id=self.request_id)
+            conns.idle(self)  # waiting for the next request on this keep-alive connection
 
         def do_GET(self):
             self._handle("GET")
@@ -230,13 +291,15 @@ def serve(cfg: Config, log: JsonLog | None = None, store: OrderStore | None = No
     log = log or JsonLog(cfg.log_level, service="orders")
     store = store or OrderStore(cfg)
     draining = threading.Event()
-    server = ThreadingHTTPServer((cfg.host, cfg.port), make_handler(cfg, store, log, hooks, draining))
+    handler = make_handler(cfg, store, log, hooks, draining)
+    server = ThreadingHTTPServer((cfg.host, cfg.port), handler)
     server.daemon_threads = False  # in-flight requests finish before we exit
     server.block_on_close = True
 
     def on_sigterm(signum, frame):
         log("shutdown_requested", signal=signal.Signals(signum).name)
         draining.set()
+        handler.connections.stop()  # idle keep-alive clients must not hold the process until SIGKILL
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, on_sigterm)

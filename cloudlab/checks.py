@@ -95,6 +95,11 @@ class Report:
             )
         except _Stop:
             raise
+        except SystemExit as e:  # sys.exit() in a function would end the check (and look like a crash)
+            self.fail(
+                f"`{getattr(fn, '__name__', fn)}` called sys.exit({e.code!r}): a function should raise an "
+                "exception (or return); exiting is for the end of a program."
+            )
         except Exception as e:
             shown = ", ".join([repr(a)[:60] for a in args] + [f"{k}={v!r:.60}" for k, v in kwargs.items()])
             self.fail(f"`{getattr(fn, '__name__', fn)}({shown})` raised {type(e).__name__}: {e}")

@@ -122,6 +122,7 @@ def connect(wait: bool = True, services=("s3", "sqs"), quiet: bool = False) -> d
     from . import kernel
 
     kernel.install()  # short messages instead of traceback walls, also in a kernel `make lab` did not start
+    aws.protect()  # every boto3 client made in this kernel from now on refuses real AWS, however it is made
     if wait:
         wait_for_services(services, timeout=15)
     if not quiet:

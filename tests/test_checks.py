@@ -38,6 +38,16 @@ def test_learner_exception_is_reported_not_raised():
         demo({"double": double})
 
 
+def test_sys_exit_in_learner_code_is_reported_not_raised():
+    import sys
+
+    def double(x):
+        sys.exit("cannot double")
+
+    with pytest.raises(CheckFailed, match=r"called sys.exit\('cannot double'\): a function should raise"):
+        demo({"double": double})
+
+
 def test_blank_answer():
     def double(x):
         raise NotImplementedError()

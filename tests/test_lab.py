@@ -168,3 +168,51 @@ def test_apt_packages_lists_every_apt_tool(capsys):
     for tool in tools.TOOLS.values():
         if tool.kind == "apt":
             assert set(tool.apt) <= set(listed), tool.name
+
+
+def test_localstack_scratch_goes_to_ram_when_there_is_a_tmpfs(tmp_path):
+    from cloudlab.lab import emulators
+
+    fsroot, shm = tmp_path / "localstack", tmp_path / "shm"
+    fsroot.mkdir()
+    assert emulators.scratch_in_memory(fsroot, shm) is None  # no tmpfs: nothing changes
+    assert not (fsroot / "tmp").exists()
+    shm.mkdir()
+    (fsroot / "tmp").mkdir()  # an older lab's scratch on disk
+    target = emulators.scratch_in_memory(fsroot, shm)
+    assert target.parent == shm and (fsroot / "tmp").is_symlink() and (fsroot / "tmp").resolve() == target
+    (fsroot / "tmp" / "state").mkdir()
+    assert (target / "state").is_dir()
+    assert emulators.scratch_in_memory(fsroot, shm) == target  # the next start: the same folder, emptied
+    assert not (target / "state").exists() and (fsroot / "tmp").resolve() == target
+
+
+def test_moto_health_does_not_wait_for_a_dump_of_all_its_state(free_port):
+    """moto's /moto-api/data.json grows with every resource (megabytes after lesson 03); a health check on it
+    timed out and restarted a healthy moto. The check asks for the small dashboard page instead."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from cloudlab.lab import emulators
+
+    class Moto(BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path.startswith("/moto-api/data.json"):
+                time.sleep(5)
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *a):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port), Moto)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        lab = L.Lab.from_env("test", {"CLOUDLAB_MOTO_PORT": str(free_port)})
+        t0 = time.monotonic()
+        assert emulators.moto_healthy(lab) and time.monotonic() - t0 < 1
+    finally:
+        server.shutdown()
+        server.server_close()
