@@ -56,9 +56,10 @@ def test_a_stuck_lock_ends_in_a_plain_error(tmp_path):
 
 # ------------------------------------------------------------------ stop keeps your work
 @pytest.mark.timeout(120)
-def test_stop_keeps_jupyterlab_and_stop_all_refuses_while_notebooks_are_open(tmp_path):
+def test_stop_keeps_jupyterlab_and_stop_all_refuses_while_notebooks_are_open(tmp_path, monkeypatch):
     lab, env = mini_lab(tmp_path, 3100)
-    os.environ.update({"CLOUDLAB_STATE_DIR": env["CLOUDLAB_STATE_DIR"]})
+    # monkeypatch puts back the shard's own state dir afterwards (`make test` sets one per shard)
+    monkeypatch.setenv("CLOUDLAB_STATE_DIR", env["CLOUDLAB_STATE_DIR"])
     try:
         url = jupyter.start(lab)
         token = jupyter.token(lab)
@@ -84,7 +85,6 @@ def test_stop_keeps_jupyterlab_and_stop_all_refuses_while_notebooks_are_open(tmp
         assert jupyter.start(lab) == url, "a restarted JupyterLab keeps the token: the open tab's URL still works"
     finally:
         jupyter.stop(lab)
-        os.environ.pop("CLOUDLAB_STATE_DIR", None)
 
 
 # ------------------------------------------------------------------ loopback only
