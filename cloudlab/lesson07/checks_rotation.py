@@ -58,7 +58,7 @@ def check_rotation(r, ns):
         "password": pw0,
         "host": database.host,
         "port": database.port,
-        "dbname": database.database,
+        "dbname": database.dbname,
     }
     store.put_secret(sid, value, store.ensure_key())
     sm = aws.client("secretsmanager")

@@ -118,9 +118,9 @@ def _reset() -> dict:
                 removed["databases"].append(name)
         except db.DatabaseDown:
             pass
-    d = work_dir()
+    d = work_dir()  # (the cluster is not here: cloudlab.database keeps it, a checked cache, under work/postgres)
     for sub in sorted(d.iterdir()) if d.exists() else []:
-        if sub.is_dir() and not sub.name.endswith("-data"):  # keep a non-root cluster (initdb once)
+        if sub.is_dir():
             shutil.rmtree(sub, ignore_errors=True)
             removed["work folders"].append(sub.name)
     return removed
