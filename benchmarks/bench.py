@@ -50,35 +50,66 @@ def peak_rss_mb(state: Path) -> dict[str, float]:
     return out
 
 
+def cold_env(env: dict, tmp: Path, n: int, installer: str) -> dict:
+    """An empty package cache, no environments, no installer: what a new learner's machine has."""
+    d = tmp / f"cold-{installer}-{n}"
+    return dict(
+        env,
+        CLOUDLAB_VENV_DIR=str(d / "venvs"),
+        CLOUDLAB_KERNEL_VENV=str(d / "kernel"),
+        CLOUDLAB_STATE_DIR=str(d / "state"),
+        UV_CACHE_DIR=str(d / "uv-cache"),
+        PIP_NO_CACHE_DIR="1",
+        CLOUDLAB_INSTALLER=installer,
+    )
+
+
+def stats(values: list[float]) -> dict:
+    v = sorted(values)
+    return {
+        "runs": [round(x, 1) for x in values],
+        "min": round(v[0], 1),
+        "median": round(v[len(v) // 2], 1),
+        "max": round(v[-1], 1),
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument(
-        "--cold", action="store_true", help="also measure a cold start (reinstalls all environments: minutes)"
+        "--cold",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also measure N cold starts (empty package cache, new environments: what a new learner waits)",
     )
+    ap.add_argument("--pip", action="store_true", help="with --cold: also one cold start with the pip fallback")
     ap.add_argument("--test", action="store_true", help="also time `make test` and each notebook")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="cloudlab-bench-"))
-    env = dict(
-        os.environ,
-        CLOUDLAB_STATE_DIR=str(tmp / "state"),
-        CLOUDLAB_LOCALSTACK_PORT="4590",
-        CLOUDLAB_MOTO_PORT="5090",
-        CLOUDLAB_JUPYTER_PORT="8990",
-    )
+    # The test profile (its own workspace under the state folder) on ports of its own.
+    env = dict(os.environ, CLOUDLAB_PROFILE="test", CLOUDLAB_STATE_DIR=str(tmp / "state"), CLOUDLAB_PORT_OFFSET="2000")
     results: dict[str, object] = {}
     try:
         if args.cold:
-            env.update(CLOUDLAB_VENV_DIR=str(tmp / "venvs"), CLOUDLAB_KERNEL_VENV=str(tmp / "kernel"))
-            results["cold_lab_s"] = round(run_lab(env, "lab"), 1)
-            run_lab(env, "down")
+            cold = []
+            for n in range(args.cold):
+                e = cold_env(env, tmp, n, "uv")
+                cold.append(run_lab(e, "lab"))
+                run_lab(e, "down", "--all", "--force")
+            results["cold_lab_uv_s"] = stats(cold)
+            if args.pip:
+                e = cold_env(env, tmp, 0, "pip")
+                results["cold_lab_pip_s"] = round(run_lab(e, "lab"), 1)
+                run_lab(e, "down", "--all", "--force")
         results["warm_lab_s"] = round(run_lab(env, "lab"), 1)
         results["hot_lab_s"] = round(run_lab(env, "lab"), 1)
         results["peak_rss_mb"] = peak_rss_mb(tmp / "state")
-        run_lab(env, "down")
+        run_lab(env, "down", "--all", "--force")
         t0 = time.monotonic()
         run_lab(env, "up")
         results["emulators_up_from_stopped_s"] = round(time.monotonic() - t0, 1)
-        run_lab(env, "down")
+        run_lab(env, "down", "--all", "--force")
         if args.test:
             t0 = time.monotonic()
             rc = subprocess.run(["make", "test"], cwd=ROOT).returncode
@@ -93,7 +124,9 @@ def main() -> int:
                     checks[k] = v.get("last_seconds", 0)
             results["slowest_checks_s"] = dict(sorted(checks.items(), key=lambda kv: -kv[1])[:6])
     finally:
-        subprocess.run([sys.executable, "-m", "cloudlab.lab", "down"], cwd=ROOT, env=env, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "cloudlab.lab", "down", "--all", "--force"], cwd=ROOT, env=env, capture_output=True
+        )
         shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps(results, indent=1))
     return 0

@@ -81,11 +81,70 @@ def guard(service: str, environ=None) -> str:
     return url
 
 
+def is_emulator_host(host: str | None) -> bool:
+    """Is ``host`` one of the emulators' hosts (or a subdomain of a named one: S3's virtual-hosted buckets)?"""
+    host = (host or "").lower().strip("[]")
+    named = (h for h in EMULATOR_HOSTS if any(c.isalpha() for c in h) and ":" not in h)
+    return host in EMULATOR_HOSTS or any(host.endswith("." + h) for h in named)
+
+
+_GUARD_ID = "cloudlab-real-aws-guard"
+_CALLS_ID = "cloudlab-call-listeners"
+CALL_LISTENERS: list = []  # cloudlab.calls adds a listener while it records the calls a helper makes
+
+
+def refuse_real_requests(request, **_):
+    """botocore ``before-send`` hook: the last line of defence, on every request a protected session sends.
+
+    :func:`guard` checks the environment when a course helper makes a client (including a real-looking
+    key there); this checks where each request goes, so a client made any other way (plain
+    ``boto3.client`` in a cell, localstack-client's ``Session``, its ``enable_local_endpoints()`` patch,
+    an explicit ``endpoint_url``) cannot reach real AWS either. It does not judge the key a request is
+    signed with: moto's IAM hands out keys that look real (``AKIA...``), and lesson 07 signs with them.
+    Returning None lets botocore send the request.
+    """
+    if os.environ.get(OPT_IN) == OPT_IN_VALUE:
+        return None
+    url = getattr(request, "url", "") or ""
+    host = urlparse(url).hostname
+    if not is_emulator_host(host):
+        raise RealAWSRefused(
+            f"a request to {host or url!r} was stopped before it left this machine: that is not a local emulator "
+            f"({', '.join(sorted(EMULATOR_HOSTS))}), so it could be REAL AWS. Create clients with "
+            f"cloudlab.client(...) (or plain boto3 with the lab's AWS_ENDPOINT_URL), never with a real endpoint. "
+            f"To use a real account on purpose, set {OPT_IN}={OPT_IN_VALUE} (it may cost money)."
+        )
+    return None
+
+
+def _tell_listeners(params=None, model=None, context=None, **_):
+    for listener in list(CALL_LISTENERS):
+        listener(model, params, context or {})
+
+
+def protect(boto3_session=None):
+    """Install the request guard on a boto3 session (boto3's default session when None) and return it.
+
+    Every client the session makes from now on has the guard (clients copy the session's hooks when
+    they are made), so :func:`cloudlab.connect` protects the default session first thing. Idempotent.
+    """
+    import boto3
+
+    if boto3_session is None:
+        if boto3.DEFAULT_SESSION is None:
+            boto3.setup_default_session()
+        boto3_session = boto3.DEFAULT_SESSION
+    events = boto3_session.events
+    events.register("before-send", refuse_real_requests, unique_id=_GUARD_ID)
+    events.register("before-parameter-build", _tell_listeners, unique_id=_CALLS_ID)
+    return boto3_session
+
+
 def session(**kwargs):
     import boto3
 
     guard("sts")
-    return boto3.session.Session(**kwargs)
+    return protect(boto3.session.Session(**kwargs))
 
 
 def client(service: str, **kwargs):
@@ -94,6 +153,7 @@ def client(service: str, **kwargs):
     from botocore.config import Config
 
     guard(service)
+    protect()
     kwargs.setdefault(
         "config", Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=3, read_timeout=30)
     )
@@ -104,4 +164,5 @@ def resource(service: str, **kwargs):
     import boto3
 
     guard(service)
+    protect()
     return boto3.resource(service, **kwargs)

@@ -95,6 +95,11 @@ class Report:
             )
         except _Stop:
             raise
+        except SystemExit as e:  # sys.exit() in a function would end the check (and look like a crash)
+            self.fail(
+                f"`{getattr(fn, '__name__', fn)}` called sys.exit({e.code!r}): a function should raise an "
+                "exception (or return); exiting is for the end of a program."
+            )
         except Exception as e:
             shown = ", ".join([repr(a)[:60] for a in args] + [f"{k}={v!r:.60}" for k, v in kwargs.items()])
             self.fail(f"`{getattr(fn, '__name__', fn)}({shown})` raised {type(e).__name__}: {e}")
@@ -131,15 +136,11 @@ def check(check_id: str, title: str, hints=()):
 
 
 def _emulator_message(e: Exception) -> str | None:
-    try:
-        from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
-    except ImportError:  # pragma: no cover
-        return None
-    if isinstance(e, (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError)):
-        return (
-            "the local cloud is not answering, so this check cannot read the real state. "
-            "Run `make lab` in a terminal (or `docker compose up`), then re-run your cells. Nothing is lost."
-        )
+    from .kernel import _connection_errors, emulator_message
+
+    errors = _connection_errors() + (__import__("botocore.exceptions").exceptions.ReadTimeoutError,)
+    if isinstance(e, errors):
+        return "this check cannot read the real state: " + emulator_message(e)
     return None
 
 
@@ -172,7 +173,7 @@ def _run(spec: CheckSpec, ns: dict):
         record(spec, status, seconds)
     if status == "pass":
         lines = [f"PASS {spec.id} {spec.title}"] + [f"  [ok] {x}" for x in r.right]
-        print("\n".join(lines))
+        show(Passed(lines))
         return None  # nothing to echo under the PASS lines in a notebook
     seen = hints_seen(spec.id)
     lines = [f"{spec.title}: not yet."]
@@ -183,6 +184,37 @@ def _run(spec: CheckSpec, ns: dict):
         if max(seen, 1) < len(spec.hints):
             lines.append(f"  Stuck? cloudlab.checks.hint({spec.id!r}) shows the next hint.")
     raise CheckFailed("\n".join(lines), spec.id)
+
+
+class Passed:
+    """A passed check: a green box in a notebook (like the red box of a failure), plain lines elsewhere."""
+
+    def __init__(self, lines: list[str]):
+        self.lines = lines
+
+    def __repr__(self):
+        return "\n".join(self.lines)
+
+    def _repr_html_(self):
+        return (
+            '<div style="background:#dafbe1;border-left:6px solid #1a7f37;padding:6px 10px;'
+            'white-space:pre-wrap;font-family:monospace;color:#0f3d1c">' + html.escape(repr(self)) + "</div>"
+        )
+
+
+def show(obj) -> None:
+    """Display ``obj`` as rich output in IPython (HTML where it can), print it anywhere else."""
+    try:
+        from IPython import get_ipython
+
+        if get_ipython() is not None:
+            from IPython.display import display
+
+            display(obj)
+            return
+    except ImportError:  # pragma: no cover
+        pass
+    print(repr(obj))
 
 
 # ------------------------------------------------------------------ progress

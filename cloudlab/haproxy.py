@@ -40,9 +40,11 @@ class Server:
     check: bool = True
     backup: bool = False
     host: str = "127.0.0.1"
+    disabled: bool = False  # starts in maintenance (a spare slot an autoscaler turns on with set_state)
 
     def line(self) -> str:
         opts = [f"weight {self.weight}"] + (["check"] if self.check else []) + (["backup"] if self.backup else [])
+        opts += ["disabled"] if self.disabled else []
         return f"    server {self.name} {self.host}:{self.port} {' '.join(opts)}"
 
 
@@ -76,6 +78,9 @@ class Balancer:
 
     ``name`` is a lesson process name (``l08-lb``); the frontend sends traffic to ``default``
     unless a ``use_backend`` rule says otherwise (``rules``: raw haproxy lines for the frontend).
+    ``maps``: haproxy map files ({name: {key: value}}) a rule can read, written as ``<map:NAME>``
+    (``use_backend %[str(live),map(<map:active>,blue)]``); :meth:`set_map` changes one entry at
+    run time, atomically (blue-green: one command moves all new requests to the other backend).
     """
 
     def __init__(
@@ -91,6 +96,7 @@ class Balancer:
         timeout_connect_ms: int = 500,
         timeout_server_ms: int = 5000,
         quiet: bool = False,
+        maps: dict[str, dict[str, str]] | None = None,
     ):
         if not backends:
             raise HaproxyError("a balancer needs at least one backend")
@@ -101,6 +107,7 @@ class Balancer:
         self.inter, self.fall, self.rise = check_inter_ms, fall, rise
         self.timeout_connect_ms, self.timeout_server_ms = timeout_connect_ms, timeout_server_ms
         self.quiet = quiet
+        self.maps = {k: dict(v) for k, v in (maps or {}).items()}
         self.dir = Lab.from_env().work_dir(name[1:3] if name[:1] == "l" and name[1:3].isdigit() else "00") / name
         self.dir.mkdir(parents=True, exist_ok=True)
 
@@ -112,6 +119,14 @@ class Balancer:
     @property
     def config_path(self) -> Path:
         return self.dir / "haproxy.cfg"
+
+    def map_path(self, name: str) -> Path:
+        return self.dir / f"{name}.map"
+
+    def _rule(self, rule: str) -> str:
+        for name in self.maps:
+            rule = rule.replace(f"<map:{name}>", str(self.map_path(name)))
+        return rule
 
     @property
     def url(self) -> str:
@@ -134,7 +149,7 @@ class Balancer:
             "",
             "frontend web",
             f"    bind 127.0.0.1:{self.port}",
-            *[f"    {r}" for r in self.rules],
+            *[f"    {self._rule(r)}" for r in self.rules],
             f"    default_backend {self.default}",
             "",
         ]
@@ -150,6 +165,8 @@ class Balancer:
     def start(self, timeout: float = 10.0) -> Balancer:
         """Write and check the configuration, then (re)start haproxy; returns self."""
         exe = tools.require("haproxy")
+        for name, entries in self.maps.items():
+            self.map_path(name).write_text("".join(f"{k} {v}\n" for k, v in entries.items()))
         self.config_path.write_text(self.config_text())
         check = subprocess.run([exe, "-c", "-f", str(self.config_path)], capture_output=True, text=True)
         if check.returncode != 0:
@@ -208,6 +225,13 @@ class Balancer:
             raise HaproxyError(f"haproxy refused `{line}`: {answer.strip()}")
         return answer
 
+    def frontend(self) -> dict:
+        """The frontend's row of ``show stat`` (``req_tot``: requests so far, ``req_rate``: per second now)."""
+        for row in self.stats():
+            if row["svname"] == "FRONTEND":
+                return row
+        raise HaproxyError("haproxy reported no frontend")
+
     def stats(self) -> list[dict]:
         """``show stat``: one row per frontend, backend and server (haproxy's CSV, as dicts)."""
         text = self.command("show stat", show=False).lstrip("# ")
@@ -235,6 +259,23 @@ class Balancer:
         if state not in ("ready", "drain", "maint"):
             raise HaproxyError(f"state is ready, drain or maint, not {state!r}")
         self.command(f"set server {backend}/{server} state {state}")
+
+    def set_map(self, name: str, key: str, value: str) -> None:
+        """Change one entry of a map file in the running haproxy (``set map``): takes effect at once."""
+        if name not in self.maps:
+            raise HaproxyError(f"no map {name!r}; this balancer has {sorted(self.maps) or 'none'}")
+        self.command(f"set map {self.map_path(name)} {key} {value}")
+
+    def show_map(self, name: str) -> dict[str, str]:
+        """The entries haproxy holds in memory for a map (``show map``), as {key: value}."""
+        if name not in self.maps:
+            raise HaproxyError(f"no map {name!r}; this balancer has {sorted(self.maps) or 'none'}")
+        out = {}
+        for line in self.command(f"show map {self.map_path(name)}", show=False).splitlines():
+            parts = line.split()
+            if len(parts) == 3:  # "<ref id> <key> <value>"
+                out[parts[1]] = parts[2]
+        return out
 
     def wait_status(self, backend: str, server: str, want: str = "UP", timeout: float = 10.0) -> float:
         """Wait until haproxy's health checks report ``want`` for the server; returns the seconds waited."""

@@ -5,8 +5,6 @@ from __future__ import annotations
 import html
 import importlib.metadata as md
 import os
-import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 
@@ -59,7 +57,8 @@ def tool_rows() -> list[Row]:
             )
     for name, tool in tools.TOOLS.items():
         ok, detail = tools.version(name)
-        rows.append(Row("tool", name, ok, detail, tool.fix(), "lesson " + ", ".join(tool.lessons)))
+        needed = "lesson " + ", ".join(tool.lessons) if tool.lessons else "the course's own tests only"
+        rows.append(Row("tool", name, ok, detail, tool.fix(), needed))
     return rows
 
 
@@ -96,35 +95,26 @@ def service_rows(services=None) -> list[Row]:
 
 
 def cluster_rows() -> list[Row]:
-    if not shutil.which("kubectl"):
-        return [
-            Row(
-                "Kubernetes",
-                "cluster",
-                False,
-                "kubectl not found",
-                "install kubectl and kind, then `kind create cluster --name cloudlab`",
-                "lesson 06 (cluster part)",
-            )
-        ]
-    try:
-        out = subprocess.run(
-            ["kubectl", "cluster-info", "--request-timeout=3s"], capture_output=True, text=True, timeout=10
-        )
-        ok = out.returncode == 0
-        detail = out.stdout.splitlines()[0][:70] if ok and out.stdout else "no cluster reachable"
-    except (OSError, subprocess.TimeoutExpired):
-        ok, detail = False, "no cluster reachable"
+    """Docker (kind needs it) and the course's kind cluster, on its own context only (never your current one)."""
+    from .lab import cluster
+
+    docker_ok, docker_detail = cluster.docker_status()
+    ok, detail = cluster.cluster_status()
+    kind_ok, _ = cluster.kind_status()
+    if ok:
+        fix = ""
+    elif not kind_ok:
+        fix = f"{cluster.KIND_FIX}, then `make cluster`"
+    elif not docker_ok:
+        fix = cluster.DOCKER_FIX
+    else:
+        fix = "`make cluster` (creates it and loads the order service's image)"
+    fix += ". Without one, lesson 06 still validates every manifest offline; only [live] cells skip."
     return [
         Row(
-            "Kubernetes",
-            "cluster",
-            ok,
-            detail,
-            "`kind create cluster --name cloudlab` (needs Docker). Without one, lesson 06 still validates every "
-            "manifest offline; only the cells that apply to a live cluster are skipped.",
-            "lesson 06 (cluster part)",
-        )
+            "Kubernetes", "docker engine", docker_ok, docker_detail, cluster.DOCKER_FIX, "lesson 06 (cluster part), 05"
+        ),
+        Row("Kubernetes", f"cluster {cluster.NAME}", ok, detail, fix.lstrip(". "), "lesson 06 (cluster part)"),
     ]
 
 

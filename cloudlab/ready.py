@@ -119,6 +119,10 @@ def connect(wait: bool = True, services=("s3", "sqs"), quiet: bool = False) -> d
         for k, v in lab_defaults().items():
             os.environ.setdefault(k, v)
     info = {"endpoint": aws.guard("s3"), "region": os.environ.get("AWS_DEFAULT_REGION")}
+    from . import kernel
+
+    kernel.install()  # short messages instead of traceback walls, also in a kernel `make lab` did not start
+    aws.protect()  # every boto3 client made in this kernel from now on refuses real AWS, however it is made
     if wait:
         wait_for_services(services, timeout=15)
     if not quiet:

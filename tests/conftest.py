@@ -42,3 +42,11 @@ def free_port():
 def _private_progress(tmp_path, monkeypatch):
     """Unit tests never touch the learner's (or the test lab's) progress file."""
     monkeypatch.setenv("CLOUDLAB_PROGRESS_FILE", str(tmp_path / "progress.json"))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Lets fixtures see whether the test failed (the browser test saves a screenshot then)."""
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, f"rep_{rep.when}", rep)

@@ -80,3 +80,148 @@ def test_connect_fills_in_lab_defaults(monkeypatch, tmp_path):
     import os
 
     assert os.environ["AWS_ACCESS_KEY_ID"] == "test"
+
+
+# ------------------------------------------------------------------ the request guard (every client, however made)
+def _fake_key():
+    return "AKIA" + "X" * 16  # built at run time, so secret scanners stay quiet
+
+
+@pytest.fixture
+def protected(monkeypatch):
+    """boto3's default session, protected as cloudlab.connect() leaves it, with lab-like variables."""
+    import boto3
+
+    monkeypatch.delenv(aws.OPT_IN, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    return aws.protect()
+
+
+def _unused_local_url():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+@pytest.mark.parametrize(
+    "host, ok",
+    [
+        ("127.0.0.1", True),
+        ("localhost", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("moto", True),
+        ("my-bucket.localstack", True),  # S3 virtual-hosted style on the compose network
+        ("s3.amazonaws.com", False),
+        ("localhost.evil.example", False),
+        ("10.0.0.5", False),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_emulator_hosts(host, ok):
+    assert aws.is_emulator_host(host) is ok
+
+
+def test_plain_boto3_client_with_a_real_endpoint_is_stopped_before_sending(protected):
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url="https://s3.amazonaws.com")
+    with pytest.raises(aws.RealAWSRefused, match="stopped before it left this machine"):
+        s3.list_buckets()
+
+
+def test_a_local_endpoint_passes_the_guard(protected):
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import EndpointConnectionError
+
+    s3 = boto3.client("s3", endpoint_url=_unused_local_url(), config=Config(retries={"max_attempts": 1}))
+    with pytest.raises(EndpointConnectionError):  # nobody listens there: the request was sent, locally
+        s3.list_buckets()
+
+
+def test_a_key_the_emulator_issued_is_fine_on_a_local_endpoint(protected):
+    """moto's IAM hands out keys that look real (AKIA...); lesson 07 signs requests with them, locally."""
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import EndpointConnectionError
+
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=_unused_local_url(),
+        aws_access_key_id=_fake_key(),
+        aws_secret_access_key="x" * 40,
+        config=Config(retries={"max_attempts": 1}),
+    )
+    with pytest.raises(EndpointConnectionError):  # past the guard: nobody listens there
+        s3.list_buckets()
+
+
+def test_cloudlab_session_is_protected(monkeypatch):
+    monkeypatch.delenv(aws.OPT_IN, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", _unused_local_url())
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    s3 = aws.session(region_name="us-east-1").client("s3", endpoint_url="https://s3.amazonaws.com")
+    with pytest.raises(aws.RealAWSRefused):
+        s3.list_buckets()
+
+
+def test_opt_in_lets_requests_through():
+    class Request:
+        url = "https://s3.amazonaws.com/"
+        headers = {"Authorization": f"AWS4-HMAC-SHA256 Credential={_fake_key()}/20260101/us-east-1/s3/aws4_request"}
+
+    with pytest.raises(aws.RealAWSRefused):
+        aws.refuse_real_requests(Request())
+    import os
+
+    os.environ[aws.OPT_IN] = aws.OPT_IN_VALUE
+    try:
+        assert aws.refuse_real_requests(Request()) is None
+    finally:
+        del os.environ[aws.OPT_IN]
+
+
+# localstack-client (lesson 01 shows it): the three ways its README suggests, each guarded.
+def test_localstack_client_session_cannot_reach_real_aws(protected, monkeypatch):
+    from localstack_client.session import Session
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "https://s3.eu-west-1.amazonaws.com")  # a misconfigured shell
+    with pytest.raises(aws.RealAWSRefused):
+        Session().client("s3").list_buckets()
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    monkeypatch.setenv("LOCALSTACK_HOST", "sqs.us-east-1.amazonaws.com:443")
+    with pytest.raises(aws.RealAWSRefused):
+        Session().client("sqs").list_queues()
+
+
+def test_localstack_client_module_level_client_is_guarded(protected, monkeypatch):
+    import localstack_client.session as lsc
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "https://sts.amazonaws.com")
+    monkeypatch.setattr(lsc, "DEFAULT_SESSION", None)
+    with pytest.raises(aws.RealAWSRefused):
+        lsc.client("sts").get_caller_identity()
+
+
+def test_localstack_client_patch_falls_back_to_real_aws_for_unknown_services_and_is_stopped(protected, monkeypatch):
+    import boto3
+    from localstack_client import patch
+
+    for k in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_BUDGETS", "LOCALSTACK_HOST"):
+        monkeypatch.delenv(k, raising=False)
+    patch.enable_local_endpoints()
+    try:
+        budgets = boto3.client("budgets")  # not in localstack-client's list: its patch leaves the real endpoint
+        assert "amazonaws.com" in budgets.meta.endpoint_url
+        with pytest.raises(aws.RealAWSRefused):
+            budgets.describe_budgets(AccountId="000000000000")
+    finally:
+        patch.disable_local_endpoints()

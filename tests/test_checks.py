@@ -38,6 +38,16 @@ def test_learner_exception_is_reported_not_raised():
         demo({"double": double})
 
 
+def test_sys_exit_in_learner_code_is_reported_not_raised():
+    import sys
+
+    def double(x):
+        sys.exit("cannot double")
+
+    with pytest.raises(CheckFailed, match=r"called sys.exit\('cannot double'\): a function should raise"):
+        demo({"double": double})
+
+
 def test_blank_answer():
     def double(x):
         raise NotImplementedError()
@@ -120,3 +130,17 @@ def test_corrupt_progress_file_is_not_fatal(tmp_path, monkeypatch):
 def test_checkfailed_renders_without_traceback():
     e = CheckFailed("msg", "1.1")
     assert e._render_traceback_() == ["\x1b[31mCheckFailed\x1b[0m 1.1: msg"]
+
+
+def test_a_pass_is_a_green_box_in_a_notebook(monkeypatch):
+    box = checks.Passed(["PASS 99.1 A demo check", "  [ok] double(2) is 4 <b>"])
+    page = box._repr_html_()
+    assert "#1a7f37" in page and "PASS 99.1" in page and "&lt;b&gt;" in page  # green, escaped
+    shown = []
+    import IPython
+    import IPython.display
+
+    monkeypatch.setattr(IPython, "get_ipython", lambda: object())
+    monkeypatch.setattr(IPython.display, "display", shown.append)
+    demo({"double": lambda x: 2 * x})
+    assert len(shown) == 1 and isinstance(shown[0], checks.Passed) and "PASS 99.1" in repr(shown[0])

@@ -86,3 +86,40 @@ def test_missing_bucket_is_recreated_by_the_lesson_helpers():
         ]
     )
     assert errors == [None] * 4
+
+
+def run_timed(sources, cwd="solutions"):
+    """Like run_cells, with each cell's outputs and its wall time (from the kernel's own clock)."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
+    NotebookClient(
+        nb, allow_errors=True, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(ROOT / cwd)}}
+    ).execute()
+    return nb.cells
+
+
+def test_a_plain_boto3_call_with_the_emulator_down_is_one_short_message(free_port):
+    cells = run_timed(
+        [
+            "import os, time, boto3\ngood = os.environ['AWS_ENDPOINT_URL']",
+            f"os.environ['AWS_ENDPOINT_URL'] = 'http://127.0.0.1:{free_port}'\nt0 = time.monotonic()",
+            "boto3.client('s3').list_buckets()",
+            "print(f'{time.monotonic() - t0:.2f}')",
+            "os.environ['AWS_ENDPOINT_URL'] = good\nprint(type(boto3.client('s3').list_buckets()['Buckets']).__name__)",
+        ]
+    )
+    err = next(o for o in cells[2].outputs if o.output_type == "error")
+    assert err.ename == "EndpointConnectionError"
+    shown = "\n".join(err.traceback)
+    assert len(err.traceback) == 1 and "local cloud is not answering" in shown and "make lab" in shown
+    assert "Traceback" not in shown and "ConnectionRefusedError" not in shown
+    assert float(cells[3].outputs[0].text) < 3.0, "the message must come within 2-3 s, not after 15 s of retries"
+    assert cells[4].outputs[0].text.strip() == "list", "the same kernel works again: no restart needed"
+
+
+def test_a_name_lost_in_a_restart_says_how_to_get_it_back():
+    cells = run_timed(["lesson01.check_config()"])
+    outs = cells[0].outputs
+    assert any(o.output_type == "error" and o.ename == "NameError" for o in outs)
+    text = "".join(o.get("text", "") for o in outs if o.output_type == "stream")
+    assert "run the cells above first" in text and "setup cell" in text

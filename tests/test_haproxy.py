@@ -100,3 +100,38 @@ def test_listens_on_loopback_only(lab_state):
     out = subprocess.run(["ss", "-ltnH", f"sport = :{lb.port}"], capture_output=True, text=True).stdout
     assert out.strip() and all(line.split()[3].startswith("127.0.0.1:") for line in out.strip().splitlines())
     assert sys.platform.startswith("linux")
+
+
+def test_a_map_switches_every_new_request_at_once(lab_state):
+    blue, green = backend("blue"), backend("green")
+    lb = haproxy.Balancer(
+        "l99-lb",
+        [haproxy.Backend("blue", [blue]), haproxy.Backend("green", [green])],
+        rules=["use_backend %[str(live),map(<map:active>,blue)]"],
+        maps={"active": {"live": "blue"}},
+        quiet=True,
+    ).start()
+    lb.wait_status("blue", "blue", "UP")
+    lb.wait_status("green", "green", "UP")
+    assert str(lb.map_path("active")) in lb.config_path.read_text()
+    assert set(hits(lb.url, 6)) == {"blue"}
+    lb.set_map("active", "live", "green")
+    assert lb.show_map("active") == {"live": "green"}
+    assert set(hits(lb.url, 6)) == {"green"}
+    with pytest.raises(haproxy.HaproxyError, match="no map"):
+        lb.set_map("nope", "live", "green")
+
+
+def test_a_disabled_slot_starts_in_maintenance_and_can_be_turned_on(lab_state):
+    a, b = backend("a"), backend("b")
+    b.disabled = True
+    assert b.line().endswith("check disabled")
+    lb = haproxy.Balancer("l99-lb", [haproxy.Backend("app", [a, b])], check_inter_ms=100, quiet=True).start()
+    lb.wait_status("app", "a", "UP")
+    assert lb.status("app", "b") == "MAINT"
+    assert set(hits(lb.url, 6)) == {"a"}
+    lb.set_state("app", "b", "ready")
+    lb.wait_status("app", "b", "UP", timeout=5)
+    assert set(hits(lb.url, 10)) == {"a", "b"}
+    assert int(lb.frontend()["req_tot"]) >= 16
+    lb.stop()

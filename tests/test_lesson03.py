@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 
 import cloudlab  # noqa: E402
 from cloudlab import cost  # noqa: E402
+from cloudlab.checks import CheckFailed  # noqa: E402
 
 PRICES_TEXT = """
 currency: USD
@@ -184,10 +185,47 @@ def test_memory_bound_instance_is_kept(prices):
 
 
 def test_no_memory_data_never_shrinks_memory(prices):
-    blind = cost.recommend_size("t3.large", 20, None, prices)
-    assert blind.recommended == "t3.large" and "no memory data" in blind.reason
+    blind = cost.recommend_size("m5.xlarge", 20, None, prices)
+    assert blind.recommended == "m5.xlarge" and "no memory data" in blind.reason
     assert cost.recommend_size("m5.2xlarge", 5, None, prices).recommended == "m5.2xlarge"
     assert cost.recommend_size("m5.2xlarge", None, 5, prices).recommended == "m5.2xlarge"
+
+
+@pytest.mark.parametrize("itype", ["t3.micro", "t3.large", "t3.xlarge"])
+def test_burstable_types_are_kept_with_the_reason(prices, itype):
+    # every t3 up to large has 2 vCPUs: a vCPU-ratio projection would call them all equal
+    assert prices.spec("t3.micro")[0] == prices.spec("t3.large")[0] == 2
+    r = cost.recommend_size(itype, 5, 5, prices)
+    assert r.recommended == itype and r.saving == 0
+    assert "burstable" in r.reason and f"baseline {cost.model.BURSTABLE_BASELINE[itype]} %" in r.reason
+
+
+def test_lesson_fleet_right_sizes_three_of_six_and_the_notebook_says_so(prices):
+    """The lesson's summary states what its own data gives (it once said two of six)."""
+    import json
+    from pathlib import Path
+
+    from cloudlab import stats
+    from cloudlab.lesson03 import FLEET, utilization_series
+
+    changed = []
+    for name, itype, region, _team, _env, profile in FLEET:
+        cpu, mem = utilization_series(profile, seed=name)
+        mem_p95 = None if name == "l03-ci-runner" else stats.percentile(mem)
+        if cost.recommend_size(itype, stats.percentile(cpu), mem_p95, prices, region).recommended != itype:
+            changed.append(name)
+    assert changed == ["l03-web-1", "l03-web-2", "l03-api-stg"]
+    nb = json.loads((Path(__file__).parent.parent / "notebooks" / "03_cost-awareness.ipynb").read_text())
+    text = " ".join(c["source"] for c in nb["cells"] if c["cell_type"] == "markdown")
+    assert "three of six" in text.replace("\n", " ") and "two of six" not in text
+    assert "l03-api-stg" in text
+
+
+def test_high_resolution_alarms_are_priced_as_such(prices):
+    alarm = {"kind": "alarm", "id": "arn:x", "name": "l03-a", "region": "us-east-1", "tags": {}}
+    standard, high = cost.price_resources([alarm, {**alarm, "resolution": "high_resolution"}], prices)
+    assert (standard.unit_price, high.unit_price) == (0.10, 0.30)
+    assert (standard.item, high.item) == ("standard", "high_resolution")
 
 
 def test_one_step_when_two_would_overload(prices):
@@ -356,160 +394,570 @@ def test_utilization_series_is_deterministic_and_bounded():
     assert not math.isclose(sum(a[0]), sum(utilization_series((9, 14, 28), "other", hours=48)[0]))
 
 
-# ------------------------------------------------------------------ against the lab
-def _passes(check, ns) -> bool:
+# ------------------------------------------------------------------ 03.1's instances: every shortcut shows
+def _p95_methods(values):
+    import statistics
+
+    from cloudlab import stats
+
+    vals = sorted(values)
+    return {
+        "linear (numpy's default, stats.percentile)": stats.percentile(vals, 95),
+        "nearest rank": vals[math.ceil(0.95 * len(vals)) - 1],
+        "statistics.quantiles (exclusive)": statistics.quantiles(vals, n=20)[-1],
+        "statistics.quantiles (inclusive)": statistics.quantiles(vals, n=20, method="inclusive")[-1],
+    }
+
+
+@pytest.mark.parametrize("seed", ["a", "b", "l03-chk-0f0f0f", "l03-example"])
+def test_check_cases_do_not_depend_on_alignment_or_percentile_method(prices, seed):
+    from cloudlab.lesson03 import cases
+
+    for case in cases.make_cases(seed):
+        want = cases.expected(case, prices)
+        for offset in range(cases.PER_HOUR):  # the learner's hours may start at any 10 minutes
+            assert cases.expected(case, prices, offset) == want, (case.key, offset)
+        mem = None if case.mem is None else cases.hourly(case.mem)
+        for method, cpu_p95 in _p95_methods(cases.hourly(case.cpu)).items():
+            mem_p95 = None if mem is None else _p95_methods(mem)[method]
+            got = cost.recommend_size(case.instance_type, cpu_p95, mem_p95, prices, case.region).recommended
+            assert got == want, (case.key, method)
+
+
+@pytest.mark.parametrize("seed", ["a", "b", "l03-chk-0f0f0f"])
+def test_every_shortcut_gives_a_wrong_size_on_some_case(prices, seed):
+    from cloudlab.lesson03 import cases
+
+    wrong_somewhere = set()
+    for case in cases.make_cases(seed):
+        want = cases.expected(case, prices)
+        wrong_somewhere |= {m for m, size in cases.alternatives(case, prices).items() if size != want}
+    assert wrong_somewhere == set(cases.alternatives(cases.make_cases(seed)[0], prices))
+
+
+def test_the_four_cases_want_different_things(prices):
+    from cloudlab.lesson03 import cases
+
+    got = {c.key: (c.instance_type, cases.expected(c, prices)) for c in cases.make_cases("x")}
+    assert got == {
+        "web": ("m5.2xlarge", "m5.large"),
+        "batch": ("c5.2xlarge", "c5.xlarge"),
+        "cache": ("r5.xlarge", "r5.xlarge"),
+        "blind": ("m5.xlarge", "m5.xlarge"),
+    }
+
+
+# ------------------------------------------------------------------ the queue policy real AWS needs
+QARN = "arn:aws:sqs:us-east-1:000000000000:l03-p"
+TOPIC = "arn:aws:sns:us-east-1:000000000000:l03-p"
+
+
+def _policy(**statement):
+    import json
+
+    st = {
+        "Effect": "Allow",
+        "Principal": {"Service": "sns.amazonaws.com"},
+        "Action": "sqs:SendMessage",
+        "Resource": QARN,
+        "Condition": {"ArnEquals": {"aws:SourceArn": TOPIC}},
+    }
+    st.update(statement)
+    return json.dumps({"Version": "2012-10-17", "Statement": [{k: v for k, v in st.items() if v is not None}]})
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        _policy(),
+        _policy(Principal="*"),
+        _policy(Principal={"AWS": "*"}),
+        _policy(Action=["sqs:*"]),
+        _policy(Resource="*"),
+        _policy(Condition={"ArnLike": {"aws:SourceArn": "arn:aws:sns:us-east-1:000000000000:l03-*"}}),
+    ],
+)
+def test_queue_policy_that_real_aws_accepts(policy):
+    from cloudlab import pager
+
+    assert pager.queue_policy_problems(policy, QARN, TOPIC) == []
+
+
+@pytest.mark.parametrize(
+    "policy, says",
+    [
+        (None, "has no policy"),
+        ("", "has no policy"),
+        ("{not json", "not JSON"),
+        ("[]", "JSON object"),
+        (_policy(Condition=None), "also lets other topics"),
+        (_policy(Principal="*", Condition=None), "also lets other topics"),
+        (_policy(Condition={"StringEquals": {"aws:SourceAccount": "000000000000"}}), "also lets other topics"),
+        (_policy(Condition={"ArnEquals": {"aws:SourceArn": TOPIC + "-old"}}), "does not let the topic deliver"),
+        (_policy(Action="sqs:ReceiveMessage"), "does not let the topic deliver"),
+        (_policy(Principal={"Service": "events.amazonaws.com"}), "does not let the topic deliver"),
+        (_policy(Resource=QARN + "-other"), "does not let the topic deliver"),
+        (_policy(Effect="Deny"), "denies"),
+    ],
+)
+def test_queue_policy_problems(policy, says):
+    from cloudlab import pager
+
+    problems = pager.queue_policy_problems(policy, QARN, TOPIC)
+    assert len(problems) == 1 and says in problems[0], problems
+
+
+# ------------------------------------------------------------------ the checks, against the lab
+# Each check: the worked solution (read from solutions/03_cost-awareness.ipynb) passes, and plausible wrong
+# answers are rejected with a [missing] line that says what is wrong, and a hint.
+def _solution() -> dict:
+    import ast
+    import json
+    from pathlib import Path
+
+    nb = json.loads((Path(__file__).resolve().parent.parent / "solutions" / "03_cost-awareness.ipynb").read_text())
+    ns: dict = {}
+    exec(
+        "import cloudlab, json, datetime as dt\nfrom cloudlab import cost, lesson03, stats\n"
+        "PRICES = cost.load_prices()\ns3 = cloudlab.client('s3')",
+        ns,
+    )
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "code" or "### BEGIN SOLUTION" not in cell["source"]:
+            continue
+        tree = ast.parse(cell["source"])
+        defs = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.Import, ast.ImportFrom))]
+        exec(compile(ast.Module(body=defs, type_ignores=[]), "solution", "exec"), ns)
+    return ns
+
+
+def _rejected(check, ns, *fragments):
     from cloudlab.checks import CheckFailed
 
-    try:
+    with pytest.raises(CheckFailed) as e:
         check(ns)
-    except CheckFailed:
-        return False
-    return True
+    msg = str(e.value)
+    assert "[missing]" in msg and "Hint 1/" in msg, msg
+    for f in fragments:
+        assert f in msg, f"{f!r} not in:\n{msg}"
+    return msg
+
+
+@pytest.fixture(scope="module")
+def sol():
+    return _solution()
+
+
+# 03.1 ---------------------------------------------------------------
+def _recommender(statistic="Average", period=3600, agg="p95", memory="read", use_region=True, result="type"):
+    """recommend_for as learners write it, right or with one mistake."""
+    import datetime as dt
+
+    from cloudlab import stats
+
+    def recommend_for(instance_id, instance_type, region="us-east-1"):
+        cw = cloudlab.client("cloudwatch", region_name=region if use_region else "us-east-1")
+        end = dt.datetime.now(dt.UTC)
+        got = {}
+        for namespace, metric in (("AWS/EC2", "CPUUtilization"), ("CWAgent", "mem_used_percent")):
+            points = cw.get_metric_statistics(
+                Namespace=namespace,
+                MetricName=metric,
+                Dimensions=[{"Name": "InstanceId", "Value": instance_id}],
+                StartTime=end - dt.timedelta(hours=48),
+                EndTime=end,
+                Period=period,
+                Statistics=[statistic],
+            )["Datapoints"]
+            values = [p[statistic] for p in points]
+            if agg == "p95":
+                got[metric] = stats.percentile(values, 95)
+            elif agg == "p95-as-fraction":
+                got[metric] = stats.percentile(values, 0.95)
+            elif agg == "mean":
+                got[metric] = sum(values) / len(values) if values else None
+            else:
+                got[metric] = max(values, default=None)
+        mem = got["mem_used_percent"]
+        if memory == "ignored":
+            mem = 0.0
+        elif memory == "zero-if-missing" and mem is None:
+            mem = 0.0
+        rec = cost.recommend_size(instance_type, got["CPUUtilization"], mem, cost.load_prices(), region)
+        return rec if result == "object" else rec.recommended
+
+    return recommend_for
 
 
 @pytest.mark.lab
-def test_sweep_check_tells_right_from_wrong():
-    import cloudlab
+def test_rightsizing_check_accepts_the_solution(sol):
     from cloudlab import lesson03
 
-    def good(ec2, prefix, dry_run=True):
-        vols = ec2.describe_volumes(Filters=[{"Name": "tag:Name", "Values": [prefix + "*"]}])["Volumes"]
-        ids = [v["VolumeId"] for v in vols if v["State"] == "available"]
-        for i in ids if not dry_run else []:
-            ec2.delete_volume(VolumeId=i)
-        return ids
+    lesson03.check_rightsizing({"recommend_for": sol["recommend_for"]})
+    lesson03.check_rightsizing({"recommend_for": _recommender()})  # the test's own right answer too
 
-    def ignores_dry_run(ec2, prefix, dry_run=True):
-        return good(ec2, prefix, dry_run=False)
 
-    def deletes_everything(ec2, prefix, dry_run=True):
-        vols = ec2.describe_volumes(Filters=[{"Name": "tag:Name", "Values": [prefix + "*"]}])["Volumes"]
-        if not dry_run:
-            for v in vols:
+@pytest.mark.lab
+@pytest.mark.parametrize(
+    "kwargs, says",
+    [
+        ({"statistic": "Maximum"}, "a web server with a short spike every hour (m5.2xlarge) should become m5.large"),
+        ({"period": 86400}, "a batch box busy four hours a night, in eu-west-1 (c5.2xlarge) should become c5.xlarge"),
+        ({"agg": "mean"}, "its busy hours vanish in a daily average, a mean or a median"),
+        ({"agg": "max"}, "the maximum instead of the 95th percentile"),
+        ({"memory": "ignored"}, "a memory-bound cache (r5.xlarge) should become r5.xlarge"),
+        ({"memory": "zero-if-missing"}, "pass None for memory (never 0)"),
+        ({"use_region": False}, "ask CloudWatch in the instance's region"),
+        ({"agg": "p95-as-fraction"}, "raised ValueError: percentile(0.95) asks for the 0.95th percentile"),
+        ({"result": "object"}, "returned a whole Recommendation: return its .recommended"),
+    ],
+)
+def test_rightsizing_check_rejects_shortcuts(kwargs, says):
+    from cloudlab import lesson03
+
+    _rejected(lesson03.check_rightsizing, {"recommend_for": _recommender(**kwargs)}, says)
+
+
+@pytest.mark.lab
+def test_rightsizing_check_leaves_no_instances_running():
+    from cloudlab import lesson03
+
+    with pytest.raises(CheckFailed):
+        lesson03.check_rightsizing({"recommend_for": lambda *a: "m5.large"})
+    for region in lesson03.REGIONS:
+        ec2 = cloudlab.client("ec2", region_name=region)
+        live = ec2.describe_instances(
+            Filters=[
+                {"Name": "tag:Name", "Values": ["l03-chk-*"]},
+                {"Name": "instance-state-name", "Values": ["pending", "running"]},
+            ]
+        )["Reservations"]
+        assert live == [], region
+
+
+# 03.2 ---------------------------------------------------------------
+def _rules(prefix="logs/", ia=30, glacier=90, expire=365, status="Enabled", extra_filter=None, bucket=None):
+    def add_log_rules(b):
+        f = {"Prefix": prefix} if prefix is not None else {}
+        if extra_filter:
+            f = {"And": {"Prefix": prefix, "Tags": [extra_filter]}}
+        rule = {
+            "ID": "r",
+            "Filter": f,
+            "Status": status,
+            "Transitions": [{"Days": ia, "StorageClass": "STANDARD_IA"}, {"Days": glacier, "StorageClass": "GLACIER"}],
+            "Expiration": {"Days": expire},
+        }
+        cloudlab.client("s3").put_bucket_lifecycle_configuration(
+            Bucket=bucket or b, LifecycleConfiguration={"Rules": [rule]}
+        )
+
+    return add_log_rules
+
+
+@pytest.fixture
+def log_bucket():
+    s3 = cloudlab.client("s3")
+    s3.create_bucket(Bucket="l03-tlogs")
+    yield "l03-tlogs"
+    from cloudlab import cleanup
+
+    cleanup.empty_and_delete_bucket(s3, "l03-tlogs")
+
+
+@pytest.mark.lab
+def test_lifecycle_check_accepts_the_solution(sol, log_bucket):
+    from cloudlab import lesson03
+
+    sol["add_log_rules"](log_bucket)
+    lesson03.check_lifecycle({"add_log_rules": sol["add_log_rules"], "LOG_BUCKET": log_bucket})
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize(
+    "kwargs, says",
+    [
+        ({"ia": 45}, "should move to STANDARD_IA after 30 days"),
+        ({"glacier": 180}, "should move to GLACIER after 90 days"),
+        ({"expire": 366}, "should expire after 365 days"),
+        ({"prefix": "logs"}, "also move or expire objects under logs-archive/"),
+        ({"prefix": ""}, "also move or expire objects under invoices/"),
+        ({"status": "Disabled"}, "the enabled rules for logs/ say none"),
+        ({"extra_filter": {"Key": "class", "Value": "log"}}, "only apply to some objects (a tag or size filter)"),
+        ({"bucket": "l03-tlogs"}, "the bucket it was given has no lifecycle rules (use the `bucket` argument)"),
+    ],
+)
+def test_lifecycle_check_rejects_wrong_rules(log_bucket, kwargs, says):
+    from cloudlab import lesson03
+
+    _rules()(log_bucket)
+    _rejected(lesson03.check_lifecycle, {"add_log_rules": _rules(**kwargs), "LOG_BUCKET": log_bucket}, says)
+
+
+@pytest.mark.lab
+def test_lifecycle_check_wants_the_log_bucket_done_too(sol, log_bucket):
+    from cloudlab import lesson03
+
+    _rejected(
+        lesson03.check_lifecycle,
+        {"add_log_rules": sol["add_log_rules"], "LOG_BUCKET": log_bucket},
+        "does not have these rules yet: run add_log_rules(LOG_BUCKET)",
+    )
+
+
+# 03.3 ---------------------------------------------------------------
+def _sweeper(filter_prefix=True, honour_dry_run=True, force=False, returns="ids", real_returns=True):
+    def sweep_volumes(ec2, prefix, dry_run=True):
+        filters = [{"Name": "tag:Name", "Values": [prefix + "*"]}] if filter_prefix else []
+        vols = ec2.describe_volumes(Filters=filters)["Volumes"]
+        targets = [v for v in vols if force or v["State"] == "available"]
+        if not dry_run or not honour_dry_run:
+            for v in targets:
                 if v["State"] == "in-use":
                     ec2.detach_volume(VolumeId=v["VolumeId"], Force=True)
                 ec2.delete_volume(VolumeId=v["VolumeId"])
-        return [v["VolumeId"] for v in vols if v["State"] == "available"]
+        if not dry_run and not real_returns:
+            return None
+        return targets if returns == "dicts" else [v["VolumeId"] for v in targets]
 
-    assert _passes(lesson03.check_sweep, {"sweep_volumes": good})
-    assert not _passes(lesson03.check_sweep, {"sweep_volumes": ignores_dry_run})
-    assert not _passes(lesson03.check_sweep, {"sweep_volumes": deletes_everything})
+    return sweep_volumes
+
+
+@pytest.mark.lab
+def test_sweep_check_accepts_the_solution(sol):
+    from cloudlab import lesson03
+
+    lesson03.check_sweep({"sweep_volumes": sol["sweep_volumes"]})
+    lesson03.check_sweep({"sweep_volumes": _sweeper()})
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize(
+    "kwargs, says",
+    [
+        ({"honour_dry_run": False}, "the dry run deleted volumes"),
+        ({"force": True}, "the dry run should list the 2 unattached volumes"),
+        ({"filter_prefix": False}, "whose name does not start with the prefix"),
+        ({"returns": "dicts"}, "not the volume descriptions"),
+        ({"real_returns": False}, "should return the ids it deleted, should return a list of volume ids, not NoneType"),
+    ],
+)
+def test_sweep_check_rejects_wrong_sweeps(kwargs, says):
+    from cloudlab import lesson03
+
+    _rejected(lesson03.check_sweep, {"sweep_volumes": _sweeper(**kwargs)}, says)
+
+
+@pytest.mark.lab
+def test_sweep_check_cleans_up_after_itself():
+    from cloudlab import lesson03
+
+    with pytest.raises(CheckFailed):
+        lesson03.check_sweep({"sweep_volumes": _sweeper(honour_dry_run=False)})
     left = cloudlab.client("ec2").describe_volumes(Filters=[{"Name": "tag:Name", "Values": ["l03-chk-*"]}])["Volumes"]
-    assert left == []  # the check cleans up after itself
+    assert left == []
+
+
+# 03.4 ---------------------------------------------------------------
+def _wired_by_the_course(name):
+    from cloudlab import pager
+
+    p = pager.wire_pager(cloudlab.client("sns"), cloudlab.client("sqs"), name, name)  # the lesson's helper
+    return p["topic_arn"], p["queue_url"]
+
+
+def _pager(policy="right", filter_policy=False, swap=False):
+    import json
+
+    def create_pager(name):
+        sns, sqs = cloudlab.client("sns"), cloudlab.client("sqs")
+        topic = sns.create_topic(Name=name)["TopicArn"]
+        url = sqs.create_queue(QueueName=name)["QueueUrl"]
+        qarn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        st = {"Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"}, "Action": "sqs:SendMessage"}
+        if policy == "right":
+            st.update(Resource=qarn, Condition={"ArnEquals": {"aws:SourceArn": topic}})
+        elif policy == "open":
+            st.update(Principal="*", Resource=qarn)
+        if policy:
+            sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps({"Statement": [st]})})
+        attrs = {"FilterPolicy": json.dumps({"severity": ["critical"]})} if filter_policy else {}
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=qarn, Attributes=attrs)
+        return (url, topic) if swap else (topic, url)
+
+    return create_pager
+
+
+def _alarm(**change):
+    def cost_alarm(name, topic_arn, threshold):
+        kw = dict(
+            AlarmName=name,
+            Namespace="L03/Billing",
+            MetricName="EstimatedCharges",
+            Dimensions=[{"Name": "Currency", "Value": "USD"}],
+            Statistic="Maximum",
+            Period=10,
+            EvaluationPeriods=1,
+            Threshold=float(threshold),
+            ComparisonOperator="GreaterThanThreshold",
+            AlarmActions=[topic_arn],
+        )
+        kw.update({k: (v(topic_arn) if callable(v) else v) for k, v in change.items()})
+        cloudlab.client("cloudwatch").put_metric_alarm(**{k: v for k, v in kw.items() if v is not None})
+
+    return cost_alarm
 
 
 @pytest.mark.lab
-def test_lifecycle_check_tells_right_from_wrong():
-    import cloudlab
+def test_alarm_check_accepts_the_solution_with_real_data_and_no_forced_state(sol, monkeypatch):
     from cloudlab import lesson03
 
-    s3 = cloudlab.client("s3")
-    s3.create_bucket(Bucket="l03-tlogs")
+    forced = []
+    original = cloudlab.client
 
-    def rules(days):
-        def add(bucket):
-            s3.put_bucket_lifecycle_configuration(
-                Bucket=bucket,
-                LifecycleConfiguration={
-                    "Rules": [
-                        {
-                            "ID": "r",
-                            "Filter": {"Prefix": "logs/"},
-                            "Status": "Enabled",
-                            "Transitions": [
-                                {"Days": days, "StorageClass": "STANDARD_IA"},
-                                {"Days": 90, "StorageClass": "GLACIER"},
-                            ],
-                            "Expiration": {"Days": 365},
-                        }
-                    ]
-                },
-            )
+    def client(service, **kw):  # fail the test if the check ever forces an alarm's state
+        c = original(service, **kw)
+        if service == "cloudwatch":
+            c.set_alarm_state = lambda **a: forced.append(a)
+        return c
 
-        return add
-
-    try:
-        rules(30)("l03-tlogs")
-        assert _passes(lesson03.check_lifecycle, {"add_log_rules": rules(30), "LOG_BUCKET": "l03-tlogs"})
-        assert not _passes(lesson03.check_lifecycle, {"add_log_rules": rules(45), "LOG_BUCKET": "l03-tlogs"})
-        assert not _passes(lesson03.check_lifecycle, {"add_log_rules": lambda b: None, "LOG_BUCKET": "l03-tlogs"})
-    finally:
-        s3.delete_bucket(Bucket="l03-tlogs")
+    monkeypatch.setattr(lesson03.alerts.aws, "client", client)
+    lesson03.check_alarm({"create_pager": sol["create_pager"], "cost_alarm": sol["cost_alarm"]})
+    assert forced == []
 
 
 @pytest.mark.lab
-def test_alarm_and_budget_checks_reject_wrong_settings():
-    import cloudlab
+@pytest.mark.parametrize(
+    "pager_kw, alarm_kw, says",
+    [
+        ({"policy": None}, {}, "the queue has no policy: LocalStack delivers anyway, real AWS does not"),
+        ({"policy": "open"}, {}, "also lets other topics (or anyone) send to the pager"),
+        ({"filter_policy": True}, {}, "the subscription has a filter policy"),
+        ({}, {"Dimensions": []}, "its dimensions are none"),
+        ({}, {"Dimensions": [{"Name": "currency", "Value": "usd"}]}, "a metric is found by namespace, name AND"),
+        ({}, {"Statistic": "Average"}, "its statistic is Average: use Maximum"),
+        ({}, {"Statistic": "Sum"}, "its statistic is Sum: use Maximum"),
+        ({}, {"ComparisonOperator": "GreaterThanOrEqualToThreshold"}, "should fire when the value is greater than"),
+        ({}, {"Period": 60}, "its period is 60 s"),
+        ({}, {"EvaluationPeriods": 3}, "the task asks for 1 of 1"),
+        ({}, {"Unit": "Percent"}, "its Unit is 'Percent'"),
+        ({}, {"AlarmActions": None, "OKActions": lambda t: [t]}, "they should include the pager topic"),
+        ({}, {"TreatMissingData": "breaching"}, "pages whenever the billing data is late"),
+        ({}, {"Namespace": "AWS/Billing"}, "not L03/Billing EstimatedCharges"),
+    ],
+)
+def test_alarm_check_rejects_wrong_wiring_and_settings(pager_kw, alarm_kw, says):
     from cloudlab import lesson03
 
-    def pager(name):
-        from cloudlab.pager import wire_pager
+    _rejected(lesson03.check_alarm, {"create_pager": _pager(**pager_kw), "cost_alarm": _alarm(**alarm_kw)}, says)
 
-        p = wire_pager(cloudlab.client("sns"), cloudlab.client("sqs"), name, name)
-        return p["topic_arn"], p["queue_url"]
 
-    def alarm(op):
-        def make(name, topic, threshold):
-            cloudlab.client("cloudwatch").put_metric_alarm(
-                AlarmName=name,
-                Namespace="L03/Billing",
-                MetricName="EstimatedCharges",
-                Dimensions=[{"Name": "Currency", "Value": "USD"}],
-                Statistic="Maximum",
-                Period=10,
-                EvaluationPeriods=1,
-                Threshold=float(threshold),
-                ComparisonOperator=op,
-                AlarmActions=[topic],
-            )
+@pytest.mark.lab
+@pytest.mark.parametrize(
+    "create_pager, says",
+    [
+        (_pager(swap=True), "second value should be the queue's URL"),
+        (lambda name: (42, _pager()(name)[1]), "first value should be the topic's ARN"),
+        (lambda name: None, "should return (topic_arn, queue_url)"),
+        (lambda name: ("arn:aws:sns:us-east-1:000000000000:" + name, 42), "second value should be the queue's URL"),
+    ],
+)
+def test_alarm_check_never_crashes_on_odd_values(create_pager, says):
+    from cloudlab import lesson03
 
-        return make
+    _rejected(lesson03.check_alarm, {"create_pager": create_pager, "cost_alarm": _alarm()}, says)
 
-    assert _passes(lesson03.check_alarm, {"create_pager": pager, "cost_alarm": alarm("GreaterThanThreshold")})
-    assert not _passes(lesson03.check_alarm, {"create_pager": pager, "cost_alarm": alarm("LessThanThreshold")})
 
-    def budget(percent):
-        def make(name, limit):
-            def note(kind, p):
-                return {
-                    "Notification": {
-                        "NotificationType": kind,
-                        "ComparisonOperator": "GREATER_THAN",
-                        "Threshold": p,
-                        "ThresholdType": "PERCENTAGE",
-                    },
-                    "Subscribers": [{"SubscriptionType": "EMAIL", "Address": "a@example.com"}],
-                }
+@pytest.mark.lab
+def test_alarm_check_wants_the_pager_wired_by_hand():
+    from cloudlab import lesson03
 
-            cloudlab.client("budgets").create_budget(
-                AccountId=lesson03.account_id(),
-                Budget={
-                    "BudgetName": name,
-                    "BudgetType": "COST",
-                    "TimeUnit": "MONTHLY",
-                    "BudgetLimit": {"Amount": str(limit), "Unit": "USD"},
-                },
-                NotificationsWithSubscribers=[note("ACTUAL", percent), note("FORECASTED", 100)],
-            )
+    _rejected(
+        lesson03.check_alarm,
+        {"create_pager": _wired_by_the_course, "cost_alarm": _alarm()},
+        "create_pager calls pager.wire_pager",
+    )
 
-        return make
 
-    b = cloudlab.client("budgets")
-    acct = lesson03.account_id()
+@pytest.mark.lab
+def test_alarm_check_cleans_up_after_itself():
+    from cloudlab import lesson03
+
+    with pytest.raises(CheckFailed):
+        lesson03.check_alarm({"create_pager": _pager(policy=None), "cost_alarm": _alarm()})
+    assert not cloudlab.client("sqs").list_queues(QueueNamePrefix="l03-chk-").get("QueueUrls")
+    assert not cloudlab.client("cloudwatch").describe_alarms(AlarmNamePrefix="l03-chk-")["MetricAlarms"]
+
+
+# 03.5 ---------------------------------------------------------------
+def _budget(percent=80, kinds=("ACTUAL", "FORECASTED"), threshold_type="PERCENTAGE", unit="USD",
+            time_unit="MONTHLY", fixed_name=None):  # fmt: skip
+    def create_monthly_budget(name, limit):
+        def note(kind, p):
+            n = {"NotificationType": kind, "ComparisonOperator": "GREATER_THAN", "Threshold": p}
+            if threshold_type:
+                n["ThresholdType"] = threshold_type
+            return {"Notification": n, "Subscribers": [{"SubscriptionType": "EMAIL", "Address": "a@example.com"}]}
+
+        cloudlab.client("budgets").create_budget(
+            AccountId=cloudlab.lesson03.account_id(),
+            Budget={
+                "BudgetName": fixed_name or name,
+                "BudgetType": "COST",
+                "TimeUnit": time_unit,
+                "BudgetLimit": {"Amount": str(limit), "Unit": unit},
+            },
+            NotificationsWithSubscribers=[note(k, percent if k == "ACTUAL" else 100) for k in kinds],
+        )
+
+    return create_monthly_budget
+
+
+@pytest.fixture
+def team_budget():
+    from cloudlab import lesson03
+
+    b, acct = cloudlab.client("budgets"), lesson03.account_id()
     if lesson03.describe_budget("l03-monthly"):  # left by a run of the solution notebook
         b.delete_budget(AccountId=acct, BudgetName="l03-monthly")
-    try:
-        budget(80)("l03-monthly", 300)
-        assert _passes(lesson03.check_budget, {"create_monthly_budget": budget(80), "BUDGET_USD": 300})
-        assert not _passes(lesson03.check_budget, {"create_monthly_budget": budget(90), "BUDGET_USD": 300})
-        assert not _passes(lesson03.check_budget, {"create_monthly_budget": budget(80), "BUDGET_USD": 400})
-    finally:
-        b.delete_budget(AccountId=acct, BudgetName="l03-monthly")
+    _budget()("l03-monthly", 300)
+    yield
+    b.delete_budget(AccountId=acct, BudgetName="l03-monthly")
     assert not [
         x for x in b.describe_budgets(AccountId=acct).get("Budgets", []) if x["BudgetName"].startswith("l03-chk")
     ]
 
 
+@pytest.mark.lab
+def test_budget_check_accepts_the_solution(sol, team_budget):
+    from cloudlab import lesson03
+
+    lesson03.check_budget({"create_monthly_budget": sol["create_monthly_budget"], "BUDGET_USD": 300})
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize(
+    "kwargs, budget_usd, says",
+    [
+        ({"percent": 90}, 300, "missing a notification ACTUAL GREATER_THAN 80 PERCENTAGE"),
+        ({"threshold_type": "ABSOLUTE_VALUE"}, 300, "ABSOLUTE_VALUE means dollars, not a share of the limit"),
+        ({"kinds": ("ACTUAL",)}, 300, "missing a notification FORECASTED GREATER_THAN 100 PERCENTAGE"),
+        ({"time_unit": "ANNUALLY"}, 300, "it should be MONTHLY / COST, it is ANNUALLY / COST"),
+        ({"fixed_name": "l03-monthly-2"}, 300, "(use the `name` argument)"),
+        ({}, 400, "run create_monthly_budget('l03-monthly', BUDGET_USD) once: its limit is 300"),
+    ],
+)
+def test_budget_check_rejects_wrong_budgets(team_budget, kwargs, budget_usd, says):
+    from cloudlab import lesson03
+
+    try:
+        _rejected(lesson03.check_budget, {"create_monthly_budget": _budget(**kwargs), "BUDGET_USD": budget_usd}, says)
+    finally:
+        if kwargs.get("fixed_name"):
+            cloudlab.client("budgets").delete_budget(AccountId=lesson03.account_id(), BudgetName=kwargs["fixed_name"])
+
+
+# ------------------------------------------------------------------ the waste sweep of the lesson
 @pytest.mark.lab
 def test_waste_detector_deletes_exactly_what_the_dry_run_listed():
     from cloudlab import lesson03

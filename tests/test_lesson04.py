@@ -1,4 +1,11 @@
-"""Unit tests of lesson 04's helpers (pure functions; the `lab` ones need a running emulator)."""
+"""Lesson 04 (observability): unit tests of its helpers, and every check's wrong-answer suite.
+
+Pure tests run anywhere. Tests that need promtool/amtool skip without them (CI has them: `make setup ALL=1`).
+Tests marked ``lab`` need the running lab (`make test` starts one): they start lesson 04's stack (the
+service under load, Prometheus, Alertmanager, the receiver) once, write each wrong answer where a learner
+would, and assert that the check rejects it with a ``[missing]`` line and a hint, next to the proof that the
+solution passes.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +13,6 @@ import io
 import json
 import math
 import os
-import urllib.request
 from datetime import UTC
 
 import pytest
@@ -211,36 +217,6 @@ def test_each_slo_measures_one_thing():
     assert avail.is_good({"status": 404, "seconds": 9}) and not avail.is_good({"status": 503, "seconds": 0})
 
 
-def test_workbook_rules_scale():
-    page, page6, ticket = obs.workbook_rules(speedup=1)
-    assert (page.long_s, page.short_s, page.burn) == (3600, 300, 14.4)
-    assert (page6.long_s, page6.short_s, page6.burn) == (21600, 1800, 6.0)
-    assert ticket.severity == "ticket" and ticket.long_s == 3 * 86400
-    assert obs.workbook_rules(speedup=900)[0].long_s == 4
-    assert "1 h" in page.describe()
-
-
-def events(p_bad_at, seconds=40, per_s=20):
-    import random
-
-    rng = random.Random(1)
-    return [(i / per_s, rng.random() >= p_bad_at(i / per_s)) for i in range(seconds * per_s)]
-
-
-def test_multiwindow_rule_fires_only_when_both_windows_burn():
-    rule = obs.Rule("page", 20, 2, 14.4)
-    sustained = events(lambda t: 0.1)
-    assert obs.rule_fires(sustained, 0.995, rule, 39.95)[0]
-    assert not obs.rule_fires(events(lambda t: 0.001), 0.995, rule, 39.95)[0]
-    blip = events(lambda t: 0.6 if 38 < t <= 39 else 0.0)
-    assert not obs.rule_fires(blip, 0.995, rule, 39.95)[0]  # long window calm
-    over = events(lambda t: 0.5 if t < 30 else 0.0)
-    fires, long_b, short_b = obs.rule_fires(over, 0.995, rule, 39.95)
-    assert not fires and long_b > 14.4 and short_b == 0  # short window calm: recovered
-    tl = obs.burn_timeline(over, 0.995, rule, step=1)
-    assert any(tl["firing"]) and not tl["firing"][-1]
-
-
 def test_good_events_use_completion_time():
     slo = obs.SLO("availability", 0.99)
     ev = obs.good_events([{"t": 1.0, "seconds": 0.5, "status": 500}, {"t": 0.0, "seconds": 0.1, "status": 200}], slo)
@@ -295,8 +271,8 @@ def test_plots_return_figures():
     b = [(0.025, 20.0), (0.1, 50.0), (math.inf, 50.0)]
     assert obs.plot_latency(res, b, slo_s=0.05).axes
     assert obs.plot_waterfall(obs.traces(SPANS)["t1"]).axes
-    rule = obs.Rule("page", 2, 0.5, 14.4)
-    assert obs.plot_burn(obs.burn_timeline(obs.good_events(res, obs.SLO("a", 0.99)), 0.99, rule), rule).axes
+    windows = {"5m": ([0, 1, 2], [0.0, 0.5, 0.1]), "1h": ([0, 1, 2], [0.0, 0.1, 0.1])}
+    assert obs.plot_windows(windows, {"page": 0.072}, "t", {"incident": 1}).axes
     series = {k: [1.0, 2.0] for k in ("t", "rps", "error_pct", "p50", "p95", "p99", "in_flight", "cpu_pct")}
     assert len(obs.plot_dashboard(series, 0.25, 0.5).axes) == 4
 
@@ -351,23 +327,278 @@ def test_tracing_log_adds_trace_ids_and_spans_go_to_the_file(tmp_path):
     assert child["attributes"]["aws.s3.bucket"] == "b" and child["trace_id"] == first["trace_id"]
 
 
-# --------------------------------------------------- against the emulator
-def _emulator_up() -> bool:
-    url = os.environ.get("AWS_ENDPOINT_URL")
-    if not url:
-        return False
+# --------------------------------------------------- the observed service: counted before it answers
+def _serve_observed(registry_metrics, **kw):
+    """app.observed's handler in a thread, with a fake store: (base URL, server)."""
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    from app.service import Config, JsonLog, make_handler
+
+    class Store:
+        def save(self, order):
+            return "k"
+
+        def load(self, order_id):
+            return None
+
+    provider, tracer = observed.make_tracer(os.devnull)
+    cfg = Config("b", "q", 0)
+    handler = observed.observed_handler(
+        make_handler(cfg, Store(), JsonLog(stream=io.StringIO())),
+        tracer,
+        registry_metrics["in_flight"],
+        record=observed.metrics_hook(registry_metrics),
+    )
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}", server
+
+
+def test_a_request_is_counted_before_its_answer_is_written():
+    """The cause of the old flaky 04.3: the answer went out before the latency was recorded."""
+    from prometheus_client import generate_latest
+
+    from cloudlab import net
+
+    registry, m = observed.make_metrics(observed.DEFAULT_BUCKETS)
+    url, server = _serve_observed(m)
     try:
-        urllib.request.urlopen(url + "/_localstack/health", timeout=1)
-        return True
-    except OSError:
-        return False
+        for i in range(1, 101):
+            assert net.request("GET", url + "/health").status == 200
+            s = obs.parse_exposition(generate_latest(registry).decode())
+            assert obs.sample_sum(s, f"{obs.LATENCY}_count", route="/health") == i  # at once, every time
+            assert obs.sample_sum(s, "orders_requests_total", route="/health") == i
+    finally:
+        server.shutdown()
 
 
-lab = pytest.mark.skipif(not _emulator_up(), reason="AWS_ENDPOINT_URL does not answer (start the lab)")
+def test_inventory_hook_is_loaded_and_called(tmp_path, monkeypatch):
+    hook = tmp_path / "hook.py"
+    hook.write_text("def reserve(call, item, qty):\n    r = call(item, qty)\n    r['seen'] = True\n    return r\n")
+    store = observed.InventoryStore.__new__(observed.InventoryStore)
+    store.call, store.hook = observed.inventory_call(0), observed.load_hook(str(hook))
+    saved = []
+    monkeypatch.setattr(observed.OrderStore, "save", lambda self, order: saved.append(order) or "k")
+    assert store.save({"item": "book", "qty": 2}) == "k"
+    assert saved[0]["reservation"] and saved[0]["item"] == "book"
 
 
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("def reserve(call, item, qty)\n    pass\n", "SyntaxError"),
+        ("import no_such_module_here\n", "ModuleNotFoundError"),
+        ("def other():\n    pass\n", "defines no function reserve"),
+    ],
+)
+def test_a_broken_inventory_hook_is_a_config_error(tmp_path, text, words):
+    hook = tmp_path / "hook.py"
+    hook.write_text(text)
+    with pytest.raises(ConfigError, match=words):
+        observed.load_hook(str(hook))
+
+
+def test_a_hook_that_returns_nothing_fails_the_order():
+    store = observed.InventoryStore.__new__(observed.InventoryStore)
+    store.call, store.hook = observed.inventory_call(0), lambda call, item, qty: None
+    with pytest.raises(TypeError, match="reserve\\(\\) should return what call\\(\\) returns"):
+        store.save({"item": "book", "qty": 1})
+
+
+# --------------------------------------------------- lab time, configs, the receiver
+from cloudlab.observability import prom, promtool  # noqa: E402
+from cloudlab.observability import receiver as rcv  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    "text, ms", [("5m", 300_000), ("1h30m", 5_400_000), ("500ms", 500), ("6h", 21_600_000), ("2d", 172_800_000)]
+)
+def test_durations(text, ms):
+    assert prom.parse_duration(text) == ms
+    assert prom.parse_duration(prom.format_duration(ms)) == ms
+
+
+@pytest.mark.parametrize("bad", ["", "5", "5 m", "m5", "1.5h", "-5m", "5min"])
+def test_not_a_duration(bad):
+    with pytest.raises(ValueError, match="not a Prometheus duration"):
+        prom.parse_duration(bad)
+
+
+def test_lab_time_divides_every_duration_by_60():
+    assert [prom.lab_duration(d) for d in ("5m", "30m", "1h", "6h", "2m", "30s", "4h")] == [
+        "5s",
+        "30s",
+        "1m",
+        "6m",
+        "2s",
+        "500ms",
+        "4m",
+    ]
+    expr = 'sum(rate(x{a="[5m]"}[5m])) / sum(rate(x[1h])) + max_over_time(y[1h:5m]) - z offset 30m'
+    out = prom.compress_expr(expr)
+    assert "rate(x[1m])" in out and "[1m:5s]" in out and "offset 30s" in out and "[5s]" in out
+    rules = {"groups": [{"name": "g", "interval": "1m", "rules": [{"alert": "A", "expr": "r[6h] > 1", "for": "15m"}]}]}
+    lab = prom.compress_rules(rules)
+    assert lab["groups"][0]["rules"][0] == {"alert": "A", "expr": "r[6m] > 1", "for": "15s"}
+    assert lab["groups"][0]["interval"] == "1s" and rules["groups"][0]["rules"][0]["for"] == "15m"  # a copy
+    route = {"group_wait": "30s", "group_interval": "5m", "routes": [{"repeat_interval": "4h", "receiver": "p"}]}
+    assert prom.compress_routes(route) == {
+        "group_wait": "500ms",
+        "group_interval": "5s",
+        "routes": [{"repeat_interval": "4m", "receiver": "p"}],
+    }
+
+
+def test_servers_listen_on_loopback_only():
+    args = prom.prometheus_args("prometheus", "c.yml", "d", 9090) + prom.alertmanager_args("am", "c.yml", "d", 9093)
+    joined = " ".join(args)
+    assert "--web.listen-address=127.0.0.1:9090" in args and "--web.listen-address=127.0.0.1:9093" in args
+    assert "--cluster.listen-address=" in args and "0.0.0.0" not in joined
+    cfg = prom.prometheus_config("/r/*.yml", "/t/*.json", "127.0.0.1:9093")
+    assert cfg["global"]["scrape_interval"] == cfg["global"]["evaluation_interval"] == "1s"
+
+
+def test_config_hash_is_alertmanagers():
+    import hashlib
+    import struct
+
+    data = b"route:\n  receiver: x\n"
+    want = float(struct.unpack("<Q", hashlib.md5(data).digest()[:6] + b"\0\0")[0])
+    assert prom.config_hash(data) == want and prom.config_hash(b"other") != want
+
+
+def test_receiver_records_each_notification(tmp_path, free_port):
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    from cloudlab import net
+
+    path = tmp_path / "r.jsonl"
+    server = ThreadingHTTPServer(("127.0.0.1", free_port), rcv.make_handler(path))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{free_port}"
+    try:
+        note = {"status": "firing", "alerts": [{"status": "firing", "labels": {"alertname": "A", "slo": "s"}}]}
+        assert net.request("POST", url + "/pager", note).status == 200
+        assert net.request("POST", url + "/pager", b"not json").status == 400
+        assert "alertname=A" in net.request("GET", url + "/").body.decode()
+    finally:
+        server.shutdown()
+    got = rcv.read(path)
+    assert len(got) == 1 and got[0]["path"] == "/pager"
+    assert rcv.delivered(got, slo="s") == [("/pager", "firing", {"alertname": "A", "slo": "s"})]
+    assert rcv.delivered(got, slo="other") == [] and rcv.read(tmp_path / "nope") == []
+
+
+# --------------------------------------------------- promtool output
+FAILED = """Unit Testing:  t.yml
+  FAILED:
+    alertname: OrdersErrorBudgetFastBurn, time: 1h30m,\x20
+        exp:[],\x20
+        got:[]
+    expr: "job:x:ratio_rate5m{a=\\"b\\"}", time: 6h50m,
+        exp: nil
+        got: {__name__="job:x:ratio_rate5m", route="/orders/{id}", job="orders"} 5.999999999999999E-02, \
+{job="pay"} 5E-01
+"""
+
+
+def test_promtool_failures_and_samples_are_parsed():
+    fails = promtool.parse_failures(FAILED)
+    assert [(f["kind"], f["name"], f["minute"]) for f in fails] == [
+        ("alertname", "OrdersErrorBudgetFastBurn", 90),
+        ("expr", 'job:x:ratio_rate5m{a="b"}', 410),
+    ]
+    samples = promtool.parse_samples(fails[1]["detail"].split("got:", 1)[1])
+    assert samples == [
+        ({"__name__": "job:x:ratio_rate5m", "route": "/orders/{id}", "job": "orders"}, 0.05999999999999999),
+        ({"job": "pay"}, 0.5),
+    ]
+    assert promtool.counter_values([2, 3, 0]) == "0 2 5 5" and promtool.go_minutes("2m30s") == 2.5
+
+
+needs_promtool = pytest.mark.skipif(
+    __import__("shutil").which("promtool") is None or __import__("shutil").which("amtool") is None,
+    reason="promtool/amtool not installed (make setup ALL=1 installs them)",
+)
+
+
+@needs_promtool
+def test_the_lessons_rules_give_exactly_the_scenarios_answers(tmp_path):
+    """The check's expectations are the lesson's own rules' results: no check can disagree with the lesson."""
+    from cloudlab.lesson04 import scenarios as sc
+    from cloudlab.lesson04.stack import LESSON_DIR
+
+    got, run = promtool.evaluate([LESSON_DIR / "slo-recording.yml"], sc.recording_groups(), tmp_path, "rec")
+    for (window, t), want in sc.recording_expected().items():
+        orders = [v for labels, v in got[(sc.RECORDS[window], float(t))] if labels.get("job") == "orders"]
+        assert orders == [pytest.approx(want, abs=1e-9)], (window, t)
+    ratios = {round(v, 6) for v in sc.recording_expected().values()}
+    assert len(ratios) == 8, "every window and time gives its own ratio, so a wrong window cannot pass"
+    got, run = promtool.evaluate([LESSON_DIR / "slo-alerts.yml"], sc.alert_groups(), tmp_path, "alerts")
+    for case in sc.alert_cases():
+        for p in case.probes:
+            sev = {labels["severity"] for labels, _ in got[(case.expr(), float(p.minute))]}
+            assert ("page" in sev, "ticket" in sev) == (p.page, p.ticket), (case.name, p.minute - sc.H)
+    assert promtool.test_rules(LESSON_DIR / "slo-alerts-test.yml").ok
+    assert promtool.check_am_config(tmp_path / "none.yml").ok is False
+
+
+@needs_promtool
+@pytest.mark.parametrize("mutant", sorted(__import__("cloudlab.lesson04.scenarios", fromlist=["x"]).MUTANTS))
+def test_each_mutant_really_is_wrong(tmp_path, mutant):
+    """A broken page rule gives a different answer than the lesson's in at least one replayed story."""
+    import yaml
+
+    from cloudlab.lesson04 import checks_rules
+    from cloudlab.lesson04 import scenarios as sc
+
+    broken = checks_rules.mutant(yaml.safe_load(checks_rules.reference_rules()[1].read_text()), sc.MUTANTS[mutant])
+    (tmp_path / "m.yml").write_text(yaml.safe_dump(broken))
+    got, _ = promtool.evaluate([tmp_path / "m.yml"], sc.alert_groups(), tmp_path, "m")
+    wrong = [
+        (c.name, p.minute)
+        for c in sc.alert_cases()
+        for p in c.probes
+        if any(labels.get("severity") == "page" for labels, _ in got[(c.expr(), float(p.minute))]) != p.page
+    ]
+    assert wrong, f"the mutant {mutant!r} passes every story: the stories cannot tell it apart"
+
+
+def test_composite_rules_are_read_like_aws():
+    from cloudlab.lesson04.checks_more import parse_rule
+
+    arn = "arn:aws:cloudwatch:us-east-1:000000000000:alarm:"
+    assert parse_rule('ALARM("a") AND ALARM("b")') == ("AND", {"a", "b"})
+    assert parse_rule(f'ALARM("{arn}a") AND ALARM({arn}b)') == ("AND", {"a", "b"})
+    assert parse_rule("ALARM(a) OR ALARM(b)") == ("OR", {"a", "b"})
+    assert parse_rule("ALARM(a) AND NOT ALARM(b)")[0] == "other"
+    assert parse_rule("")[0] == "other"
+
+
+def test_composite_verdict_is_the_and_of_the_children():
+    from cloudlab.lesson04 import cloudwatch as cwa
+
+    class CW:
+        def __init__(self, rule, states):
+            self.rule, self.states = rule, states
+
+        def describe_alarms(self, AlarmNames, AlarmTypes=None):  # noqa: N803 (boto3's names)
+            if AlarmTypes == ["CompositeAlarm"]:
+                return {"CompositeAlarms": [{"AlarmRule": self.rule}]}
+            return {"MetricAlarms": [{"AlarmName": n, "StateValue": self.states[n]} for n in AlarmNames]}
+
+    rule = 'ALARM("arn:aws:cloudwatch:us-east-1:0:alarm:l") AND ALARM("s")'
+    assert cwa.composite_verdict(CW(rule, {"l": "OK", "s": "ALARM"}), "c") == "OK"
+    assert cwa.composite_verdict(CW(rule, {"l": "ALARM", "s": "ALARM"}), "c") == "ALARM"
+    assert cwa.composite_verdict(CW(rule.replace("AND", "OR"), {"l": "OK", "s": "ALARM"}), "c") == "ALARM"
+    with pytest.raises(ValueError):
+        cwa.composite_verdict(CW('ALARM("s") AND __import__("os")', {"s": "OK"}), "c")
+
+
+# --------------------------------------------------- against the emulator
 @pytest.mark.lab
-@lab
 def test_emulator_ignores_filter_patterns_and_client_side_query_works():
     import uuid
 
@@ -385,3 +616,748 @@ def test_emulator_ignores_filter_patterns_and_client_side_query_works():
         obs.server_filter_works(logs, group)  # answers either way; the lesson prints which
     finally:
         logs.delete_log_group(logGroupName=group)
+
+
+# ===================================================================================================
+# The wrong-answer suite: every check of lesson 04 rejects plausible wrong answers with a hint, and
+# passes the worked solution. Each answer is written where a learner's would be (the notebook's folder).
+# ===================================================================================================
+from cloudlab.checks import CheckFailed  # noqa: E402
+
+RATIO = "job:slo_errors_per_request:ratio_rate"
+SOLUTION_RECORDING = "groups:\n  - name: orders-slo-recording\n    rules:\n" + "".join(
+    f"      - record: {RATIO}{w}\n"
+    f'        expr: sum by (job) (rate(orders_requests_total{{status=~"5.."}}[{w}]))'
+    f" / sum by (job) (rate(orders_requests_total[{w}]))\n"
+    for w in ("5m", "30m", "1h", "6h")
+)
+PAGE_EXPR = f"{RATIO}1h > (14.4 * 0.005) and {RATIO}5m > (14.4 * 0.005)"
+TICKET_EXPR = f"{RATIO}6h > (6 * 0.005) and {RATIO}30m > (6 * 0.005)"
+SOLUTION_ALERTS = f"""
+groups:
+  - name: orders-slo-alerts
+    rules:
+      - alert: OrdersErrorBudgetFastBurn
+        expr: {PAGE_EXPR}
+        for: 2m
+        labels: {{severity: page, slo: orders-availability, service: orders}}
+        annotations: {{summary: fast burn, runbook_url: lessons/04_observability/runbook.md}}
+      - alert: OrdersErrorBudgetSlowBurn
+        expr: {TICKET_EXPR}
+        for: 5m
+        labels: {{severity: ticket, slo: orders-availability, service: orders}}
+        annotations: {{summary: slow burn, runbook_url: lessons/04_observability/runbook.md}}
+"""
+LABELS = "{severity: page, slo: orders-availability, service: orders, job: orders}"
+NOTES = "{summary: fast burn, runbook_url: lessons/04_observability/runbook.md}"
+T_INCIDENT = f"""
+  - interval: 1m
+    input_series:
+      - {{series: 'orders_requests_total{{job="orders", status="201"}}', values: '0+100x360 36090+90x59'}}
+      - {{series: 'orders_requests_total{{job="orders", status="500"}}', values: '0+0x360 10+10x59'}}
+    alert_rule_test:
+      - eval_time: 7h
+        alertname: OrdersErrorBudgetFastBurn
+        exp_alerts: [{{exp_labels: {LABELS}, exp_annotations: {NOTES}}}]
+"""
+T_BLIP = """
+  - interval: 1m
+    input_series:
+      - {series: 'orders_requests_total{job="orders", status="201"}', values: '0+100x360 36000 36100+100x19'}
+      - {series: 'orders_requests_total{job="orders", status="500"}', values: '0+0x360 100+0x20'}
+    alert_rule_test:
+      - {eval_time: 6h3m, alertname: OrdersErrorBudgetFastBurn, exp_alerts: []}
+      - {eval_time: 6h5m, alertname: OrdersErrorBudgetFastBurn, exp_alerts: []}
+"""
+T_RECOVERY = f"""
+  - interval: 1m
+    input_series:
+      - {{series: 'orders_requests_total{{job="orders", status="201"}}', values: '0+100x360 36080+80x59 40900+100x14'}}
+      - {{series: 'orders_requests_total{{job="orders", status="500"}}', values: '0+0x360 20+20x59 1200+0x14'}}
+    alert_rule_test:
+      - eval_time: 7h
+        alertname: OrdersErrorBudgetFastBurn
+        exp_alerts: [{{exp_labels: {LABELS}, exp_annotations: {NOTES}}}]
+      - {{eval_time: 7h12m, alertname: OrdersErrorBudgetFastBurn, exp_alerts: []}}
+"""
+TESTS_HEAD = "rule_files: [l04_recording.yml, l04_alerts.yml]\nevaluation_interval: 1m\ntests:\n"
+SOLUTION_TESTS = TESTS_HEAD + T_INCIDENT + T_BLIP + T_RECOVERY
+SOLUTION_ROUTES = """
+route:
+  receiver: tickets
+  group_by: [alertname, slo]
+  group_wait: 30s
+  group_interval: 5m
+  repeat_interval: 4h
+  routes:
+    - matchers: ['severity="page"']
+      receiver: pager
+inhibit_rules:
+  - source_matchers: ['severity="page"']
+    target_matchers: ['severity="ticket"']
+    equal: [slo]
+"""
+HOOK_HEAD = """
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import SpanKind
+
+tracer = trace.get_tracer("orders.inventory")
+
+
+def reserve(call, item, qty):
+"""
+SOLUTION_HOOK = (
+    HOOK_HEAD
+    + """
+    attrs = {"inventory.item": item, "inventory.quantity": qty}
+    with tracer.start_as_current_span("inventory.reserve", kind=SpanKind.CLIENT, attributes=attrs):
+        return call(item, qty)
+"""
+)
+
+
+def rejected(check, ns, *words) -> str:
+    """``check`` fails, with a [missing] line containing every one of ``words``, and a hint."""
+    with pytest.raises(CheckFailed) as e:
+        check(ns)
+    msg = str(e.value)
+    missing = [ln for ln in msg.splitlines() if ln.strip().startswith("[missing]")]
+    assert any(all(w in ln for w in words) for ln in missing), f"no [missing] line with {words}:\n{msg}"
+    assert "Hint 1/" in msg, msg
+    return msg
+
+
+def passes(check, ns=None) -> None:
+    check(ns or {})  # raises CheckFailed (with the reasons) if not
+
+
+@pytest.fixture(scope="module")
+def stack():
+    """Lesson 04's stack in the test lab: the service under load, Prometheus, Alertmanager, the receiver."""
+    import cloudlab
+    from cloudlab import lesson04
+
+    cloudlab.connect(quiet=True)
+    cloudlab.reset_lesson("04", quiet=True)
+    st = lesson04.start_stack(fault_rate=0.005, seed=6, quiet=True)
+    yield st
+    lesson04.stop_stack()
+
+
+@pytest.fixture
+def here(tmp_path, monkeypatch):
+    """The notebook's folder, where %%writefile and lesson04.write_file put the learner's files."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+# ------------------------------------------------------------------ 04.1 logs
+def _ship(ts_ms=lambda ts: int(ts.timestamp() * 1000), batch=500, keep_bad=False, count=None, message=None):
+    """A learner's ship_lines, with one thing done the way a learner might get it wrong."""
+    from datetime import datetime
+
+    def ship_lines(logs, group, stream, lines):
+        events = []
+        for ln in lines:
+            try:
+                rec = json.loads(ln)
+            except ValueError:
+                rec = None
+            if not (isinstance(rec, dict) and "ts" in rec):
+                if keep_bad:
+                    events.append({"timestamp": events[-1]["timestamp"] if events else 0, "message": ln})
+                continue
+            ts = datetime.fromisoformat(rec["ts"])
+            events.append({"timestamp": ts_ms(ts), "message": message(rec) if message else ln})
+        events.sort(key=lambda e: e["timestamp"])
+        for fn, kw in (
+            (logs.create_log_group, {"logGroupName": group}),
+            (logs.create_log_stream, {"logGroupName": group, "logStreamName": stream}),
+        ):
+            try:
+                fn(**kw)
+            except logs.exceptions.ResourceAlreadyExistsException:
+                pass
+        for i in range(0, len(events), batch):
+            logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events[i : i + batch])
+        return count(lines, events) if count else len(events)
+
+    return ship_lines
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize(
+    "wrong, words",
+    [
+        (dict(ts_ms=lambda ts: int(ts.timestamp())), "epoch SECONDS"),  # seconds, not milliseconds
+        (dict(batch=1000), "at most 500"),
+        (dict(keep_bad=True), "not a JSON object was sent"),
+        (dict(count=lambda lines, events: len(lines)), "ship_lines returned"),
+        (dict(message=lambda rec: rec["event"]), "request_id"),  # only the event name as the message
+    ],
+    ids=["seconds", "batches-of-1000", "non-json-sent", "counts-all-lines", "message-without-fields"],
+)
+def test_04_1_rejects(stack, wrong, words):
+    from cloudlab import lesson04
+
+    rejected(lesson04.check_ship_lines, {"ship_lines": _ship(**wrong)}, words)
+
+
+@pytest.mark.lab
+def test_04_1_solution_passes(stack):
+    from cloudlab import lesson04
+
+    passes(lesson04.check_ship_lines, {"ship_lines": _ship()})
+
+
+# ------------------------------------------------------------------ 04.2 buckets
+GOOD_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize(
+    "buckets, restart, words",
+    [
+        ((0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.5), True, "0.25 s is not a bucket boundary"),
+        ((0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0), False, "your BUCKETS are"),  # never restarted the service
+        ((0.1, 0.25, 2.5), True, "only 3 finite buckets"),
+        ((5, 10, 25, 50, 100, 250, 500, 1000, 2500), True, "0.25 s is not a bucket boundary"),  # milliseconds
+        (("fast", "slow"), False, "should hold numbers"),
+    ],
+    ids=["no-slo-bound", "not-restarted", "too-few", "milliseconds", "not-numbers"],
+)
+def test_04_2_rejects(stack, buckets, restart, words):
+    from cloudlab import lesson04
+
+    if restart:
+        lesson04.restart_service(buckets=buckets)
+    rejected(lesson04.check_buckets, {"BUCKETS": buckets}, words)
+
+
+@pytest.mark.lab
+def test_04_2_solution_passes(stack):
+    from cloudlab import lesson04
+
+    lesson04.restart_service(buckets=GOOD_BUCKETS)
+    passes(lesson04.check_buckets, {"BUCKETS": GOOD_BUCKETS})
+
+
+# ------------------------------------------------------------------ 04.3 recording rules
+def _recording(**change) -> str:
+    text = SOLUTION_RECORDING
+    for old, new in change.values():
+        text = text.replace(old, new)
+    return text
+
+
+@needs_promtool
+@pytest.mark.lab
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        (
+            _recording(
+                w=(
+                    "[30m])) / sum by (job) (rate(orders_requests_total[30m]",
+                    "[1h])) / sum by (job) (rate(orders_requests_total[1h]",
+                )
+            ),
+            "that is the 1h ratio",
+        ),
+        (_recording(w=('status=~"5.."', 'status!~"5.."')), "success ratio"),
+        (_recording(w=('status=~"5.."', 'status=~"[45].."')), "counts the 404s"),
+        (_recording(w=("sum by (job) (", "sum(")), "aggregate with sum by (job)"),
+        (_recording(w=("rate(", "irate(")), "last minute only"),
+        (_recording(a=("[5m]", "[5s]"), b=("[30m]", "[30s]"), c=("[1h]", "[1m]"), d=("[6h]", "[6m]")), "lab time"),
+        (
+            _recording(
+                w=(
+                    "sum by (job) (rate(orders_requests_total[5m]))",
+                    "sum by (job, status) (rate(orders_requests_total[5m]))",
+                )
+            ),
+            "ratio_rate5m",
+        ),
+        (
+            _recording(w=("ratio_rate6h\n", "ratio_rate_6h\n")),
+            "no rule records job:slo_errors_per_request:ratio_rate6h",
+        ),
+        (_recording(w=("[5m]))\n", "[5m])\n")), "refuses it"),  # unbalanced parenthesis: a syntax error
+    ],
+    ids=[
+        "window-swapped",
+        "success-ratio",
+        "404s-count",
+        "no-by-job",
+        "irate",
+        "lab-seconds",
+        "status-kept",
+        "name-typo",
+        "syntax-error",
+    ],
+)
+def test_04_3_rejects(stack, here, text, words):
+    from cloudlab import lesson04
+
+    (here / "l04_recording.yml").write_text(text)
+    rejected(lesson04.check_recording_rules, {}, words)
+
+
+@needs_promtool
+@pytest.mark.lab
+def test_04_3_rejects_rules_never_loaded_and_passes_the_solution(stack, here):
+    from cloudlab import lesson04
+
+    lesson04.unload_rules("l04_recording")
+    lesson04.write_file("l04_recording.yml", SOLUTION_RECORDING)
+    rejected(lesson04.check_recording_rules, {}, "has not loaded")
+    lesson04.load_rules("l04_recording.yml", quiet=True)
+    passes(lesson04.check_recording_rules)
+    # edited (still right) after loading: the live Prometheus runs the old version
+    lesson04.write_file("l04_recording.yml", SOLUTION_RECORDING.replace("[6h]))\n", "[6h])) * 1\n"))
+    rejected(lesson04.check_recording_rules, {}, "changed after you loaded it")
+
+
+# ------------------------------------------------------------------ 04.4 alerting rules
+def _alerts(**change) -> str:
+    text = SOLUTION_ALERTS
+    for old, new in change.values():
+        text = text.replace(old, new)
+    return text
+
+
+@needs_promtool
+@pytest.mark.lab
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        (_alerts(w=(PAGE_EXPR, "job:slo_errors_per_request:ratio_rate1h > (14.4 * 0.005)")), "after recovery"),
+        (_alerts(w=(PAGE_EXPR, "job:slo_errors_per_request:ratio_rate5m > (14.4 * 0.005)")), "blip"),
+        (_alerts(w=("(14.4 * 0.005)", "14.4")), "10 % incident both page windows"),
+        (_alerts(w=("(14.4 * 0.005)", "0.144")), "10 % incident both page windows"),
+        (_alerts(w=("(14.4 * 0.005)", "(6 * 0.005)")), "30 min into a 10 % incident"),
+        (
+            _alerts(w=(TICKET_EXPR, TICKET_EXPR.replace("rate6h", "rate1h").replace("rate30m", "rate5m"))),
+            "the ticket fires there",
+        ),
+        (_alerts(w=("        for: 2m\n", "")), "has no `for:`"),
+        (_alerts(w=("severity: page", "severity: critical")), "it needs severity: page"),
+        (
+            _alerts(w=("{summary: fast burn, runbook_url: lessons/04_observability/runbook.md}", "{summary: fast}")),
+            "runbook_url",
+        ),
+        (_alerts(w=("alert: OrdersErrorBudgetSlowBurn", "alert: OrdersSlowBurn")), "no alerting rule named"),
+    ],
+    ids=[
+        "long-window-only",
+        "short-window-only",
+        "no-budget-factor",
+        "percent-as-ratio",
+        "ticket-factor-pages",
+        "ticket-with-page-windows",
+        "no-for",
+        "wrong-severity",
+        "no-runbook",
+        "wrong-name",
+    ],
+)
+def test_04_4_rejects(stack, here, text, words):
+    from cloudlab import lesson04
+
+    (here / "l04_alerts.yml").write_text(text)
+    rejected(lesson04.check_alert_rules, {}, words)
+
+
+@needs_promtool
+@pytest.mark.lab
+def test_04_4_solution_passes(stack, here):
+    from cloudlab import lesson04
+
+    lesson04.load_rules(lesson04.write_file("l04_alerts.yml", SOLUTION_ALERTS), quiet=True)
+    passes(lesson04.check_alert_rules)
+
+
+# ------------------------------------------------------------------ 04.5 the learner's promtool tests
+@needs_promtool
+@pytest.mark.parametrize(
+    "tests, words",
+    [
+        (TESTS_HEAD + T_INCIDENT, "short window only"),  # one story only: a blip-paging rule passes
+        (TESTS_HEAD + T_BLIP, "no error-budget factor"),  # only "nothing fires": a rule that never fires passes
+        (TESTS_HEAD + T_INCIDENT + T_BLIP, "long window only"),  # no recovery: a rule that never stops passes
+        (TESTS_HEAD + T_INCIDENT.replace(", job: orders}", "}") + T_BLIP + T_RECOVERY, "FAIL on the lesson's correct"),
+        (TESTS_HEAD + T_INCIDENT.replace("eval_time: 7h", "eval_time: 6h20m") + T_BLIP + T_RECOVERY, "FAIL on the"),
+        ("rule_files: [l04_alerts.yml]\n", "has no `tests:`"),
+    ],
+    ids=["incident-only", "blip-only", "no-recovery", "labels-without-job", "fires-too-early", "no-tests"],
+)
+def test_04_5_rejects(here, tests, words):
+    from cloudlab import lesson04
+
+    (here / "l04_alerts.yml").write_text(SOLUTION_ALERTS)
+    (here / "l04_alerts_test.yml").write_text(tests)
+    rejected(lesson04.check_alert_tests, {}, words)
+
+
+@needs_promtool
+def test_04_5_solution_passes(here):
+    from cloudlab import lesson04
+
+    (here / "l04_recording.yml").write_text(SOLUTION_RECORDING)
+    (here / "l04_alerts.yml").write_text(SOLUTION_ALERTS)
+    assert promtool.test_rules(lesson04.write_file("l04_alerts_test.yml", SOLUTION_TESTS)).ok  # on their own rules
+    passes(lesson04.check_alert_tests)
+
+
+# ------------------------------------------------------------------ 04.6 routing, grouping, inhibition
+def _routes(**change) -> str:
+    text = SOLUTION_ROUTES
+    for old, new in change.values():
+        text = text.replace(old, new)
+    return text
+
+
+@needs_promtool
+@pytest.mark.lab
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        (
+            _routes(
+                w=('severity="page"\']\n      receiver: pager', 'severity=~"page|ticket"\']\n      receiver: pager')
+            ),
+            "a ticket",
+        ),
+        (_routes(w=("  receiver: tickets\n  group_by", "  receiver: pager\n  group_by")), "no known severity"),
+        (_routes(w=("equal: [slo]", "equal: [severity]")), "is NOT inhibited"),
+        (_routes(w=("    equal: [slo]\n", "")), "does NOT page is inhibited too"),
+        (_routes(w=("equal: [slo]", "equal: [alertname]")), "is NOT inhibited"),
+        (
+            _routes(a=("source_matchers", "X"), b=("target_matchers", "source_matchers"), c=("X", "target_matchers")),
+            "a page is inhibited",
+        ),
+        (_routes(w=("group_by: [alertname, slo]", "group_by: [alertname]")), "same notification"),
+        (_routes(w=("group_by: [alertname, slo]", "group_by: ['...']")), "arrived as 2 notifications"),
+    ],
+    ids=[
+        "pages-tickets",
+        "default-pages",
+        "equal-severity",
+        "no-equal",
+        "equal-alertname",
+        "swapped",
+        "group-by-alertname",
+        "no-grouping",
+    ],
+)
+def test_04_6_rejects(stack, here, text, words):
+    from cloudlab import lesson04
+
+    lesson04.apply_routes(lesson04.write_file("l04_alertmanager.yml", text), quiet=True)
+    rejected(lesson04.check_routes, {}, words)
+
+
+@needs_promtool
+@pytest.mark.lab
+def test_04_6_solution_passes_and_must_be_applied(stack, here):
+    from cloudlab import lesson04
+
+    lesson04.apply_routes(lesson04.write_file("l04_alertmanager.yml", SOLUTION_ROUTES), quiet=True)
+    passes(lesson04.check_routes)
+    lesson04.write_file("l04_alertmanager.yml", SOLUTION_ROUTES.replace("group_wait: 30s", "group_wait: 10s"))
+    rejected(lesson04.check_routes, {}, "does not run your current")
+    lesson04.write_file("l04_alertmanager.yml", SOLUTION_ROUTES + "receivers: [{name: pager}]\n")
+    rejected(lesson04.check_routes, {}, "should hold only")
+
+
+# ------------------------------------------------------------------ 04.7 a silence
+def _silencer(start=lambda: None, length=lambda m: None, matchers=None, answer=lambda a: a["silenceID"]):
+    from datetime import UTC, datetime, timedelta
+
+    from cloudlab import net
+
+    def silence_service(am_url, service, minutes, comment):
+        t0 = start() or datetime.now(UTC)
+        body = {
+            "matchers": matchers(service)
+            if matchers
+            else [{"name": "service", "value": service, "isRegex": False, "isEqual": True}],
+            "startsAt": t0.isoformat(),
+            "endsAt": (t0 + (length(minutes) or timedelta(minutes=minutes))).isoformat(),
+            "createdBy": "me",
+            "comment": comment,
+        }
+        got = net.request("POST", f"{am_url}/api/v2/silences", body)
+        if got.status != 200:
+            raise RuntimeError(f"{got.status} {got.body[:120]!r}")
+        return answer(got.json())
+
+    return silence_service
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize(
+    "wrong, words",
+    [
+        (dict(start=lambda: __import__("datetime").datetime.now()), "raised RuntimeError"),  # local time, no zone
+        (dict(length=lambda m: __import__("datetime").timedelta(seconds=m)), "lasts 0.5 minutes"),
+        (
+            dict(matchers=lambda s: [{"name": "service", "value": "check-.*", "isRegex": True, "isEqual": True}]),
+            "ANOTHER service",
+        ),
+        (
+            dict(matchers=lambda s: [{"name": "severity", "value": "page", "isRegex": False, "isEqual": True}]),
+            "ANOTHER service",
+        ),
+        (dict(answer=lambda a: a), "return the silenceID"),
+        (
+            dict(
+                start=lambda: (
+                    __import__("datetime").datetime.now(__import__("datetime").UTC)
+                    + __import__("datetime").timedelta(hours=1)
+                )
+            ),
+            "starts in the future",
+        ),
+    ],
+    ids=["naive-local-time", "seconds", "regex-everything", "all-pages", "returns-dict", "starts-later"],
+)
+def test_04_7_rejects(stack, wrong, words):
+    from cloudlab import lesson04
+
+    rejected(lesson04.check_silence, {"silence_service": _silencer(**wrong)}, words)
+
+
+@pytest.mark.lab
+def test_04_7_solution_passes(stack):
+    from cloudlab import lesson04
+
+    passes(lesson04.check_silence, {"silence_service": _silencer()})
+
+
+# ------------------------------------------------------------------ 04.8 a span
+WRONG_HOOKS = {
+    "new-root": (
+        """
+    with tracer.start_as_current_span("inventory.reserve", context=Context(), kind=SpanKind.CLIENT,
+                                      attributes={"inventory.item": item, "inventory.quantity": qty}):
+        return call(item, qty)
+""",
+        "another trace",
+    ),
+    "ends-before-the-call": (
+        """
+    with tracer.start_as_current_span("inventory.reserve", kind=SpanKind.CLIENT,
+                                      attributes={"inventory.item": item, "inventory.quantity": qty}):
+        pass
+    return call(item, qty)
+""",
+        "must run INSIDE the span",
+    ),
+    "hard-coded-attributes": (
+        """
+    with tracer.start_as_current_span("inventory.reserve", kind=SpanKind.CLIENT,
+                                      attributes={"inventory.item": "book", "inventory.quantity": 1}):
+        return call(item, qty)
+""",
+        "inventory.item is 'book'",
+    ),
+    "own-provider": (
+        """
+    mine = TracerProvider().get_tracer("mine")
+    with mine.start_as_current_span("inventory.reserve", kind=SpanKind.CLIENT,
+                                    attributes={"inventory.item": item, "inventory.quantity": qty}):
+        return call(item, qty)
+""",
+        "no span named inventory.reserve",
+    ),
+}  # a reserve() that returns nothing: test_a_hook_that_returns_nothing_fails_the_order
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize("name", sorted(WRONG_HOOKS))
+def test_04_8_rejects(stack, here, name):
+    from cloudlab import lesson04
+
+    body, words = WRONG_HOOKS[name]
+    (here / "l04_inventory.py").write_text(HOOK_HEAD + body)
+    rejected(lesson04.check_span, {}, words)
+    assert lesson04.find_service().inventory_hook in (None, ""), "a failing hook is unloaded again"
+
+
+@pytest.mark.lab
+def test_04_8_solution_passes(stack, here):
+    from cloudlab import lesson04
+
+    (here / "l04_inventory.py").write_text(SOLUTION_HOOK)
+    passes(lesson04.check_span)
+
+
+# ------------------------------------------------------------------ 04.9 two alarms and a composite
+def _aws_page(rule="AND", child_actions=False, threshold=14.4 * 0.005, periods=(3600, 300), dims=None, policy=True):
+    import cloudlab
+    from cloudlab.pager import wire_pager
+
+    cw, sns, sqs = cloudlab.client("cloudwatch"), cloudlab.client("sns"), cloudlab.client("sqs")
+    cw.delete_alarms(AlarmNames=["l04-ex-burn-page"])
+    cw.delete_alarms(AlarmNames=["l04-ex-burn-1h", "l04-ex-burn-5m"])
+    if policy:
+        topic = wire_pager(sns, sqs, "l04-ex-alerts", "l04-ex-pager")["topic_arn"]
+    else:  # subscribed by hand, without the queue policy
+        for url in sqs.list_queues(QueueNamePrefix="l04-ex-pager").get("QueueUrls", []):
+            sqs.delete_queue(QueueUrl=url)
+        topic = sns.create_topic(Name="l04-ex-alerts")["TopicArn"]
+        url = sqs.create_queue(QueueName="l04-ex-pager")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+    for name, period in zip(("l04-ex-burn-1h", "l04-ex-burn-5m"), periods, strict=True):
+        cw.put_metric_alarm(
+            AlarmName=name,
+            Namespace="l04/orders",
+            MetricName="ErrorRatio",
+            Dimensions=[{"Name": "Service", "Value": v} for v in [dims or "orders"]],
+            Statistic="Average",
+            Period=period,
+            EvaluationPeriods=1,
+            Threshold=threshold,
+            ComparisonOperator="GreaterThanThreshold",
+            TreatMissingData="notBreaching",
+            AlarmActions=[topic] if child_actions else [],
+        )
+    cw.put_composite_alarm(
+        AlarmName="l04-ex-burn-page",
+        AlarmRule=f'ALARM("l04-ex-burn-1h") {rule} ALARM("l04-ex-burn-5m")',
+        AlarmActions=[topic],
+    )
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize(
+    "wrong, words",
+    [
+        (dict(rule="OR"), "with OR, a one-minute blip pages"),
+        (dict(child_actions=True), "one window alone pages"),
+        (dict(threshold=14.4), "the page threshold is"),
+        (dict(periods=(300, 300)), "Period=300"),
+        (dict(dims="order"), "watches a metric nothing publishes"),
+        (dict(policy=False), "no policy allowing"),
+    ],
+    ids=["or", "children-page", "no-budget-factor", "same-window", "wrong-dimension", "no-queue-policy"],
+)
+def test_04_9_rejects(stack, wrong, words):
+    from cloudlab import lesson04
+
+    _aws_page(**wrong)
+    rejected(lesson04.check_composite, {}, words)
+
+
+@pytest.mark.lab
+def test_04_9_solution_passes(stack):
+    from cloudlab import lesson04
+
+    _aws_page()
+    passes(lesson04.check_composite)
+
+
+# ------------------------------------------------------------------ the Docker path
+def test_docker_configs_are_what_the_lab_writes():
+    """The compose services start with the committed files; they must be what the lab itself would write."""
+    import yaml
+
+    from cloudlab.lab import PORTS
+    from cloudlab.lesson04 import stack as stk
+
+    for name, data in stk.docker_configs().items():
+        assert yaml.safe_load((stk.LESSON_DIR / "docker" / name).read_text()) == data, name
+    assert (PORTS["prometheus"], PORTS["alertmanager"], PORTS["pager"]) == (9090, 9093, 9097)
+
+
+def test_compose_runs_the_same_versions_as_debian_on_loopback():
+    import yaml
+
+    from cloudlab.authoring.static_checks.common import ROOT
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    assert compose["prometheus"]["image"] == "prom/prometheus:v2.42.0"
+    assert compose["alertmanager"]["image"] == "prom/alertmanager:v0.25.0"
+    for name in ("prometheus", "alertmanager"):
+        svc = compose[name]
+        assert svc["network_mode"] == "service:jupyter" and "ports" not in svc
+        assert svc["depends_on"]["jupyter"]["condition"] == "service_healthy"
+        assert "127.0.0.1:" in " ".join(svc["command"]) and "0.0.0.0" not in " ".join(svc["command"])
+    assert "--cluster.listen-address=" in compose["alertmanager"]["command"][0]
+    env = compose["jupyter"]["environment"]
+    assert env["CLOUDLAB_PROMETHEUS_URL"].endswith(":9090") and env["CLOUDLAB_ALERTMANAGER_URL"].endswith(":9093")
+
+
+# ------------------------------------------------------------------ bad input
+def test_a_taken_port_is_a_clear_error(monkeypatch, tmp_path):
+    import socket
+
+    monkeypatch.setenv("CLOUDLAB_STATE_DIR", str(tmp_path))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(prom.StackError, match=f"port {port} .* already taken") as e:
+            prom.start_server("l04-test-server", ["true"], f"http://127.0.0.1:{port}", "Prometheus")
+    assert "CLOUDLAB_PROMETHEUS_PORT" in str(e.value) and "systemctl" in str(e.value)
+    assert e.value._render_traceback_()[0].startswith("\x1b[31mStackError")
+
+
+def test_a_server_that_does_not_answer_is_a_clear_error():
+    with pytest.raises(prom.StackDown, match="does not answer .* setup cell"):
+        prom.Prometheus("http://127.0.0.1:9").alerts()
+    assert prom.Alertmanager("http://127.0.0.1:9").ready() is False
+
+
+@needs_promtool
+def test_a_rule_file_with_a_syntax_error_is_never_loaded(tmp_path, monkeypatch):
+    from cloudlab import lesson04 as stk
+
+    monkeypatch.chdir(tmp_path)
+    bad = stk.write_file(
+        "l04_bad.yml", "groups:\n  - name: g\n    rules:\n      - record: x\n        expr: rate(y[5m]\n"
+    )
+    with pytest.raises(stk.RuleFileError, match="refused l04_bad.yml, so Prometheus was not reloaded"):
+        stk.load_rules(bad, quiet=True)
+    with pytest.raises(stk.RuleFileError, match="does not exist next to this notebook"):
+        stk.read_yaml(tmp_path / "nope.yml")
+    with pytest.raises(stk.RuleFileError, match="nothing to write"):
+        stk.write_file("l04_empty.yml", "  ")
+    (tmp_path / "routes.yml").write_text("route: {receiver: tickets}\nreceivers: []\n")
+    with pytest.raises(stk.RuleFileError, match="only `route` and `inhibit_rules`"):
+        stk.candidate_config(tmp_path / "routes.yml", tmp_path)
+    with pytest.raises(TypeError, match="restart_service\\(\\) knows"):
+        stk.restart_service(faults=1)
+
+
+@pytest.mark.lab
+def test_alertmanager_down_while_an_alert_fires_says_so(stack):
+    """The last lab test: it stops Alertmanager (the fixture stops the rest)."""
+    import time
+
+    from cloudlab import lesson04, procs
+
+    procs.stop(lesson04.ALERTMANAGER)
+    with pytest.raises(prom.StackDown, match="Alertmanager is not running .* run the setup cell again"):
+        lesson04.wait_for_delivery(time.time(), "/pager", timeout=0.5)
+    with pytest.raises(prom.StackDown, match="Alertmanager does not answer"):
+        stack.alertmanager.alerts()
+
+
+def test_the_fault_flag_is_read_while_the_service_runs(tmp_path):
+    from app.service import Config
+
+    flag, logged = tmp_path / "fault_rate", []
+    live = observed.LiveConfig(Config("b", "q", fault_rate=0.1), str(flag), lambda event, **kw: logged.append(kw))
+    assert live.fault_rate == 0.1 and live.bucket == "b"  # no flag file yet: FAULT_RATE, and the rest of Config
+    for text, want in (("1.0\n", 1.0), ("0.25", 0.25), ("not a number", 0.25), ("7", 0.25), ("0", 0.0)):
+        tmp = tmp_path / "new"
+        tmp.write_text(text)
+        tmp.replace(flag)
+        assert live.fault_rate == want, text
+    assert [x["value"] for x in logged] == [1.0, 0.25, 0.0]
+    assert observed.LiveConfig(Config("b", "q", fault_rate=0.3), None).fault_rate == 0.3

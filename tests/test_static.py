@@ -220,9 +220,13 @@ def test_depends_on_rule_reports_weak_conditions(broken):
 def test_every_published_port_is_on_loopback(compose):
     assert sc.compose_port_problems(compose) == []
     ports = {p for svc in sc.services(compose).values() for p in svc.get("ports", [])}
-    # the host-side ports of the non-Docker lab
-    assert ports == {"127.0.0.1:8888:8888", "127.0.0.1:4566:4566", "127.0.0.1:5050:5000"}
-    assert {PORTS["jupyter"], PORTS["localstack"], PORTS["moto"]} == {int(p.split(":")[1]) for p in ports}
+    # the host-side ports of the non-Docker lab (lesson 04's Prometheus, Alertmanager and pager included)
+    assert ports == {"127.0.0.1:8888:8888", "127.0.0.1:4566:4566", "127.0.0.1:5050:5000"} | {
+        "127.0.0.1:9090:9090",
+        "127.0.0.1:9093:9093",
+        "127.0.0.1:9097:9097",
+    }
+    assert set(PORTS.values()) == {int(p.split(":")[1]) for p in ports}
 
 
 @pytest.mark.parametrize(
@@ -403,9 +407,12 @@ def test_dockerfile_runs_jupyter_as_the_learner(dockerfile):
 def test_dockerfile_installs_the_pinned_python_environments(dockerfile):
     runs = " ".join(i.args for i in dockerfile if i.keyword == "RUN")
     copies = " ".join(i.args for i in dockerfile if i.keyword == "COPY")
-    assert "pip install --no-cache-dir -r /tmp/requirements.txt" in runs
-    assert "python -m venv /opt/checkov" in runs and "checkov-lock.txt" in runs
-    assert "requirements.txt" in copies and "pins/checkov-lock.txt" in copies
+    assert "uv pip install --no-cache --system -r /tmp/requirements.txt -c /tmp/pins/kernel-lock.txt" in runs
+    assert "uv venv /opt/checkov" in runs and "checkov-lock.txt" in runs
+    assert "requirements.txt" in copies and "pins/checkov-lock.txt" in copies and "pins/kernel-lock.txt" in copies
+    from cloudlab.lab.venvs import UV_VERSION
+
+    assert any(f"ARG UV_VERSION={UV_VERSION}" == f"ARG {i.args}" for i in dockerfile if i.keyword == "ARG")
     assert "-e ." in runs  # the course package, from the bind-mounted repository
     # cloudlab finds checkov in $CLOUDLAB_VENV_DIR/checkov
     assert any("CLOUDLAB_VENV_DIR=/opt" in i.args for i in dockerfile if i.keyword == "ENV")
@@ -455,6 +462,18 @@ def test_healthcheck_code_is_valid_python_and_the_same_in_both_files(compose, do
     assert docker_cmd[:2] == ["python", "-c"] and compose_cmd[:3] == ["CMD", "python", "-c"]
     compile(docker_cmd[2], "HEALTHCHECK", "exec")
     assert " ".join(docker_cmd[2].split()) == " ".join(compose_cmd[3].split())
+
+
+def test_dockerfile_installer_rule_refuses_floating_installs():
+    head = "FROM python:3.11.17-slim\nUSER 1000\nHEALTHCHECK CMD true\n"
+    ok = head + 'ARG UV_VERSION=9.9.9\nRUN pip install "uv==${UV_VERSION}"\n'
+    ok += "RUN uv pip install -r requirements.txt -c pins/kernel-lock.txt\n"
+    assert sc.dockerfile_installer_problems(sc.parse_dockerfile(ok), "9.9.9") == []
+    assert has(sc.dockerfile_installer_problems(sc.parse_dockerfile(ok), "1.0.0"), "uv==1.0.0")
+    floating = head + 'RUN pip install "uv==9.9.9" && pip install -r requirements.txt\n'
+    assert has(sc.dockerfile_installer_problems(sc.parse_dockerfile(floating), "9.9.9"), "plain `pip install`")
+    unpinned = head + 'RUN pip install "uv==9.9.9"\nRUN uv pip install --system -r requirements.txt\n'
+    assert has(sc.dockerfile_installer_problems(sc.parse_dockerfile(unpinned), "9.9.9"), "kernel-lock.txt")
 
 
 @pytest.mark.parametrize(
@@ -541,11 +560,9 @@ def test_workflow_installs_both_pythons_and_terraform_without_wrapper(workflow):
     tf = next(s for s in steps if s.get("uses", "").startswith("hashicorp/setup-terraform@"))
     assert tf["with"]["terraform_wrapper"] is False
     assert str(tf["with"]["terraform_version"]).startswith("1.11.")
-    assert {s["uses"] for s in steps if "uses" in s} >= {
-        "actions/checkout@v4",
-        "actions/setup-python@v5",
-        "hashicorp/setup-terraform@v3",
-    }
+    uses = {s["uses"].partition("@")[0]: s["uses"].partition("@")[2] for s in steps if "uses" in s}
+    assert set(uses) >= {"actions/checkout", "actions/setup-python", "hashicorp/setup-terraform"}
+    assert all(re.fullmatch(r"[0-9a-f]{40}", ref) for ref in uses.values()), uses  # pinned by commit SHA
 
 
 def test_workflow_uploads_the_test_labs_logs_on_failure(workflow):
@@ -589,3 +606,31 @@ def test_check_repository_reports_nothing():
         ".dockerignore": [],
         ".github/workflows/test.yml": [],
     }
+
+
+# ------------------------------------------------------------------ lesson 06 live job
+KIND_CONFIG = (ROOT / "lessons" / "06_kubernetes" / "kind" / "cluster.yaml").read_text()
+
+
+def test_kind_job_follows_the_rules(workflow):
+    assert sc.kind_job_problems(workflow, KIND_CONFIG) == []
+
+
+@pytest.mark.parametrize(
+    "change,words",
+    [
+        (lambda w: w["jobs"].pop(sc.LIVE_JOB), ("no job",)),
+        (lambda w: w["jobs"][sc.LIVE_JOB]["steps"][0].update(uses="actions/checkout@v4"), ("commit SHA",)),
+        (lambda w: w["jobs"][sc.LIVE_JOB]["steps"][3].update(run="echo no cluster"), ("make cluster",)),
+        (lambda w: w["jobs"][sc.LIVE_JOB]["steps"][4].pop("env"), ("CLOUDLAB_REQUIRE_CLUSTER",)),
+        (lambda w: w["jobs"][sc.LIVE_JOB].pop("timeout-minutes"), ("timeout-minutes",)),
+    ],
+)
+def test_kind_job_rules_report_each_breakage(workflow, change, words):
+    broken = copy.deepcopy(workflow)
+    change(broken)
+    assert has(sc.kind_job_problems(broken, KIND_CONFIG), *words)
+
+
+def test_kind_config_rule_wants_a_digest(workflow):
+    assert has(sc.kind_job_problems(workflow, KIND_CONFIG.replace("@sha256:", "#")), "digest")

@@ -91,6 +91,9 @@ def test_environment_with_a_mirror(state_dir, tmp_path, monkeypatch):
     assert str(mirror) in Path(env["TF_CLI_CONFIG_FILE"]).read_text()
     assert env["TF_PLUGIN_CACHE_DIR"] == str(state_dir / "terraform" / "plugin-cache")
     assert env["TF_IN_AUTOMATION"] == "1" and env["TF_INPUT"] == "0" and env["CHECKPOINT_DISABLE"] == "1"
+    assert env["GOGC"] == "400"
+    monkeypatch.setenv("GOGC", "150")
+    assert tfm.terraform_env()["GOGC"] == "150", "the learner's own setting wins"
     assert env["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
 
 
@@ -231,6 +234,11 @@ def test_explain_connection_refused_as_lab_down():
     assert isinstance(e, LabDown) and "make lab" in str(e)
 
 
+def test_explain_an_init_that_would_ask_to_move_the_state():
+    e = explain(Result(["init", "-json", "-backend-config=key=k"], 1, 1.0, [diag("input is disabled")]))
+    assert "migrate=True" in str(e) and "-migrate-state" in str(e)
+
+
 def test_explain_without_diagnostics_shows_the_tail():
     e = explain(Result(["fmt"], 2, 0.1, [], "line one\nsomething broke\n"))
     assert "something broke" in str(e)
@@ -312,6 +320,26 @@ def test_missing_terraform_is_explained(state_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(TerraformError, match="not installed"):
         Terraform(tmp_path / "x", quiet=True).run("version")
+
+
+def test_copy_template_can_keep_what_is_there(tmp_path):
+    src = tmp_path / "tpl"
+    src.mkdir()
+    (src / "main.tf").write_text("template\n")
+    (src / "versions.tf").write_text("v\n")
+    dest = tmp_path / "wd"
+    tfm.copy_template(src, dest)
+    (dest / "main.tf").write_text("mine\n")
+    (dest / "terraform.tfstate").write_text("{}")
+    tfm.copy_template(src, dest, fresh=False, overwrite=False)
+    assert (dest / "main.tf").read_text() == "mine\n" and (dest / "terraform.tfstate").exists()
+    (dest / "versions.tf").unlink()
+    tfm.copy_template(src, dest, fresh=False, overwrite=False)
+    assert (dest / "versions.tf").read_text() == "v\n", "missing files come back"
+    tfm.copy_template(src, dest, fresh=False)
+    assert (dest / "main.tf").read_text() == "template\n"
+    tfm.copy_template(src, dest)
+    assert not (dest / "terraform.tfstate").exists()
 
 
 def test_edit_replaces_exactly_once(tmp_path):

@@ -115,13 +115,14 @@ def exercise_from_solution(nb: dict, stem: str) -> dict:
     banner = {
         "cell_type": "markdown",
         "id": "exercise-banner",
-        "metadata": {"tags": [BANNER_TAG]},
         "source": (
             f"> **Exercise notebook.** Replace each `raise NotImplementedError()` with your code, run the cell, "
             f"then run the check cell below it: it reads the real result and tells you what is right and what "
-            f"is missing. The worked answers are in [`solutions/{stem}.ipynb`](../solutions/{stem}.ipynb).\n>\n"
-            f"> *Course authors: this file is generated from the solution by `make exercises`; edit the solution.*"
+            f"is missing (`cloudlab.checks.hint(...)` reveals the next hint). The worked answers are in "
+            f"[`solutions/{stem}.ipynb`](../solutions/{stem}.ipynb)."
         ),
+        # For course authors (not shown): this file is generated from solutions/ by `make exercises`.
+        "metadata": {"tags": [BANNER_TAG], "generated_from": f"solutions/{stem}.ipynb"},
     }
     nb["cells"] = [banner] + cells
     return nb

@@ -41,7 +41,7 @@ _PRICING = {
     "snapshot": ("ebs.snapshot", None, "size_gb", True),
     "public_ip": ("vpc.public_ipv4", None, None, False),
     "load_balancer": ("elb.application", None, None, False),
-    "alarm": ("cloudwatch.alarm", None, None, True),
+    "alarm": ("cloudwatch.alarm", "resolution", None, True),  # high_resolution when the period is 10 or 30 s
 }
 _DEFAULT_ITEM = {"snapshot": "standard", "public_ip": "address", "load_balancer": "hour", "alarm": "standard"}
 
@@ -59,7 +59,7 @@ def price_resources(resources: list[dict], table: PriceTable, hours: float | Non
         if kind not in _PRICING:
             raise PriceTableError(f"no pricing rule for a resource of kind {kind!r} ({r.get('id')})")
         key, item_field, qty_field, monthly = _PRICING[kind]
-        item = r.get(item_field) if item_field else _DEFAULT_ITEM[kind]
+        item = (r.get(item_field) if item_field else None) or _DEFAULT_ITEM.get(kind)
         region = r.get("region", "us-east-1")
         if not table.has(key, region, str(item)):
             missing.append((key, region, str(item)))
@@ -136,6 +136,25 @@ def bill_text(lines: list[LineItem]) -> str:
 
 
 # ------------------------------------------------------------------ right-sizing
+# Burstable families: their CPU is sold as a baseline share of each vCPU plus credits to burst above it.
+# Baseline per vCPU, % (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/burstable-credits-baseline-concepts.html);
+# in unlimited mode (the T3 default) an average above the baseline over 24 h costs $0.05 per vCPU-hour extra (Linux).
+BURSTABLE_BASELINE = {
+    "t3.nano": 5,
+    "t3.micro": 10,
+    "t3.small": 20,
+    "t3.medium": 20,
+    "t3.large": 30,
+    "t3.xlarge": 40,
+    "t3.2xlarge": 40,
+}
+BURSTABLE_FAMILIES = ("t2", "t3", "t3a", "t4g")
+
+
+def is_burstable(instance_type: str) -> bool:
+    return str(instance_type).split(".")[0] in BURSTABLE_FAMILIES
+
+
 @dataclass
 class Recommendation:
     current: str
@@ -149,6 +168,7 @@ class Recommendation:
     reason: str
     id: str = ""
     name: str = ""
+    region: str = ""
 
     @property
     def saving(self) -> float:
@@ -167,10 +187,30 @@ def recommend_size(
 
     Projection: utilization scales with capacity (p95 x old vCPU / new vCPU). Without memory data
     (no CloudWatch agent) we do not shrink memory below what runs today: we cannot see it.
+
+    Burstable types (t2, t3, t3a, t4g) are kept, with the reason: every t3 up to large has 2 vCPUs, so
+    this projection would call t3.micro and t3.large equal on CPU, while what they really differ in is the
+    baseline (10 % vs 30 % per vCPU) and the credits to burst above it. Size them from the 24-hour average
+    against the baseline and from CPUSurplusCreditsCharged, which this model does not read.
     """
     target = as_number("target utilization", target, 1, 100)
     vcpu, mem = table.spec(instance_type)
     now = table.price("ec2.on_demand", region, instance_type) * table.hours_per_month
+    if is_burstable(instance_type):
+        base = BURSTABLE_BASELINE.get(instance_type)
+        return Recommendation(
+            instance_type,
+            instance_type,
+            cpu_p95,
+            mem_p95,
+            cpu_p95,
+            mem_p95,
+            now,
+            now,
+            "keep: burstable"
+            + (f" (baseline {base} % of each vCPU)" if base else "")
+            + ": size it from its 24-hour average CPU and CPU credits, not from a p95 target",
+        )
     if cpu_p95 is None:
         return Recommendation(
             instance_type,
@@ -259,8 +299,8 @@ _OPTION_KEY = {
 RISKS = {
     "on-demand": "no commitment; you pay only for the hours you run",
     "spot": "can be taken back with a 2-minute warning: only for work that can stop and restart",
-    "savings plan 1y": "you commit to a $/hour spend for a year, used or not; any type or region",
-    "reserved 1y": "you pay every hour of the year, used or not; one type in one region",
+    "savings plan 1y": "compute plan: $/hour committed for a year, used or not; any family, size, region",
+    "reserved 1y": "every hour of the year, used or not; regional RI: its family and region, any size",
 }
 
 

@@ -64,6 +64,7 @@ MOTO_SERVICES = tuple(suffix for emulator, suffix in SERVICES.values() if emulat
 # an offset; ``CLOUDLAB_<NAME>_PORT`` sets one, ``CLOUDLAB_PORT_OFFSET`` shifts all (several labs on
 # one machine). Lessons that run a service learners open in a browser add it here.
 PORTS = {"localstack": 4566, "moto": 5050, "jupyter": 8888}
+PORTS.update(prometheus=9090, alertmanager=9093, pager=9097)  # lesson 04: its Prometheus, Alertmanager, pager
 PROFILES = {
     "lab": {"offset": 0, "state": ".lab"},
     "test": {"offset": 10, "state": ".lab/test-run"},
@@ -184,6 +185,9 @@ class Lab:
             "AWS_CONFIG_FILE": str(self.state / "aws-config"),
             "AWS_SHARED_CREDENTIALS_FILE": str(self.state / "aws-credentials"),
             "AWS_EC2_METADATA_DISABLED": "true",
+            # Fail in about a second when an emulator is down (boto3's default retries take ~15 s).
+            "AWS_RETRY_MODE": "standard",
+            "AWS_MAX_ATTEMPTS": "2",
             "CLOUDLAB_PROFILE": self.profile,
             "CLOUDLAB_STATE_DIR": str(self.state),
         }

@@ -1,16 +1,62 @@
-"""``python3 -m cloudlab.lab <command>``: what the Makefile's targets run. Serves every lesson."""
+"""``python3 -m cloudlab.lab <command>``: what the Makefile's targets run. Serves every lesson.
+
+Commands that start or stop things take the lab's lock first, so two `make lab`/`make stop` runs
+never interleave: the second one says what is running and waits for it.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
 import sys
 import time
 
-from . import PROFILES, REGION, ROOT, Lab, LabError, docker, emulators, jupyter, process, say, tools, venvs
+from . import PROFILES, REGION, ROOT, Lab, LabError, docker, emulators, jupyter, process, say, tools, venvs, workspace
 from .emulators import EMULATORS
+
+LOCK_WAIT = float(os.environ.get("CLOUDLAB_LOCK_WAIT") or 300)  # seconds a second command waits for the first
+
+
+@contextlib.contextmanager
+def locked(lab: Lab, what: str, wait: float = LOCK_WAIT):
+    """Hold the lab's lock while ``what`` runs; if another command holds it, say which and wait."""
+    lab.run_dir.mkdir(parents=True, exist_ok=True)
+    path = lab.run_dir / "lab.lock"
+    fh = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another command"
+            say(f"waiting: {holder} is running on this lab (up to {wait:.0f} s) ...")
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise LabError(
+                            f"{holder} still holds the lab after {wait:.0f} s. If nothing is running, "
+                            f"remove {path} and try again."
+                        ) from None
+                    time.sleep(0.2)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"`{what}` (pid {os.getpid()})")
+        fh.flush()
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            fh.seek(0)
+            fh.truncate()
+            fcntl.flock(fh, fcntl.LOCK_UN)
+        fh.close()
 
 
 def write_env_files(lab: Lab) -> None:
@@ -41,15 +87,48 @@ def stop_lesson_processes(lab: Lab) -> list[str]:
     return stopped
 
 
-def down(lab: Lab) -> None:
+def stop_cloud(lab: Lab) -> None:
+    """Stop the local cloud: lesson processes, the emulators, the lab's own dockerd. Never JupyterLab."""
     stopped = stop_lesson_processes(lab)
     if stopped:
         say(f"lesson processes stopped: {', '.join(stopped)}")
-    say(f"{'jupyter':<10} {jupyter.stop(lab)}")
     for name in EMULATORS:
         say(f"{name:<10} {emulators.stop_one(lab, name)}")
     if lab.pidfile("docker").exists():
         say(f"{'dockerd':<10} {docker.stop(lab)}")
+
+
+def down(lab: Lab, everything: bool = False, force: bool = False) -> None:
+    """`make stop` (the local cloud; JupyterLab keeps running) or `make stop-all` (JupyterLab too)."""
+    if not everything:
+        stop_cloud(lab)
+        if emulators.read_pid(lab, "jupyter"):
+            say(f"jupyter    keeps running at {jupyter.url(lab)}: open notebooks keep saving.")
+            say("           `make lab` starts the local cloud again; `make stop-all` also stops JupyterLab.")
+        return
+    open_now = jupyter.open_notebooks(lab) if emulators.read_pid(lab, "jupyter") else []
+    if open_now and not force:
+        raise LabError(
+            f"{len(open_now)} notebook(s) are open with a running kernel in JupyterLab:\n"
+            + "".join(f"    {p}\n" for p in open_now)
+            + "  Stopping JupyterLab now would lose their unsaved changes. First save them (File > Save All) and\n"
+            "  shut their kernels down (Kernel > Shut Down All Kernels), then run `make stop-all` again.\n"
+            "  Or: `make stop-all FORCE=1` to stop anyway. (`make stop` stops only the local cloud.)"
+        )
+    stop_cloud(lab)
+    say(f"{'jupyter':<10} {jupyter.stop(lab)}")
+
+
+def listening_report(lab: Lab) -> list[tuple[str, int, str]]:
+    """(address, port, owner) of every TCP socket the lab's processes and lesson processes listen on."""
+    owners: dict[int, str] = {}
+    pidfiles = [*lab.run_dir.glob("*.pid"), *(lab.procs_dir.glob("*.pid") if lab.procs_dir.exists() else [])]
+    for pf in pidfiles:
+        pid = process.read_pidfile(pf)
+        if pid:
+            for p in process.descendants(pid):
+                owners.setdefault(p, pf.stem)
+    return [(ip, port, owners[pid]) for ip, port, pid in process.listening(set(owners))]
 
 
 def status(lab: Lab) -> int:
@@ -61,9 +140,18 @@ def status(lab: Lab) -> int:
         rows.append((name, state, getattr(lab, f"{name}_url"), pid))
     jpid = emulators.read_pid(lab, "jupyter")
     rows.append(("jupyter", "running" if jpid else "stopped", jupyter.url(lab) if jpid else "-", jpid))
+    dpid = process.read_pidfile(lab.pidfile("docker"))
+    if dpid:
+        rows.append(("dockerd", "running (the lab's own)", f"unix://{docker.lab_socket(lab)}", dpid))
     for name, state, url, pid in rows:
         print(f"  {name:<11} {state:<24} {url}  {'pid ' + str(pid) if pid else ''}")
-    return 0 if all(r[1] == "healthy" for r in rows[: len(EMULATORS)]) else 1
+    exposed = [(ip, port, who) for ip, port, who in listening_report(lab) if not process.is_loopback(ip)]
+    for ip, port, who in exposed:
+        print(f"  WARNING: {who} listens on {ip}:{port}, beyond this machine: run `make stop` and report it")
+    healthy = all(r[1] == "healthy" for r in rows[: len(EMULATORS)])
+    if not healthy:
+        print("  The local cloud is not (fully) running: `make lab` starts what is missing; `make logs` shows why.")
+    return 0 if healthy and not exposed else 1
 
 
 def reset(lab: Lab, progress: bool = False) -> None:
@@ -101,9 +189,11 @@ def run(lab: Lab, cmd: list[str]) -> int:
         up(lab)
         env = dict(os.environ)
         env.update(lab.aws_env())
+        env.update(jupyter.kernel_env(lab))  # kernels behave as in the learner's lab
         return subprocess.call(cmd, env=env)
     finally:
         stop_lesson_processes(lab)
+        jupyter.stop(lab)
         for name in EMULATORS:
             emulators.stop_one(lab, name)
         docker.stop(lab)
@@ -111,11 +201,15 @@ def run(lab: Lab, cmd: list[str]) -> int:
 
 
 def logs(lab: Lab, lines: int = 40) -> None:
-    for name in EMULATORS + ("jupyter",):
+    shown = 0
+    for name in (*EMULATORS, "jupyter", "docker"):
         f = lab.logfile(name)
         if f.exists():
             print(f"==> {f} <==")
             print(process.tail(f, lines))
+            shown += 1
+    if not shown:
+        print(f"No logs yet in {lab.state / 'logs'}: the lab has not run here. `make lab` starts it.")
 
 
 def setup(lab: Lab, everything: bool = False) -> None:
@@ -127,6 +221,17 @@ def setup(lab: Lab, everything: bool = False) -> None:
         say(f"still missing (see the fix in lesson 00): {', '.join(missing)}")
 
 
+def start_lab(lab: Lab) -> None:
+    venvs.setup(lab)
+    jpid = jupyter.spawn(lab)  # boots while the emulators start
+    up(lab)
+    url = jupyter.start(lab, jpid)
+    say("JupyterLab is running. Open:")
+    print(f"\n    {url}\n", flush=True)
+    say("start with notebooks/00_environment-check.ipynb; your work is saved in workspace/ (git-ignored)")
+    say("`make stop` stops the local cloud (JupyterLab keeps running); `make stop-all` stops everything")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m cloudlab.lab", description="The local cloud of the course.")
     ap.add_argument("--profile", choices=sorted(PROFILES), default=None)
@@ -135,44 +240,73 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--all", action="store_true", help="also every lesson's tools (system packages as root)")
     sub.add_parser("up", help="start the emulators (idempotent) and wait until healthy")
     sub.add_parser("lab", help="up + JupyterLab on 127.0.0.1; prints the URL")
-    sub.add_parser("down", help="stop everything this lab started")
-    sub.add_parser("status", help="what runs, what answers")
+    d = sub.add_parser("down", help="stop the local cloud (JupyterLab keeps running)")
+    d.add_argument("--all", action="store_true", help="also stop JupyterLab (refuses while notebooks are open)")
+    d.add_argument("--force", action="store_true", help="with --all: stop even with notebooks open")
+    sub.add_parser("status", help="what runs, what answers, what listens")
     sub.add_parser("logs", help="the last lines of each log")
     sub.add_parser("env", help="print the environment as shell exports")
+    ap_ = sub.add_parser("apt-packages", help="print the Debian packages of every lesson's tools (sudo apt-get)")
+    ap_.add_argument("--missing", action="store_true", help="only those of tools not found on this machine")
+    sub.add_parser("update", help="git pull the course, then refresh your workspace without losing your edits")
+    pr = sub.add_parser("prepare", help="sync workspace/ and the kernel settings, then exec a command (Docker path)")
+    pr.add_argument("command", nargs=argparse.REMAINDER)
     r = sub.add_parser("reset", help="wipe emulator data and Terraform state")
     r.add_argument("--progress", action="store_true", help="also delete the progress file")
+    sub.add_parser("cluster", help="create the course's kind cluster (lesson 06), load the order service's image")
+    sub.add_parser("cluster-down", help="delete the course's kind cluster")
     rn = sub.add_parser("run", help="up, run a command with the lab environment, down")
     rn.add_argument("command", nargs=argparse.REMAINDER)
     args = ap.parse_args(argv)
     try:
         lab = Lab.from_env(args.profile)
         if args.cmd == "setup":
-            setup(lab, everything=args.all)
+            with locked(lab, "make setup"):
+                setup(lab, everything=args.all)
         elif args.cmd == "up":
-            up(lab)
+            with locked(lab, "make up"):
+                up(lab)
         elif args.cmd == "lab":
-            venvs.setup(lab)
-            jpid = jupyter.spawn(lab)  # boots while the emulators start
-            up(lab)
-            url = jupyter.start(lab, jpid)
-            say("JupyterLab is running. Open:")
-            print(f"\n    {url}\n", flush=True)
-            say("start with notebooks/00_environment-check.ipynb; `make stop` stops everything")
+            with locked(lab, "make lab"):
+                start_lab(lab)
         elif args.cmd == "down":
-            down(lab)
+            with locked(lab, "make stop-all" if args.all else "make stop"):
+                down(lab, everything=args.all, force=args.force)
         elif args.cmd == "status":
             return status(lab)
         elif args.cmd == "logs":
             logs(lab)
         elif args.cmd == "env":
             print("".join(f"export {k}={v}\n" for k, v in lab.aws_env().items()), end="")
+        elif args.cmd == "apt-packages":
+            wanted = [t for t in tools.TOOLS.values() if t.kind == "apt"]
+            if args.missing:
+                wanted = [t for t in wanted if tools.which(t.name, lab) is None]
+            print(" ".join(dict.fromkeys(p for t in wanted for p in t.apt)))
+        elif args.cmd == "update":
+            workspace.update()
+        elif args.cmd == "prepare":
+            report = workspace.sync(workspace.root(lab))
+            if report["added"]:
+                say(f"workspace/: {len(report['added'])} notebooks copied (your work goes there)")
+            jupyter.settings(lab)
+            os.environ.update(jupyter.kernel_env(lab))
+            cmd = args.command[1:] if args.command[:1] == ["--"] else args.command
+            if cmd:
+                os.execvp(cmd[0], cmd)
         elif args.cmd == "reset":
-            reset(lab, progress=args.progress)
+            with locked(lab, "make reset"):
+                reset(lab, progress=args.progress)
+        elif args.cmd in ("cluster", "cluster-down"):
+            from . import cluster
+
+            cluster.up() if args.cmd == "cluster" else cluster.down()
         elif args.cmd == "run":
             cmd = args.command[1:] if args.command[:1] == ["--"] else args.command
             if not cmd:
                 raise LabError("`run` needs a command after --")
-            return run(lab, cmd)
+            with locked(lab, "a test run"):
+                return run(lab, cmd)
     except LabError as e:
         print(f"[lab] ERROR: {e}", file=sys.stderr, flush=True)
         return 2

@@ -14,6 +14,7 @@ the docker CLI or SDK. Serves lessons 05, 07, 08 and 09.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -225,6 +226,15 @@ def base_tarball(suite: str = "bookworm", include=BASE_INCLUDE) -> Path:
             "with a registry"
         )
     cache_dir().mkdir(parents=True, exist_ok=True)
+    # Two shards of `make test` (or two notebooks) may need it at the same moment: one builds, the other waits.
+    with open(cache_dir() / f".debian-{suite}-{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if tar.exists():
+            return tar
+        return _build_base_tarball(suite, include, key, tar)
+
+
+def _build_base_tarball(suite: str, include, key: str, tar: Path) -> Path:
     root = cache_dir() / f"rootfs-{key}"
     shutil.rmtree(root, ignore_errors=True)
     say(f"building the local base image once: debootstrap --variant=minbase {suite} (about 30 s) ...")

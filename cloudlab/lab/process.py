@@ -144,3 +144,71 @@ def tail(path: Path, lines: int = 12) -> str:
         return "".join(path.read_text(errors="replace").splitlines(True)[-lines:])
     except OSError:
         return ""
+
+
+# ------------------------------------------------------------------ what listens where
+def descendants(pid: int) -> set[int]:
+    """``pid`` and every process below it (from /proc; empty where /proc does not exist)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(") ", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    out, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        if p not in out:
+            out.add(p)
+            todo.extend(children.get(p, []))
+    return out
+
+
+def _hex_addr(text: str) -> tuple[str, int]:
+    addr, port = text.split(":")
+    raw = bytes.fromhex(addr)
+    if len(raw) == 4:
+        ip = ".".join(str(b) for b in raw[::-1])
+    else:  # IPv6: four little-endian 32-bit words
+        words = [raw[i : i + 4][::-1] for i in range(0, 16, 4)]
+        full = b"".join(words)
+        if full[:12] == b"\x00" * 10 + b"\xff\xff":
+            ip = "::ffff:" + ".".join(str(b) for b in full[12:])
+        else:
+            import ipaddress
+
+            ip = str(ipaddress.IPv6Address(full))
+    return ip, int(port, 16)
+
+
+def listening(pids: set[int]) -> list[tuple[str, int, int]]:
+    """The TCP sockets in LISTEN state owned by ``pids``: (address, port, pid), read from /proc."""
+    inodes: dict[str, int] = {}
+    for pid in pids:
+        try:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                try:
+                    target = os.readlink(fd)
+                except OSError:
+                    continue
+                if target.startswith("socket:["):
+                    inodes[target[8:-1]] = pid
+        except OSError:
+            continue
+    out = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            if len(parts) > 9 and parts[3] == "0A" and parts[9] in inodes:  # 0A: LISTEN
+                ip, port = _hex_addr(parts[1])
+                out.append((ip, port, inodes[parts[9]]))
+    return sorted(set(out))
+
+
+def is_loopback(ip: str) -> bool:
+    return ip.startswith("127.") or ip in ("::1",) or ip.startswith("::ffff:127.")

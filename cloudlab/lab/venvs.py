@@ -82,6 +82,24 @@ VENVS = {
         "checkov, the policy-as-code scanner (lessons 02, 05, 06)",
         core=False,
     ),
+    "chaostoolkit": VenvSpec(
+        "chaostoolkit",
+        ("3.11", "3.12", "3.13"),
+        (PINS / "chaostoolkit-lock.txt",),
+        (),
+        PINS / "chaostoolkit-lock.txt",
+        "Chaos Toolkit 1.19, chaos experiments (lesson 09)",
+        core=False,
+    ),
+    "secrets": VenvSpec(
+        "secrets",
+        ("3.11", "3.12"),
+        (PINS / "secrets-lock.txt",),
+        (),
+        PINS / "secrets-lock.txt",
+        "secret scanners and IAM linter: detect-secrets, trufflehog, pre-commit, parliament (lesson 07)",
+        core=False,
+    ),
 }
 CORE = tuple(n for n, s in VENVS.items() if s.core)
 
@@ -231,6 +249,20 @@ def installed_count(py: Path) -> int:
     return len(glob.glob(str(py.parent.parent / "lib" / "python3.*" / "site-packages" / "*.dist-info")))
 
 
+def _norm(name: str) -> str:
+    return name.replace("_", "-").replace(".", "-").lower()
+
+
+def unpinned(spec: VenvSpec, py: Path) -> list[str]:
+    """Packages installed in the environment that its lock no longer names (a pin removed since it was made);
+    an install only adds, so these are removed after it. The installer's own and the course package stay."""
+    pinned = {_norm(ln.split("==")[0].split("[")[0].strip()) for ln in spec.lock.read_text().splitlines() if "==" in ln}
+    keep = pinned | {"pip", "setuptools", "wheel", "cloudlab"}
+    found = glob.glob(str(py.parent.parent / "lib" / "python3.*" / "site-packages" / "*.dist-info"))
+    names = {Path(d).name[: -len(".dist-info")].rsplit("-", 1)[0] for d in found}
+    return sorted(n for n in names if _norm(n) not in keep)
+
+
 def _install_cmd(spec: VenvSpec, py: Path, uv: Path | None) -> list[str]:
     if uv is not None:
         cmd = [str(uv), "pip", "install", "--python", str(py)]
@@ -285,6 +317,12 @@ def ensure_venv(lab: Lab, name: str, why: str = "") -> Path:
         raise LabError(
             f"installing the {name} environment failed ({'uv' if uv else 'pip'} exit {rc}); full log: {log}\n{tail}"
         )
+    extra = unpinned(spec, py)
+    if extra:
+        drop = [str(uv), "pip", "uninstall", "--python", str(py)] if uv else [str(py), "-m", "pip", "uninstall", "-y"]
+        with open(log, "a") as fh:
+            subprocess.run(drop + extra, stdout=fh, stderr=subprocess.STDOUT, env=env)
+        say(f"{name}: removed {', '.join(extra)} (no longer in {spec.lock.name})")
     _stampfile(py).write_text(f"{python} {'uv' if uv else 'pip'} {stamp(spec)}\n")
     say(f"{name} ready: {installed_count(py)} packages in {time.monotonic() - t0:.1f} s ({how})")
     return py

@@ -1,270 +1,386 @@
-"""Lesson 02's exercise checks: they read Terraform state in S3, the real buckets and checkov's report."""
+"""Lesson 02's exercise checks. Each reads the real result from several angles: the bucket or parameter in
+the emulator, Terraform's state (local file or S3), the working directory's settings, a fresh plan (it
+must be empty once the work is done), and for the scan a fresh checkov run. Never the learner's report
+or variables alone; every read tolerates a missing or broken thing and says so in words."""
 
 from __future__ import annotations
 
-import json
-import secrets
+import subprocess
 
-from .. import aws
+from botocore.exceptions import ClientError
+
+from .. import aws, scanners
 from ..checks import check
+from ..lab.tools import ToolMissing
 from ..terraform import Terraform
+from .cloud import DRIFT_BUCKET, DRIFT_NOTE, DRIFT_PARAM, bucket_report
+from .evidence import (
+    MAY_SKIP,
+    backend_settings,
+    expect_old_versions_expire,
+    expect_plan_empty,
+    expect_secure,
+    expect_versions_kept,
+    find_bucket,
+    local_state,
+    module_sources,
+    parameters,
+    plan_statuses,
+    safe_state,
+    say_plan,
+    selected_workspace,
+    skip_problems,
+    state_of,
+)
 from .workdirs import (
+    EX_DRIFT_DIR,
+    EX_ENVS_DIR,
     EX_ENVS_KEY,
+    EX_MODULE_DIR,
     EX_REPORTS_BUCKET,
+    EX_REPORTS_DAYS,
+    EX_REPORTS_TEAM,
+    EX_SCAN_DIR,
     EX_SIZES,
     EX_STATE_KEY,
+    EX_UPLOADS_BUCKET,
+    LESSON,
     STATE_BUCKET,
-    bucket_report,
-    read_state,
     state_key,
-    state_resources,
     workroot,
 )
 
-
-# ------------------------------------------------------------------ checks
-def _workdir_state(name: str) -> dict | None:
-    try:
-        return json.loads((workroot() / name / "terraform.tfstate").read_text())
-    except (OSError, ValueError):
-        return None
+MODULE = "secure-bucket"
 
 
+# ------------------------------------------------------------------ 02.1
 @check(
     "02.1",
-    "A bucket from the secure-bucket module",
+    "A reports bucket from the team's module",
     hints=[
-        'Write main.tf with a `module "reports"` block whose source is "../modules/secure-bucket", '
-        "then init and apply.",
-        'The module\'s inputs are name, noncurrent_days and tags: name = "l02-ex-reports", noncurrent_days = 30, '
-        'tags = { team = "data" }.',
-        "ex1.write(\"main.tf\", '''module \"reports\" { source = \"../modules/secure-bucket\" ... }'''); "
-        "ex1.init(); ex1.apply()",
+        "Read the module's inputs (lesson02.module_doc()), call it from ex1's main.tf with a `module` block, "
+        "then init (it installs the module), plan and apply.",
+        'The module\'s inputs are name, noncurrent_days (in days) and tags; ownership is the tag team = "data". '
+        "After the apply, a fresh plan must show no changes.",
+        'module "reports" { source = "../modules/secure-bucket", name = "l02-ex-reports", noncurrent_days = 30, '
+        'tags = { team = "data" } } in main.tf; then ex1.init(); ex1.apply()',
     ],
 )
 def check_module(r, ns):
-    s3 = aws.client("s3")
-    names = [b["Name"] for b in s3.list_buckets().get("Buckets", [])]
-    r.require(
-        EX_REPORTS_BUCKET in names,
-        f"bucket {EX_REPORTS_BUCKET} exists in the emulator",
-        f"there is no bucket {EX_REPORTS_BUCKET} in the emulator yet: write main.tf, then init and apply",
-    )
+    wd = workroot() / EX_MODULE_DIR
     rep = bucket_report(EX_REPORTS_BUCKET)
-    r.expect(rep["versioning"] == "Enabled", "versioning is on", f"versioning is {rep['versioning']}, not Enabled")
+    r.require(
+        rep["exists"],
+        f"bucket {EX_REPORTS_BUCKET} exists in the emulator",
+        f"there is no bucket {EX_REPORTS_BUCKET} in the emulator yet: write ex1's main.tf, then init and apply",
+    )
+    expect_secure(r, rep)
+    expect_old_versions_expire(r, rep["rules"], EX_REPORTS_DAYS)
+    team = rep["tags"].get("team")
     r.expect(
-        rep["encryption"] in ("aws:kms", "AES256", "aws:kms:dsse"),
-        f"default encryption is {rep['encryption']}",
-        "the bucket has no default encryption",
+        team == EX_REPORTS_TEAM,
+        f"it belongs to the data team (tag team={EX_REPORTS_TEAM})",
+        f"the ownership tag team is {team!r}, expected {EX_REPORTS_TEAM!r} (tags are case-sensitive; "
+        f"the bucket's tags: {rep['tags']})",
     )
+    expect_versions_kept(r, EX_REPORTS_BUCKET)
+    state, where = state_of(wd)
+    addr = find_bucket(state, EX_REPORTS_BUCKET)
+    r.require(
+        addr is not None,
+        f"ex1's state ({where}) manages the bucket as {addr}",
+        f"ex1's state ({where}) does not list the bucket: it was not made by applying ex1's code "
+        "(by hand, or from another directory?)",
+    )
+    key = addr.split(".")[1] if addr.startswith("module.") else None
+    source = module_sources(wd).get(key or "", "")
+    from_module = bool(key) and (wd / source).resolve() == (workroot() / "modules" / MODULE).resolve()
     r.expect(
-        30 in rep["noncurrent_days"],
-        "old versions expire after 30 days",
-        f"no lifecycle rule expires noncurrent versions after 30 days (found {rep['noncurrent_days'] or 'none'})",
+        from_module,
+        f"it is made by the team's {MODULE} module (module.{key})",
+        f"module.{key} comes from {source!r}, not the team's ../modules/{MODULE}"
+        if key
+        else f"it is a plain resource ({addr}), not made by the team's {MODULE} module: call the module instead",
     )
-    r.expect(
-        rep["tags"].get("team") == "data",
-        "tag team=data is set",
-        f"tag team is {rep['tags'].get('team')!r}, expected 'data'",
-    )
-    r.expect(
-        rep["tags"].get("module") == "secure-bucket",
-        "it was made by the module (tag module=secure-bucket)",
-        "the bucket lacks the module's tag: create it through the module, not with a plain aws_s3_bucket",
-    )
-    # Versioning for real: write the same (new) key twice, expect two versions.
-    key = f"check/{secrets.token_hex(6)}.txt"
-    s3.put_object(Bucket=EX_REPORTS_BUCKET, Key=key, Body=b"v1")
-    s3.put_object(Bucket=EX_REPORTS_BUCKET, Key=key, Body=b"v2")
-    versions = s3.list_object_versions(Bucket=EX_REPORTS_BUCKET, Prefix=key).get("Versions", [])
-    r.expect(
-        len(versions) == 2,
-        "overwriting an object keeps the old version",
-        f"after two writes of {key} the bucket holds {len(versions)} version(s), not 2",
-    )
-    s3.delete_objects(
-        Bucket=EX_REPORTS_BUCKET,
-        Delete={"Objects": [{"Key": key, "VersionId": v["VersionId"]} for v in versions], "Quiet": True},
-    )
-    ex1 = workroot() / "ex-module"
-    local = _workdir_state("ex-module")
-    remote_state = read_state(EX_STATE_KEY)
-    managed = state_resources(local) + state_resources(remote_state)
-    r.expect(
-        any(a.startswith("module.reports.") for a in managed),
-        "Terraform's state has module.reports (the bucket is managed, not hand-made)",
-        f'no module.reports in the state of {ex1}: use `module "reports"` and apply from that directory',
-    )
+    if not r.wrong:
+        expect_plan_empty(r, wd, "in ex1")
 
 
+# ------------------------------------------------------------------ 02.2
 @check(
     "02.2",
     "The exercise's state lives in S3, with a lock",
     hints=[
-        'Add a backend.tf with `terraform { backend "s3" {} }`, then run init again with the backend settings.',
-        'cloudlab.terraform.backend_config("exercise/terraform.tfstate", lesson02.STATE_BUCKET) gives the settings; '
-        "init(backend_config=..., migrate=True) moves the existing state.",
+        'The code declares only `backend "s3" {}`; bucket, key and locking come with init. Initialise ex1 again '
+        "with those settings, and let Terraform move the existing state instead of starting an empty one.",
+        "cloudlab.terraform.backend_config(lesson02.EX_STATE_KEY, lesson02.STATE_BUCKET) gives the lab's settings "
+        "(use_lockfile = true among them); init(backend_config=..., migrate=True) runs "
+        "`terraform init -migrate-state`.",
         'ex1.write("backend.tf", \'terraform {\\n  backend "s3" {}\\n}\\n\'); '
         "ex1.init(backend_config=backend_config(lesson02.EX_STATE_KEY, lesson02.STATE_BUCKET), migrate=True)",
     ],
 )
 def check_remote_state(r, ns):
-    state = read_state(EX_STATE_KEY)
+    wd = workroot() / EX_MODULE_DIR
+    backend = backend_settings(wd)
+    cfg = backend.get("config") or {}
     r.require(
-        state is not None,
-        f"the state object s3://{STATE_BUCKET}/{EX_STATE_KEY} exists",
-        f"there is no state at s3://{STATE_BUCKET}/{EX_STATE_KEY}: add the s3 backend and run init with "
-        "migrate=True (is the state bucket there? lesson02.bootstrap_state_bucket())",
-    )
-    addrs = state_resources(state)
-    r.expect(
-        any(a.startswith("module.reports.") for a in addrs),
-        f"it holds module.reports ({len(addrs)} resources)",
-        "the remote state holds no module.reports: migrate the state of exercise 1 (migrate=True), "
-        "do not start an empty one",
-    )
-    local = _workdir_state("ex-module")
-    r.expect(
-        not state_resources(local),
-        "no resources are left in a local terraform.tfstate",
-        "the local terraform.tfstate still lists resources: the state was copied, not moved",
-    )
-    try:
-        backend = json.loads((workroot() / "ex-module" / ".terraform" / "terraform.tfstate").read_text())["backend"]
-    except (OSError, ValueError, KeyError):
-        backend = {}
-    cfg = backend.get("config", {})
-    r.expect(
         backend.get("type") == "s3",
-        "the working directory uses the s3 backend",
-        "the working directory is not initialised with the s3 backend",
+        "ex1 is initialised with the s3 backend",
+        "ex1 is not initialised with the s3 backend: its state is still the local file "
+        f'{EX_MODULE_DIR}/terraform.tfstate (add `backend "s3" {{}}`, then init with the backend settings)',
+    )
+    r.expect(
+        cfg.get("bucket") == STATE_BUCKET,
+        f"the state bucket is {STATE_BUCKET}",
+        f"the state goes to bucket {cfg.get('bucket')!r}, not the team's {STATE_BUCKET!r}",
+    )
+    r.expect(
+        cfg.get("key") == EX_STATE_KEY,
+        f"the state key is {EX_STATE_KEY}",
+        f"the state key is {cfg.get('key')!r}: the team (and the pipeline) look for it at {EX_STATE_KEY!r}",
     )
     r.expect(
         cfg.get("use_lockfile") is True,
-        "locking is on (use_lockfile = true)",
+        "locking is on: use_lockfile = true (a lock object next to the state, GA since Terraform 1.11)",
         "use_lockfile is not true: without a lock two runs can write the state at once",
+    )
+    r.expect(
+        not cfg.get("dynamodb_table"),
+        "no DynamoDB lock table (deprecated since Terraform 1.11)",
+        f"dynamodb_table = {cfg.get('dynamodb_table')!r}: DynamoDB locking is deprecated since Terraform 1.11; "
+        "use_lockfile = true alone is the lock",
+    )
+    ws = selected_workspace(wd)
+    r.expect(
+        ws == "default",
+        "the default workspace is selected",
+        f"ex1 has workspace {ws!r} selected, so its state is at env:/{ws}/{cfg.get('key')}: select default",
+    )
+    state = safe_state(EX_STATE_KEY)
+    addr = find_bucket(state, EX_REPORTS_BUCKET)
+    r.expect(
+        addr is not None,
+        f"s3://{STATE_BUCKET}/{EX_STATE_KEY} manages {EX_REPORTS_BUCKET} ({addr})",
+        f"s3://{STATE_BUCKET}/{EX_STATE_KEY} "
+        + ("does not exist" if state is None else f"does not list {EX_REPORTS_BUCKET}")
+        + ": the state was not moved there (init with migrate=True moves it; without, Terraform starts an empty "
+        "state and forgets the bucket)",
+    )
+    leftover = find_bucket(local_state(wd), EX_REPORTS_BUCKET)
+    r.expect(
+        leftover is None,
+        "the local terraform.tfstate lists nothing any more (moved, not copied)",
+        f"the local {EX_MODULE_DIR}/terraform.tfstate still lists {leftover}: two states now claim one bucket",
     )
 
 
+# ------------------------------------------------------------------ 02.3
 @check(
     "02.3",
     "One stack, two environments (workspaces)",
     hints=[
-        "Use terraform.workspace in names and a map of sizes keyed by workspace; then select each workspace and apply.",
-        'name = "/l02/ex/${terraform.workspace}/instance-size", insecure_value = local.sizes[terraform.workspace], '
-        "tags = { env = terraform.workspace }",
-        'for env in ["staging", "prod"]: envs.workspace(env); envs.apply()',
+        "One main.tf for every environment: let terraform.workspace pick the parameter's name and the size; "
+        "then select each workspace and apply.",
+        'A map keyed by workspace gives the size; name = "/l02/ex/${terraform.workspace}/instance-size", '
+        'type = "String", tags = { env = terraform.workspace }. No -var: the workspace alone must decide.',
+        'for env in ("staging", "prod"): envs.workspace(env); envs.apply()   '
+        "(a fresh plan in each workspace must then show no changes)",
     ],
 )
 def check_workspaces(r, ns):
+    wd = workroot() / EX_ENVS_DIR
     ssm = aws.client("ssm")
+    ready = []
     for env, size in EX_SIZES.items():
         name = f"/l02/ex/{env}/instance-size"
         try:
             p = ssm.get_parameter(Name=name)["Parameter"]
         except ssm.exceptions.ParameterNotFound:
-            r.expect(False, "", f"parameter {name} does not exist (apply in workspace {env})")
+            r.expect(False, "", f"parameter {name} does not exist (select workspace {env}, then apply)")
             continue
         r.expect(p["Value"] == size, f"{name} = {size}", f"{name} is {p['Value']!r}, expected {size!r}")
+        r.expect(p.get("Type") == "String", f"{name} is a plain String", f"{name} is a {p.get('Type')}, not a String")
         tags = {
             t["Key"]: t["Value"]
             for t in ssm.list_tags_for_resource(ResourceType="Parameter", ResourceId=name).get("TagList", [])
         }
         r.expect(tags.get("env") == env, f"{name} is tagged env={env}", f"{name} has tag env={tags.get('env')!r}")
-        state = read_state(EX_ENVS_KEY, env)
+        state = safe_state(EX_ENVS_KEY, env)
+        managed = parameters(state)
+        where = f"s3://{STATE_BUCKET}/{state_key(EX_ENVS_KEY, env)}"
+        if r.expect(
+            managed.get(name) == size,
+            f"workspace {env} has its own state ({where}) managing {name}",
+            f"{where} does not manage {name} = {size!r}"
+            + (f" (it holds {managed})" if managed else " (apply with workspace " + env + " selected)"),
+        ):
+            ready.append(env)
+        others = sorted(n for n in managed if n != name)
         r.expect(
-            state is not None and "aws_ssm_parameter.instance_size" in state_resources(state),
-            f"workspace {env} has its own state at s3://{STATE_BUCKET}/{state_key(EX_ENVS_KEY, env)}",
-            f"no state with aws_ssm_parameter.instance_size at s3://{STATE_BUCKET}/{state_key(EX_ENVS_KEY, env)}",
+            not others,
+            f"workspace {env} manages nothing of the other environment",
+            f"workspace {env}'s state also manages {', '.join(others)}: one environment's apply must never "
+            "touch another's resources",
         )
+    default = sorted(n for n in parameters(safe_state(EX_ENVS_KEY)) if n.startswith("/l02/ex/"))
+    r.expect(
+        not default,
+        "the default workspace manages no environment",
+        f"the default workspace manages {', '.join(default)}: environments come from selecting a workspace",
+    )
+    if ready and not r.wrong:
+        for env, (code, what) in plan_statuses(wd, ready).items():
+            say_plan(r, code, what, f"in workspace {env}")
 
 
+# ------------------------------------------------------------------ 02.4
 @check(
     "02.4",
     "Drift detected and reconciled",
     hints=[
-        "plan(detailed_exitcode=True) returns a result whose exit_code is 2 when the real resources differ "
-        "from the code.",
-        "drift_code = drift.plan(detailed_exitcode=True).exit_code, then drift.apply() puts things back.",
-        "Keep refresh on: plan(refresh=False) would not look at the real resources, so it cannot see drift.",
+        "A plan can answer with its exit code (0 nothing to do, 2 changes pending, 1 error): that is what a "
+        "pipeline alerts on. Keep refresh on, or it does not look at the real resources.",
+        "drift_code = drift.plan(detailed_exitcode=True).exit_code; then reconcile with a normal apply. "
+        "`apply -refresh-only` would accept the drift into the state instead of undoing it.",
+        'result = drift.plan(detailed_exitcode=True); drift_code = result.exit_code; drift.apply(plan_file="tfplan")',
     ],
 )
 def check_drift(r, ns):
-    wd = workroot() / "ex-drift"
+    wd = workroot() / EX_DRIFT_DIR
     try:
-        token, t_drift = (wd / ".drift-token").read_text().split()
+        _, t_drift = (wd / ".drift-token").read_text().split()
+        t_drift = float(t_drift)
     except (OSError, ValueError):
         r.fail("the drift scenario has not run: run the cell with lesson02.drift_scenario() first")
     code = r.need(ns, "drift_code", int)
-    r.expect(code == 2, "drift_code is 2: the plan saw changes", f"drift_code is {code}, expected 2 (changes pending)")
-    runs = [x for x in Terraform(wd, quiet=True).runs() if x["at"] > float(t_drift)]
-    planned = [x for x in runs if x["args"][:1] == ["plan"] and "-detailed-exitcode" in x["args"]]
     r.expect(
-        any(x["exit_code"] == 2 for x in planned) and not any("-refresh=false" in x["args"] for x in planned),
-        "a refreshing plan with -detailed-exitcode exited 2 after the manual change",
-        "no plan with -detailed-exitcode (and refresh on) saw the drift after the scenario ran",
+        code == 2,
+        "drift_code is 2: the plan saw changes",
+        f"drift_code is {code!r}, expected 2 (the exit code of a plan that sees changes pending)",
     )
-    s3, ssm = aws.client("s3"), aws.client("ssm")
-    tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket="l02-loop-notes").get("TagSet", [])}
+    runs = [
+        {"args": list(x.get("args") or []), "exit_code": x.get("exit_code")}
+        for x in Terraform(wd, quiet=True).runs()
+        if isinstance(x, dict) and isinstance(x.get("at"), (int, float)) and x["at"] > t_drift
+    ]
+    plans = [x for x in runs if x["args"][:1] == ["plan"] and "-detailed-exitcode" in x["args"]]
+    seen = [x for x in plans if x["exit_code"] == 2 and "-refresh=false" not in x["args"]]
+    blind = [x for x in plans if "-refresh=false" in x["args"]]
+    r.expect(
+        bool(seen),
+        "a plan with -detailed-exitcode (refresh on) exited 2 after the manual change",
+        "no plan with -detailed-exitcode and refresh on saw the drift after the scenario ran"
+        + (" (a plan with -refresh=false never looks at the real resources)" if blind else ""),
+    )
+    applies = [
+        x
+        for x in runs
+        if x["args"][:1] == ["apply"] and x["exit_code"] == 0 and not {"-refresh-only", "-destroy"} & set(x["args"])
+    ]
+    refresh_only = [x for x in runs if x["args"][:1] == ["apply"] and "-refresh-only" in x["args"]]
+    r.expect(
+        bool(applies),
+        "an apply after the drift put the code's values back",
+        "no apply ran after the drift"
+        + (": `apply -refresh-only` only copies the drift into the state, it does not undo it" if refresh_only else ""),
+    )
+    rep = bucket_report(DRIFT_BUCKET)
+    r.require(
+        rep["exists"],
+        f"bucket {DRIFT_BUCKET} still exists",
+        f"bucket {DRIFT_BUCKET} is gone: reconcile with apply, do not destroy",
+    )
+    tags = rep["tags"]
     r.expect(
         "changed-by" not in tags and tags.get("owner") == "platform-team",
         "the bucket's tags match the code again",
-        f"the bucket's tags are still {tags}",
+        f"the bucket's tags are {tags}, the code says lesson=02, owner=platform-team",
     )
-    value = ssm.get_parameter(Name="/l02/loop/greeting")["Parameter"]["Value"]
+    ssm = aws.client("ssm")
+    try:
+        value = ssm.get_parameter(Name=DRIFT_PARAM)["Parameter"]["Value"]
+    except ssm.exceptions.ParameterNotFound:
+        value = None
     r.expect(
         value == "hello from terraform",
         "the parameter holds the code's value again",
-        f"the parameter is still {value!r}: apply to reconcile",
+        f"the parameter {DRIFT_PARAM} is {value!r}, the code says 'hello from terraform'",
     )
+    s3 = aws.client("s3")
+    try:
+        s3.head_object(Bucket=DRIFT_BUCKET, Key=DRIFT_NOTE)
+        kept = True
+    except ClientError:
+        kept = False
+    r.expect(
+        kept,
+        "the note stored before the drift is still there (fixed in place)",
+        f"s3://{DRIFT_BUCKET}/{DRIFT_NOTE} is gone: the bucket was re-created, and its data with it; "
+        "apply fixes the tags in place",
+    )
+    if not r.wrong:
+        expect_plan_empty(r, wd, "in the drift directory")
 
 
+# ------------------------------------------------------------------ 02.5
 @check(
     "02.5",
-    "The scanner finds nothing on the fixed code",
+    "The uploads bucket passes the policy scan, fixed rather than silenced",
     hints=[
-        "Run scanners.checkov(fix.workdir) to see what checkov flags, then change main.tf in that directory.",
-        "The secure-bucket module already passes: replace the plain aws_s3_bucket with a module block "
-        '(source = "../modules/secure-bucket"), or add the missing resources yourself.',
-        "A check you cannot meet in this lab can be skipped with a reason: `#checkov:skip=CKV_AWS_18:why` inside the "
-        "resource. Scan again after every change.",
+        "Run scanners.checkov(fix.workdir) and read each finding: which can a few lines of Terraform fix? Fix "
+        "those, scan again, then init and apply.",
+        "The secure-bucket module meets versioning, KMS encryption, the public access block and a lifecycle rule. "
+        "Only " + ", ".join(MAY_SKIP) + " may be skipped, inside the resource, with a reason a reviewer can judge.",
+        'fix.write("main.tf", \'module "uploads" {\\n  source = "../modules/secure-bucket"\\n  '
+        'name   = "l02-scan-uploads"\\n}\\n\'); scanners.checkov(fix.workdir); fix.init(); fix.apply()',
     ],
 )
 def check_scan(r, ns):
-    wd = workroot() / "ex-scan"
-    report_file = wd / ".checkov.json"
+    wd = workroot() / EX_SCAN_DIR
     r.require(
-        report_file.exists(),
-        "a scan report exists",
-        "no scan report yet: run scanners.checkov(...) on the exercise directory",
+        any(wd.glob("*.tf")),
+        f"{EX_SCAN_DIR} holds Terraform code",
+        f"{EX_SCAN_DIR} holds no .tf files: run the cell that creates `fix` first",
     )
-    rep = json.loads(report_file.read_text())
-    tf_files = list(wd.glob("*.tf"))
-    newest = max((f.stat().st_mtime for f in tf_files), default=0)
+    try:
+        rep = scanners.checkov(wd, quiet=True, lesson=LESSON)  # a fresh scan: a report file can be edited by hand
+    except (scanners.ScanError, ToolMissing, subprocess.TimeoutExpired, OSError) as e:
+        r.fail(f"the check could not run checkov on {EX_SCAN_DIR}: {e}")
+    r.expect(
+        rep["resources"] > 0 and rep["passed"] > 0,
+        f"checkov (run by this check) scanned {rep['resources']} resource(s), {rep['passed']} checks passed",
+        "checkov found nothing to scan: the uploads bucket must still be defined",
+    )
+    failed = rep["failed"]
+    r.expect(
+        not failed,
+        "no control fails",
+        f"{len(failed)} control(s) still fail: " + ", ".join(f"{f[0]} ({f[2]})" for f in failed),
+    )
+    problems = skip_problems(rep["skipped"])
+    r.expect(
+        not problems,
+        f"{len(rep['skipped'])} skip(s), each a control that does not apply here, with a reason"
+        if rep["skipped"]
+        else "no finding is skipped",
+        "; ".join(problems),
+    )
+    bucket = bucket_report(EX_UPLOADS_BUCKET)
     r.require(
-        rep.get("scanned_at", 0) >= newest,
-        "the report is newer than every .tf file",
-        "a .tf file changed after the last scan: run scanners.checkov(...) again",
+        bucket["exists"],
+        f"bucket {EX_UPLOADS_BUCKET} exists",
+        f"there is no bucket {EX_UPLOADS_BUCKET} in the emulator: keep its name in the code, then init and apply",
     )
+    expect_secure(r, bucket)
     r.expect(
-        rep.get("resources", 0) > 0 and rep.get("passed", 0) > 0,
-        f"checkov scanned {rep.get('resources')} resources ({rep.get('passed')} checks passed)",
-        "the scan found nothing to check: the bucket must still be defined",
+        any(x["enabled"] for x in bucket["rules"]),
+        "the real bucket has a lifecycle rule",
+        "the real bucket has no enabled lifecycle rule",
     )
+    addr = find_bucket(local_state(wd), EX_UPLOADS_BUCKET)
     r.expect(
-        not rep.get("failed"),
-        "no failed checks",
-        f"{len(rep.get('failed', []))} checks still fail: " + ", ".join(f[0] for f in rep.get("failed", [])[:6]),
-    )
-    bad_skips = [s[0] for s in rep.get("skipped", []) if len((s[2] or "").strip()) < 10]
-    r.expect(
-        not bad_skips,
-        f"every skip has a reason ({len(rep.get('skipped', []))} skips)",
-        f"skips without a real reason: {', '.join(bad_skips)} (write why after the check id)",
-    )
-    text = "\n".join(f.read_text() for f in tf_files)
-    r.expect(
-        "l02-scan-uploads" in text,
-        "the uploads bucket is still there (fixing, not deleting)",
-        "the bucket l02-scan-uploads is gone from the code: fix it, do not delete it",
+        addr is not None,
+        f"{EX_SCAN_DIR}'s state manages it ({addr})",
+        f"{EX_SCAN_DIR}'s state does not list {EX_UPLOADS_BUCKET}: apply the scanned code from `fix`",
     )

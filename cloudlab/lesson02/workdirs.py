@@ -1,5 +1,5 @@
-"""Lesson 02's helpers: Terraform working directories, remote state, the lock demo, CloudFormation,
-the drift scenario of the exercise, and the lesson's part of the reset."""
+"""Lesson 02's Terraform side: working directories, remote state, workspaces side by side, the lock demo,
+and the lesson's part of the reset."""
 
 from __future__ import annotations
 
@@ -22,6 +22,11 @@ EX_REPORTS_BUCKET = "l02-ex-reports"
 EX_STATE_KEY = "exercise/terraform.tfstate"
 EX_ENVS_KEY = "envs/terraform.tfstate"
 EX_SIZES = {"staging": "t3.small", "prod": "m5.large"}
+EX_REPORTS_DAYS = 30
+EX_REPORTS_TEAM = "data"
+EX_UPLOADS_BUCKET = "l02-scan-uploads"
+# The exercises' working directories (under workroot()).
+EX_MODULE_DIR, EX_ENVS_DIR, EX_DRIFT_DIR, EX_SCAN_DIR = "ex-module", "ex-envs", "ex-drift", "ex-scan"
 
 
 # ------------------------------------------------------------------ working directories
@@ -33,7 +38,9 @@ def workdir(name: str, template: str | None = None, fresh: bool = True, **kwargs
     """A Terraform working directory ``<state>/terraform/l02/<name>``, copied from a lesson template.
 
     ``template=None`` copies the template of the same name (if there is one); ``fresh`` wipes the
-    directory first (its local state too). The shared modules are copied next to it as ``../modules``.
+    directory first (its local state too). ``fresh=False`` keeps what is there (your files, the state)
+    and adds only missing template files: a cell that makes the directory can then run twice and lose
+    nothing. The shared modules are copied next to it as ``../modules``.
     """
     root = workroot()
     # Overwrite, do not wipe: another kernel (the lesson and the exercises open together) may be using it.
@@ -41,7 +48,7 @@ def workdir(name: str, template: str | None = None, fresh: bool = True, **kwargs
     src = TEMPLATES / (template or name)
     dest = root / name
     if src.is_dir():
-        copy_template(src, dest, fresh=fresh)
+        copy_template(src, dest, fresh=fresh, overwrite=fresh)
     elif fresh and dest.exists():
         shutil.rmtree(dest)
     return Terraform(dest, **kwargs)
@@ -164,79 +171,6 @@ def unreachable_endpoint() -> str:
     return f"http://127.0.0.1:{net.free_port()}"
 
 
-# ------------------------------------------------------------------ inspection
-def bucket_report(name: str) -> dict:
-    """The real settings of a bucket in the emulator (what a check or an auditor would look at)."""
-    s3 = aws.client("s3")
-    rep: dict = {"bucket": name}
-    rep["versioning"] = s3.get_bucket_versioning(Bucket=name).get("Status", "Off")
-    try:
-        rules = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"]
-        rep["encryption"] = rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"]
-    except Exception:
-        rep["encryption"] = None
-    try:
-        rules = s3.get_bucket_lifecycle_configuration(Bucket=name)["Rules"]
-        rep["noncurrent_days"] = [
-            r.get("NoncurrentVersionExpiration", {}).get("NoncurrentDays")
-            for r in rules
-            if r.get("Status") == "Enabled"
-        ]
-    except Exception:
-        rep["noncurrent_days"] = []
-    try:
-        pab = s3.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"]
-        rep["public_access_blocked"] = all(pab.values())
-    except Exception:
-        rep["public_access_blocked"] = False
-    try:
-        rep["tags"] = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=name)["TagSet"]}
-    except Exception:
-        rep["tags"] = {}
-    return rep
-
-
-def show_buckets(names) -> None:
-    """A small table of the real bucket settings."""
-    rows = [bucket_report(n) for n in names]
-    print(f"{'bucket':<24} {'versioning':<10} {'encryption':<10} {'old versions kept':<18} {'private':<7} tags")
-    for r in rows:
-        days = ", ".join(f"{d} d" for d in r["noncurrent_days"]) or "forever"
-        tags = ", ".join(f"{k}={v}" for k, v in sorted(r["tags"].items()))
-        print(
-            f"{r['bucket']:<24} {r['versioning']:<10} {str(r['encryption']):<10} {days:<18} "
-            f"{'yes' if r['public_access_blocked'] else 'NO':<7} {tags}"
-        )
-
-
-def bootstrap_state_bucket(name: str = STATE_BUCKET) -> str:
-    """Create the bucket that holds Terraform state (once, by hand: Terraform cannot store its state
-    in a bucket it has not created yet). Versioned, so an older state can always be restored."""
-    s3 = aws.client("s3")
-    try:
-        s3.create_bucket(Bucket=name)
-    except s3.exceptions.BucketAlreadyOwnedByYou:
-        pass
-    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
-    s3.put_bucket_encryption(
-        Bucket=name,
-        ServerSideEncryptionConfiguration={
-            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]
-        },
-    )
-    s3.put_public_access_block(
-        Bucket=name,
-        PublicAccessBlockConfiguration={
-            "BlockPublicAcls": True,
-            "IgnorePublicAcls": True,
-            "BlockPublicPolicy": True,
-            "RestrictPublicBuckets": True,
-        },
-    )
-    print(f"state bucket s3://{name}: versioned, encrypted, private")
-    return name
-
-
 def list_state_objects(bucket: str = STATE_BUCKET) -> list[str]:
     s3 = aws.client("s3")
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
@@ -250,14 +184,15 @@ def start_holder(tf: Terraform, seconds: int = 8) -> procs.Proc:
     """Start a real ``terraform apply`` in the background that keeps the state lock for ``seconds``."""
     env = tf.env()
     args = [
-        shutil.which("terraform") or "terraform",
         "apply",
         "-auto-approve",
         "-no-color",
         f"-var=hold_seconds={seconds}",
         f"-var=run_id={secrets.token_hex(4)}",
     ]
-    return procs.start(LOCK_HOLDER, args, env=env, python=False, cwd=str(tf.workdir))
+    print(f"$ {tf.command_line(args)} &   # in the background")
+    exe = shutil.which("terraform") or "terraform"
+    return procs.start(LOCK_HOLDER, [exe, *args], env=env, python=False, cwd=str(tf.workdir))
 
 
 def wait_for_lock(key: str, bucket: str = STATE_BUCKET, timeout: float = 20.0, proc: procs.Proc | None = None) -> dict:
@@ -288,76 +223,3 @@ def wait_holder(timeout: float = 60.0) -> int | None:
     done = [ln for ln in out.splitlines() if "Apply complete" in ln or "Error" in ln]
     print("background apply: " + (done[-1].strip() if done else "finished"))
     return code
-
-
-# ------------------------------------------------------------------ CloudFormation
-def cfn_deploy(stack: str, template: Path, params: dict, timeout: float = 60.0) -> dict:
-    """Create (or update) a CloudFormation stack and wait; returns its outputs."""
-    cf = aws.client("cloudformation")
-    body = Path(template).read_text()
-    p = [{"ParameterKey": k, "ParameterValue": str(v)} for k, v in params.items()]
-    t0 = time.monotonic()
-    try:
-        cf.create_stack(StackName=stack, TemplateBody=body, Parameters=p)
-        waiter = "stack_create_complete"
-    except cf.exceptions.AlreadyExistsException:
-        try:
-            cf.update_stack(StackName=stack, TemplateBody=body, Parameters=p)
-        except Exception as e:
-            if "No updates" not in str(e):
-                raise
-        waiter = "stack_update_complete"
-    cf.get_waiter(waiter).wait(StackName=stack, WaiterConfig={"Delay": 1, "MaxAttempts": int(timeout)})
-    s = cf.describe_stacks(StackName=stack)["Stacks"][0]
-    print(f"stack {stack}: {s['StackStatus']} in {time.monotonic() - t0:.1f} s")
-    return {o["OutputKey"]: o["OutputValue"] for o in s.get("Outputs", [])}
-
-
-def cfn_preview(stack: str, template: Path, params: dict) -> list[dict]:
-    """CloudFormation's plan: a change set, described and then deleted (nothing is executed)."""
-    cf = aws.client("cloudformation")
-    name = f"preview-{secrets.token_hex(3)}"
-    cf.create_change_set(
-        StackName=stack,
-        ChangeSetName=name,
-        TemplateBody=Path(template).read_text(),
-        Parameters=[{"ParameterKey": k, "ParameterValue": str(v)} for k, v in params.items()],
-    )
-    deadline = time.monotonic() + 20
-    while True:
-        d = cf.describe_change_set(StackName=stack, ChangeSetName=name)
-        if d["Status"] in ("CREATE_COMPLETE", "FAILED") or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    changes = [c["ResourceChange"] for c in d.get("Changes", [])]
-    for c in changes:
-        print(
-            f"  {c['Action']:<7} {c['LogicalResourceId']} ({c['ResourceType']}), "
-            f"replacement: {c.get('Replacement', '-')}"
-        )
-    if not changes:
-        print(f"  no changes ({d.get('StatusReason', '')})")
-    cf.delete_change_set(StackName=stack, ChangeSetName=name)
-    return changes
-
-
-# ------------------------------------------------------------------ exercise helpers
-def drift_scenario(quiet: bool = True) -> Terraform:
-    """For exercise 4: apply the 'loop' stack in its own directory, then change it by hand (as if someone
-    clicked in the console): a new tag on the bucket and another value in the parameter."""
-    tf = workdir("ex-drift", template="loop", quiet=quiet)
-    tf.init()
-    tf.apply()
-    token = secrets.token_hex(4)
-    s3, ssm = aws.client("s3"), aws.client("ssm")
-    tags = s3.get_bucket_tagging(Bucket="l02-loop-notes")["TagSet"]
-    s3.put_bucket_tagging(
-        Bucket="l02-loop-notes",
-        Tagging={
-            "TagSet": [t for t in tags if t["Key"] != "owner"] + [{"Key": "changed-by", "Value": f"console-{token}"}]
-        },
-    )
-    ssm.put_parameter(Name="/l02/loop/greeting", Value=f"hotfix {token}", Type="String", Overwrite=True)
-    (tf.workdir / ".drift-token").write_text(f"{token} {time.time()}\n")
-    print("Someone changed the bucket's tags and the parameter by hand. Terraform does not know yet.")
-    return tf

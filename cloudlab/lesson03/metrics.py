@@ -28,48 +28,47 @@ def utilization_series(profile: tuple[float, float, float], seed: str, hours: in
 
 def publish_utilization(
     instance_id: str,
-    cpu: list[float],
-    mem: list[float] | None,
+    cpu: list,
+    mem: list | None,
     region: str = "us-east-1",
     end: dt.datetime | None = None,
 ) -> int:
-    """Write hourly CPU (and memory) points for one instance into CloudWatch; returns how many.
+    """Write hourly CPU (and memory) data for one instance into CloudWatch (oldest first, the last hour
+    starting at the current hour); returns how many data points were written.
 
-    Only in the lab: on real AWS, EC2 publishes CPUUtilization itself (and the AWS/ namespaces are
-    reserved); memory comes from the CloudWatch agent. Here nothing runs inside the instances, so we
-    play both parts.
+    Each item is one hour: a number, or the list of that hour's samples (sent as a statistic set: count,
+    sum, minimum, maximum; so CloudWatch can tell an hour's average from its maximum, with one row per hour).
+    Only in the lab: on real AWS, EC2 publishes CPUUtilization itself (every 5 minutes, and the AWS/
+    namespaces are reserved); memory comes from the CloudWatch agent. Here nothing runs inside the
+    instances, so we play both parts.
     """
     cw = aws.client("cloudwatch", region_name=region)
     end = (end or dt.datetime.now(dt.UTC)).replace(minute=0, second=0, microsecond=0)
     dims = [{"Name": "InstanceId", "Value": instance_id}]
     n = len(cpu)
-    points = [
-        (
-            CPU_NAMESPACE,
-            {
-                "MetricName": "CPUUtilization",
-                "Dimensions": dims,
-                "Unit": "Percent",
-                "Timestamp": end - dt.timedelta(hours=n - 1 - h),
-                "Value": v,
-            },
-        )
-        for h, v in enumerate(cpu)
-    ]
+
+    def datum(metric: str, i: int, v) -> dict:
+        d = {
+            "MetricName": metric,
+            "Dimensions": dims,
+            "Unit": "Percent",
+            "Timestamp": end - dt.timedelta(hours=n - 1 - i),
+        }
+        if isinstance(v, (list, tuple)):  # one hour's samples, as a statistic set (what an agent aggregates)
+            vals = [float(x) for x in v]
+            d["StatisticValues"] = {
+                "SampleCount": len(vals),
+                "Sum": sum(vals),
+                "Minimum": min(vals),
+                "Maximum": max(vals),
+            }
+        else:
+            d["Value"] = float(v)
+        return d
+
+    points = [(CPU_NAMESPACE, datum("CPUUtilization", i, v)) for i, v in enumerate(cpu)]
     if mem is not None:
-        points += [
-            (
-                MEM_NAMESPACE,
-                {
-                    "MetricName": "mem_used_percent",
-                    "Dimensions": dims,
-                    "Unit": "Percent",
-                    "Timestamp": end - dt.timedelta(hours=n - 1 - h),
-                    "Value": v,
-                },
-            )
-            for h, v in enumerate(mem)
-        ]
+        points += [(MEM_NAMESPACE, datum("mem_used_percent", i, v)) for i, v in enumerate(mem)]
     for ns in (CPU_NAMESPACE, MEM_NAMESPACE):
         batch = [p for s, p in points if s == ns]
         for i in range(0, len(batch), 500):
@@ -115,19 +114,27 @@ def fetch_utilization(instance_ids: list[str], region: str = "us-east-1", days: 
     return out
 
 
-def rightsize(table: cost.PriceTable, regions=REGIONS, target: float = 70.0) -> list[cost.Recommendation]:
-    """Read each running l03 instance's week of metrics back from CloudWatch and recommend a size."""
+def rightsize(
+    table: cost.PriceTable, regions=REGIONS, target: float = 70.0, data: dict[str, dict] | None = None
+) -> list[cost.Recommendation]:
+    """Read each running l03 instance's week of metrics back from CloudWatch and recommend a size.
+
+    ``data`` (from :func:`fetch_utilization`) saves fetching again what a cell already fetched.
+    """
     recs = []
     for region in regions:
         insts = [r for r in inventory((region,)) if r["kind"] == "instance"]
         if not insts:
             continue
-        data = fetch_utilization([i["id"] for i in insts], region)
+        known = dict(data or {})
+        missing = [i["id"] for i in insts if i["id"] not in known]
+        if missing:
+            known.update(fetch_utilization(missing, region))
         for inst in insts:
-            d = data[inst["id"]]
+            d = known[inst["id"]]
             rec = cost.recommend_size(
                 inst["type"], stats.percentile(d["cpu"]), stats.percentile(d["mem"]), table, region, target
             )
-            rec.id, rec.name = inst["id"], inst["name"]
+            rec.id, rec.name, rec.region = inst["id"], inst["name"], region
             recs.append(rec)
     return recs

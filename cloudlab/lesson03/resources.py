@@ -297,7 +297,17 @@ def inventory(regions=REGIONS, prefix: str = PREFIX) -> list[dict]:
             )
         cw = aws.client("cloudwatch", region_name=region)
         for al in cw.describe_alarms(AlarmNamePrefix=prefix).get("MetricAlarms", []):
-            out.append({"kind": "alarm", "id": al["AlarmArn"], "name": al["AlarmName"], "region": region, "tags": {}})
+            out.append(
+                {
+                    "kind": "alarm",
+                    "id": al["AlarmArn"],
+                    "name": al["AlarmName"],
+                    "region": region,
+                    "tags": {},
+                    # a period under a minute (10 or 30 s) makes it a high-resolution alarm, priced 3x
+                    "resolution": "high_resolution" if int(al.get("Period") or 60) < 60 else "standard",
+                }
+            )
     elb = aws.client("elbv2")
     lbs = [lb for lb in elb.describe_load_balancers()["LoadBalancers"] if lb["LoadBalancerName"].startswith(prefix)]
     if lbs:
@@ -356,17 +366,25 @@ def lifecycle_rules(bucket: str) -> list[dict]:
 
 
 # ------------------------------------------------------------------ alarms and the pager
-def put_charges(amount: float, region: str = "us-east-1") -> None:
-    """Publish the pretend month-to-date bill (the real one is AWS/Billing EstimatedCharges, in us-east-1)."""
+def put_charges(amounts, region: str = "us-east-1") -> None:
+    """Publish the pretend month-to-date bill: one amount or several samples at once.
+
+    The real one is AWS/Billing EstimatedCharges (us-east-1), published by AWS every few hours at
+    standard resolution. Ours is high-resolution (StorageResolution=1), because the lesson's alarm has a
+    10-second period, and an alarm that short only sees data stored at one-second resolution.
+    """
+    values = [amounts] if isinstance(amounts, (int, float)) else list(amounts)
     aws.client("cloudwatch", region_name=region).put_metric_data(
         Namespace=BILLING_NAMESPACE,
         MetricData=[
             {
                 "MetricName": "EstimatedCharges",
                 "Dimensions": [{"Name": "Currency", "Value": "USD"}],
-                "Value": float(amount),
+                "Value": float(v),
                 "Unit": "None",
+                "StorageResolution": 1,
             }
+            for v in values
         ],
     )
 
@@ -389,18 +407,23 @@ def describe_budget(name: str) -> dict | None:
     except b.exceptions.NotFoundException:
         return None
     notes = b.describe_notifications_for_budget(AccountId=acct, BudgetName=name).get("Notifications", [])
+    limit = budget.get("BudgetLimit") or {}
+    try:
+        amount = float(limit.get("Amount"))
+    except (TypeError, ValueError):
+        amount = None  # a budget without a plain limit (planned limits, or none): nothing to compare
     return {
-        "name": budget["BudgetName"],
-        "limit": float(budget["BudgetLimit"]["Amount"]),
-        "unit": budget["BudgetLimit"]["Unit"],
-        "time_unit": budget["TimeUnit"],
-        "type": budget["BudgetType"],
+        "name": budget.get("BudgetName"),
+        "limit": amount,
+        "unit": limit.get("Unit"),
+        "time_unit": budget.get("TimeUnit"),
+        "type": budget.get("BudgetType"),
         "notifications": [
             (
-                n["NotificationType"],
-                n["ComparisonOperator"],
-                float(n["Threshold"]),
-                n.get("ThresholdType", "PERCENTAGE"),
+                n.get("NotificationType"),
+                n.get("ComparisonOperator"),
+                float(n.get("Threshold", 0)),
+                n.get("ThresholdType", "PERCENTAGE"),  # the API's default
             )
             for n in notes
         ],

@@ -1,15 +1,26 @@
-"""Lesson 04 (observability): run the instrumented order service, drive it, and check the exercises.
+"""Lesson 04 (observability): run the instrumented order service under load, watch it with a real
+Prometheus and Alertmanager, and check the exercises.
 
-The tools that work on the signals (load, logs, metrics, traces, SLO maths, plots) are the
-toolkit :mod:`cloudlab.observability`; the pager is :mod:`cloudlab.pager`. The parts:
-``service`` (start and find the service, the alarm drill) and ``checks``."""
+The tools that work on the signals (load, logs, metrics, traces, SLO maths, Prometheus and
+Alertmanager, promtool, plots) are the toolkit :mod:`cloudlab.observability`; the SNS -> SQS pager
+is :mod:`cloudlab.pager`. The parts: ``service`` (start and find the service), ``stack`` (the service
+under load, Prometheus, Alertmanager, the receiver), ``files`` (loading the learner's rules and routes),
+``scenarios`` (the traffic the rule checks replay), ``cloudwatch`` (the AWS form of the alarm) and the checks:
+``checks`` (04.1-04.2), ``checks_rules`` (04.3-04.5), ``checks_alerting`` (04.6-04.7),
+``checks_more`` (04.8-04.9)."""
 
-from .checks import (  # noqa: F401
-    check_buckets,
-    check_burn_rule,
-    check_find_request,
-    check_pager,
-    check_ship_lines,
+from .checks import check_buckets, check_ship_lines  # noqa: F401
+from .checks_alerting import check_routes, check_silence  # noqa: F401
+from .checks_more import check_composite, check_span  # noqa: F401
+from .checks_rules import check_alert_rules, check_alert_tests, check_recording_rules  # noqa: F401
+from .files import (  # noqa: F401
+    apply_routes,
+    candidate_config,
+    load_rules,
+    run_tests,
+    test_with_rules,
+    unload_rules,
+    write_file,
 )
 from .service import (  # noqa: F401
     BUCKET,
@@ -21,16 +32,32 @@ from .service import (  # noqa: F401
     QUEUE,
     SERVICE,
     SLO_LATENCY_S,
+    SLO_TARGET,
     Service,
-    alarm_drill,
-    exercise_setup,
     find_service,
     load_results,
-    put_alarm,
-    save_results,
     send,
     setup_backing,
     start_service,
     wait_for_line,
     work_dir,
+)
+from .stack import (  # noqa: F401
+    ALERTMANAGER,
+    LESSON_DIR,
+    PAGER_QUEUE,
+    PAGER_TOPIC,
+    PROMETHEUS,
+    RUNBOOK,
+    RuleFileError,
+    Stack,
+    current,
+    read_yaml,
+    restart_service,
+    set_fault_rate,
+    sns_pages,
+    start_stack,
+    stop_stack,
+    wait_for,
+    wait_for_delivery,
 )

@@ -1,16 +1,13 @@
-"""Lesson 04's service: start the instrumented order service, find it again, drive it, the alarm drill."""
+"""Lesson 04's service: start the instrumented order service (``app.observed``), find it again, drive it."""
 
 from __future__ import annotations
 
 import json
-import random
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
-from .. import aws, net, pager, procs
-from .. import observability as obs
+from .. import aws, net, procs
 from ..lab import ROOT, Lab
 
 BUCKET = "l04-orders"
@@ -22,6 +19,7 @@ LOG_GROUP = "/l04-orders"  # reset_lesson("04") deletes log groups named /l04-..
 EXERCISE_GROUP = "/l04-exercise"
 COARSE_BUCKETS = (0.01, 0.1, 1.0)  # what the exercise service starts with: too coarse on purpose
 SLO_LATENCY_S = 0.25
+SLO_TARGET = 0.995
 
 
 @dataclass
@@ -33,6 +31,11 @@ class Service:
     spans_file: str
     fault_rate: float
     buckets: tuple
+    inventory_ms: float = 0.0
+    inventory_hook: str | None = None
+    slow_queue_ms: float = 0.0
+    slow_queue_rate: float = 1.0
+    fault_flag: str | None = None
 
     @property
     def url(self) -> str:
@@ -77,24 +80,37 @@ def start_service(
     slow_queue_rate: float = 1.0,
     buckets=None,
     backing: dict | None = None,
+    port: int | None = None,
+    metrics_port: int | None = None,
+    inventory_ms: float = 0,
+    inventory_hook: str | Path | None = None,
+    fault_flag: str | Path | None = None,
 ) -> Service:
-    """Start ``app.observed`` on two free ports; wait until /health answers; return how to reach it."""
+    """Start ``app.observed`` (on free ports unless given); wait until /health answers; return how to reach it.
+
+    Starting it again (another FAULT_RATE, other buckets) restarts the process: a config change.
+    """
     backing = backing or setup_backing()
-    port, mport = net.free_port(), net.free_port()
-    while mport == port:
-        mport = net.free_port()
+    if port is None or metrics_port is None:
+        port, metrics_port = net.free_port(), net.free_port()
+        while metrics_port == port:
+            metrics_port = net.free_port()
     spans = work_dir() / f"{name}-spans.jsonl"
+    procs.stop(name)  # before the spans file goes: the old process may still be writing it
     spans.unlink(missing_ok=True)
     env = {
         "ORDERS_BUCKET": backing["bucket"],
         "ORDERS_QUEUE_URL": backing["queue_url"],
         "PORT": str(port),
-        "METRICS_PORT": str(mport),
+        "METRICS_PORT": str(metrics_port),
         "SPANS_FILE": str(spans),
         "FAULT_RATE": str(fault_rate),
         "FAULT_SEED": str(seed),
         "SLOW_QUEUE_MS": str(slow_queue_ms),
         "SLOW_QUEUE_RATE": str(slow_queue_rate),
+        "INVENTORY_MS": str(inventory_ms),
+        "INVENTORY_HOOK": str(inventory_hook or ""),
+        "FAULT_RATE_FILE": str(fault_flag or ""),
     }
     if buckets is not None:
         env["LATENCY_BUCKETS"] = ",".join(repr(float(b)) for b in buckets)
@@ -127,24 +143,34 @@ def find_service(name: str = SERVICE) -> Service | None:
                 rec["spans_file"],
                 rec.get("fault_rate", 0.0),
                 tuple(rec.get("buckets", ())),
+                rec.get("inventory_ms", 0.0),
+                rec.get("inventory_hook"),
+                rec.get("slow_queue_ms", 0.0),
+                rec.get("slow_queue_rate", 1.0),
+                rec.get("fault_flag"),
             )
     return None
 
 
-def save_results(results: list[dict], name: str) -> Path:
-    path = work_dir() / f"{name}.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in results))
-    return path
+def load_results(path) -> list[dict]:
+    """Request results written as JSON lines (the load generator's ``--results`` file)."""
+    out = []
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return []
+    for line in text.splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue  # the line being written right now
+    return out
 
 
-def load_results(name: str) -> list[dict]:
-    path = work_dir() / f"{name}.jsonl"
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-
-
-def send(svc: Service, request_id: str, path: str = "/health") -> int:
-    """One GET to the service with our own X-Request-Id; the status code."""
-    return net.request("GET", svc.url + path, headers={"X-Request-Id": request_id}, timeout=3).status
+def send(svc: Service, request_id: str, path: str = "/health", body: dict | None = None) -> net.Response:
+    """One request to the service with our own X-Request-Id (a POST when ``body`` is given)."""
+    method = "POST" if body is not None else "GET"
+    return net.request(method, svc.url + path, body, headers={"X-Request-Id": request_id}, timeout=5)
 
 
 def wait_for_line(svc: Service, text: str, timeout: float = 1.0) -> str | None:
@@ -155,82 +181,3 @@ def wait_for_line(svc: Service, text: str, timeout: float = 1.0) -> str | None:
                 return line
         time.sleep(0.05)
     return None
-
-
-def put_alarm(
-    cw, name: str, topic_arn: str, threshold: float, period: int = 10, dimensions: dict | None = None
-) -> None:
-    """The page-worthy alarm: the error ratio of the last ``period`` seconds above ``threshold``."""
-    cw.put_metric_alarm(
-        AlarmName=name,
-        AlarmDescription="orders: error ratio burns the availability SLO's budget fast. "
-        "Runbook: lessons/04_observability/runbook.md",
-        Namespace=NAMESPACE,
-        MetricName="ErrorRatio",
-        Dimensions=[{"Name": k, "Value": v} for k, v in (dimensions or DIMENSIONS).items()],
-        Statistic="Average",
-        Period=period,
-        EvaluationPeriods=1,
-        DatapointsToAlarm=1,
-        Threshold=threshold,
-        ComparisonOperator="GreaterThanThreshold",
-        TreatMissingData="notBreaching",
-        AlarmActions=[topic_arn],
-        OKActions=[topic_arn],
-    )
-
-
-def alarm_drill(
-    svc: Service,
-    cw,
-    sqs,
-    alarm: str,
-    pager_url: str,
-    max_seconds: float = 40,
-    rate: float = 30,
-    dimensions: dict | None = None,
-) -> dict:
-    """Real traffic and real metrics, one second at a time, until the pager gets ``alarm`` (bounded)."""
-    state = {"before": obs.scrape(svc.metrics_url), "requests": 0, "errors": 0, "datapoints": 0}
-
-    def one_second():
-        res = obs.run_load(
-            svc.url,
-            n=int(rate),
-            rate=rate,
-            max_seconds=1.0,
-            concurrency=4,
-            post_share=1.0,
-            seed=random.randrange(10**6),
-        )
-        after = obs.scrape(svc.metrics_url)
-        data = obs.cloudwatch_datums(state["before"], after, dimensions or DIMENSIONS)
-        for d in data:
-            d["Timestamp"] = datetime.now(UTC)
-            d["StorageResolution"] = 1
-        cw.put_metric_data(Namespace=NAMESPACE, MetricData=data)
-        state.update(
-            before=after,
-            requests=state["requests"] + len(res),
-            errors=state["errors"] + sum(r["status"] >= 500 for r in res),
-            datapoints=state["datapoints"] + len(data),
-        )
-
-    page, waited = pager.wait_for_page(sqs, pager_url, alarm, "ALARM", timeout=max_seconds, while_waiting=one_second)
-    return {
-        "page": page,
-        "seconds": round(waited, 1),
-        "requests": state["requests"],
-        "errors": state["errors"],
-        "datapoints": state["datapoints"],
-    }
-
-
-def exercise_setup() -> Service:
-    """For the exercise notebook: a healthy run and a faulty run (results on disk), service left faulty."""
-    backing = setup_backing()
-    svc = start_service(fault_rate=0.0, buckets=COARSE_BUCKETS, backing=backing)
-    save_results(obs.run_load(svc.url, n=150, max_seconds=8, seed=1), "healthy")
-    svc = start_service(fault_rate=0.1, buckets=COARSE_BUCKETS, backing=backing)
-    save_results(obs.run_load(svc.url, n=300, max_seconds=8, seed=2, post_share=1.0), "faulty")
-    return svc

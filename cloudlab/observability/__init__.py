@@ -6,9 +6,12 @@ HTTP requests, the lines the service really logged, the text its /metrics endpoi
 the spans it really exported. Pure functions (parsing, percentiles, burn rates) are unit-tested
 without the lab.
 
-The parts: ``errors``, ``load`` (a bounded load generator), ``logs`` (JSON lines to and from
-CloudWatch Logs), ``metrics`` (Prometheus exposition, histograms, CloudWatch metrics), ``slo``
-(SLOs, error budgets, burn-rate rules), ``traces`` (OpenTelemetry spans), ``plots``."""
+The parts: ``errors``, ``load`` (a bounded load generator, and steady background load), ``logs``
+(JSON lines to and from CloudWatch Logs), ``metrics`` (Prometheus exposition, histograms, CloudWatch
+metrics), ``slo`` (SLOs, error budgets, burn rates), ``traces`` (OpenTelemetry spans), ``plots``,
+``prom`` (the real Prometheus and Alertmanager: configs, lab time, start/stop, HTTP APIs),
+``promtool`` (promtool and amtool: check, test, evaluate) and ``receiver`` (a webhook receiver that
+stands in for the on-call tool)."""
 
 from .errors import (  # noqa: F401
     MalformedLogLine,
@@ -49,21 +52,25 @@ from .metrics import (  # noqa: F401
     scrape,
 )
 from .plots import (  # noqa: F401
-    plot_burn,
     plot_dashboard,
     plot_latency,
     plot_waterfall,
+    plot_windows,
+)
+from .prom import (  # noqa: F401
+    SPEEDUP,
+    Alertmanager,
+    Prometheus,
+    StackDown,
+    StackError,
+    golden_signals,
+    lab_duration,
 )
 from .slo import (  # noqa: F401
     SLO,
-    Rule,
     budget_left,
     burn_rate,
-    burn_timeline,
     good_events,
-    rule_fires,
-    window_counts,
-    workbook_rules,
 )
 from .traces import (  # noqa: F401
     duration_ms,

@@ -95,3 +95,39 @@ def summarize(results: list[dict]) -> dict:
         "p95": percentile(lat, 95),
         "p99": percentile(lat, 99),
     }
+
+
+def main(argv=None) -> int:
+    """Steady background traffic until stopped (SIGTERM): ``python -m cloudlab.observability.load URL ...``.
+
+    Each result is appended to ``--results`` as a JSON line, so a notebook can compare what the
+    clients saw with what the service's metrics say. Run it through :mod:`cloudlab.procs`.
+    """
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Steady HTTP load on the order service, until stopped.")
+    ap.add_argument("url")
+    ap.add_argument("--rate", type=float, default=10.0, help="requests per second")
+    ap.add_argument("--post-share", type=float, default=0.8)
+    ap.add_argument("--results", required=True, help="a JSON-lines file, one line per request")
+    args = ap.parse_args(argv)
+    print(json.dumps({"event": "started", "url": args.url, "rate": args.rate}), flush=True)
+    seed = 0
+    while True:
+        seed += 1
+        chunk = run_load(
+            args.url,
+            n=max(1, int(args.rate * 2)),
+            rate=args.rate,
+            max_seconds=2.0,
+            concurrency=4,
+            post_share=args.post_share,
+            seed=seed,
+            timeout=2.0,
+        )
+        with open(args.results, "a") as fh:
+            fh.write("".join(json.dumps(r) + "\n" for r in chunk))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,9 +1,8 @@
-"""Observability plots (matplotlib): latency, a trace waterfall, burn rates, a dashboard."""
+"""Observability plots (matplotlib): latency, a trace waterfall, error ratios per window, a dashboard."""
 
 from __future__ import annotations
 
 from .metrics import quantile_from_buckets
-from .slo import Rule
 from .traces import duration_ms, slow_span, span_tree
 
 
@@ -55,26 +54,6 @@ def plot_waterfall(trace_spans: list[dict], title: str = ""):
     return fig
 
 
-def plot_burn(timeline: dict, rule: Rule, title: str = ""):
-    """Long- and short-window burn rates against the rule's threshold; shaded where the rule fires."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 3))
-    t = timeline["t"]
-    ax.plot(t, timeline["long"], label="long window")
-    ax.plot(t, timeline["short"], label="short window", alpha=0.7)
-    ax.axhline(rule.burn, color="red", ls="--", label=f"threshold {rule.burn:g}")
-    for x, f in zip(t, timeline["firing"], strict=False):
-        if f:
-            ax.axvspan(x - 0.125, x + 0.125, color="red", alpha=0.12, lw=0)
-    ax.set_xlabel("lab seconds")
-    ax.set_ylabel("burn rate")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
 def plot_dashboard(
     series: dict,
     slo_latency_s: float | None = None,
@@ -108,5 +87,27 @@ def plot_dashboard(
     for ax in (c, d):
         ax.set_xlabel("seconds")
     fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_windows(series: dict, thresholds: dict | None = None, title: str = "", events: dict | None = None):
+    """Error ratios over several windows against time: ``series`` is {label: (times, values)} (values as
+    ratios), ``thresholds`` {label: ratio} as dashed lines, ``events`` {label: time} as vertical markers."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 3.4))
+    t0 = min((ts[0] for ts, _ in series.values() if len(ts)), default=0)
+    for label, (ts, vs) in series.items():
+        ax.plot([t - t0 for t in ts], [100 * v for v in vs], label=label)
+    for (label, value), color in zip((thresholds or {}).items(), ("red", "orange", "grey"), strict=False):
+        ax.axhline(100 * value, color=color, ls="--", lw=1, label=label)
+    for label, t in (events or {}).items():
+        ax.axvline(t - t0, color="black", ls=":", lw=1)
+        ax.text(t - t0, ax.get_ylim()[1] * 0.95, f" {label}", fontsize=8, va="top")
+    ax.set_xlabel("lab seconds (1 s = 1 real minute)")
+    ax.set_ylabel("errors (% of requests)")
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     return fig

@@ -1,11 +1,10 @@
-"""SLOs, error budgets and burn-rate rules (the SRE Workbook's multi-window, multi-burn-rate alerts)."""
+"""SLOs, error budgets and burn rates. The alerting rules themselves are Prometheus' (see :mod:`.prom`:
+lesson 04 writes them as recording and alerting rules and tests them with promtool)."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-
-from .errors import NoDataPoints
 
 
 # ===================================================================== SLOs
@@ -64,68 +63,6 @@ def budget_left(bad: float, total_: float, target: float) -> float:
     return 1 - (bad / total_) / (1 - target)
 
 
-@dataclass(frozen=True)
-class Rule:
-    """Multi-window, multi-burn-rate: alert when BOTH windows burn faster than ``burn``."""
-
-    severity: str
-    long_s: float
-    short_s: float
-    burn: float
-
-    def describe(self, speedup: float = 1) -> str:
-        def human(s):
-            s *= speedup
-            return f"{s / 86400:g} d" if s >= 86400 else f"{s / 3600:g} h" if s >= 3600 else f"{s / 60:g} min"
-
-        return f"{self.severity}: burn > {self.burn:g} over {human(self.long_s)} and {human(self.short_s)}"
-
-
-def workbook_rules(speedup: float = 1.0) -> list[Rule]:
-    """The usual three rules for a 30-day window, time compressed by ``speedup`` (lab seconds).
-
-    page   2 % of the budget in 1 h  (burn 14.4; short window 5 min)
-    page   5 % of the budget in 6 h  (burn 6;    short window 30 min)
-    ticket 10 % of the budget in 3 d (burn 1;    short window 6 h)
-    """
-    if speedup <= 0:
-        raise ValueError("speedup must be positive")
-    h = 3600 / speedup
-    return [Rule("page", 1 * h, h / 12, 14.4), Rule("page", 6 * h, h / 2, 6.0), Rule("ticket", 72 * h, 6 * h, 1.0)]
-
-
-def window_counts(events: list[tuple[float, bool]], end: float, seconds: float) -> tuple[int, int]:
-    """(bad, total) among events with end - seconds < t <= end. ``events`` are (time, good)."""
-    bad = tot = 0
-    for t, good in events:
-        if end - seconds < t <= end:
-            tot += 1
-            bad += not good
-    return bad, tot
-
-
-def rule_fires(events: list[tuple[float, bool]], target: float, rule: Rule, at: float) -> tuple[bool, float, float]:
-    """(firing, long-window burn, short-window burn) of ``rule`` at time ``at``."""
-    long_b = burn_rate(*window_counts(events, at, rule.long_s), target)
-    short_b = burn_rate(*window_counts(events, at, rule.short_s), target)
-    return long_b > rule.burn and short_b > rule.burn, long_b, short_b
-
-
 def good_events(results: list[dict], slo: SLO) -> list[tuple[float, bool]]:
     """Request results -> (completion time, good?) as the SLO defines good."""
     return sorted((r["t"] + r["seconds"], slo.is_good(r)) for r in results)
-
-
-def burn_timeline(events: list[tuple[float, bool]], target: float, rule: Rule, step: float = 0.25) -> dict:
-    """Evaluate ``rule`` every ``step`` seconds over the events: times, both burns, firing."""
-    if not events:
-        raise NoDataPoints("no events to evaluate: an SLO with no traffic has nothing to say")
-    t0, t1 = events[0][0], events[-1][0]
-    out = {"t": [], "long": [], "short": [], "firing": []}
-    n = max(1, int(math.ceil((t1 - t0) / step)))
-    for i in range(n + 1):
-        at = t0 + i * step
-        f, lb, sb = rule_fires(events, target, rule, at)
-        for k, v in zip(("t", "long", "short", "firing"), (at - t0, lb, sb, f), strict=False):
-            out[k].append(v)
-    return out

@@ -202,6 +202,13 @@ def explain(result: Result, endpoint: str | None = None) -> TerraformError:
             "`terraform force-unlock <id>`.",
             result,
         )
+    if result.args[:1] == ["init"] and any(d.get("summary") == "input is disabled" for d in errs):
+        return TerraformError(
+            "`terraform init` stopped: this directory already has a state, and Terraform would ask whether to copy "
+            "it to the new backend (input is off, so it cannot ask). To move it: init(..., migrate=True), which "
+            "runs `terraform init -migrate-state`. Without the old state, Terraform forgets what it made.",
+            result,
+        )
     if errs:
         body = "\n\n".join(describe_diagnostic(d) for d in errs[:5])
         more = f"\n(and {len(errs) - 5} more errors)" if len(errs) > 5 else ""
@@ -219,6 +226,7 @@ class Progress:
         self.every = every
         self.waiting: dict[str, float] = {}
         self.last_beat = 0.0
+        self.warned: set[str] = set()
 
     def __call__(self, ev: dict, t0: float) -> str | None:
         now = time.monotonic() - t0
@@ -237,6 +245,20 @@ class Progress:
                 names = sorted({a.rsplit(".", 1)[0].split(".")[-1] for a in self.waiting})
                 return stamp + f"still working on {len(self.waiting)} resource(s): {', '.join(names)}"
             return None
-        if kind == "change_summary" or (kind == "diagnostic" and ev.get("diagnostic", {}).get("severity") == "warning"):
+        if kind == "change_summary":
             return stamp + ev.get("@message", "")
+        if kind == "diagnostic" and (ev.get("diagnostic") or {}).get("severity") == "warning":
+            text = warning_text(ev["diagnostic"])
+            if text in self.warned:  # Terraform repeats a warning for every instance: once is enough
+                return None
+            self.warned.add(text)
+            return stamp + text
         return None
+
+
+def warning_text(d: dict) -> str:
+    """One warning in a line: ``Warning: <summary> (<file> line N): <first line of the detail>``."""
+    rng = d.get("range") or {}
+    where = f" ({rng.get('filename')} line {(rng.get('start') or {}).get('line')})" if rng.get("filename") else ""
+    detail = (d.get("detail") or "").strip().split("\n")[0]
+    return f"Warning: {d.get('summary', '').strip()}{where}" + (f": {detail}" if detail else "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import signal
 import subprocess
@@ -12,9 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .. import net
-from ..lab import process
+from ..lab import ROOT, process
 from .env import LAB_DOWN_HINT, LabDown, TerraformError, terraform_env
-from .results import Progress, Result, explain, parse_plan_json, summary_from_events
+from .results import Progress, Result, explain, parse_plan_json, summary_from_events, warning_text
 
 
 class Terraform:
@@ -25,9 +26,18 @@ class Terraform:
     """
 
     def __init__(
-        self, workdir, env: dict | None = None, parallelism: int = 10, quiet: bool = False, timeout: float = 300.0
+        self,
+        workdir,
+        env: dict | None = None,
+        parallelism: int = 10,
+        quiet: bool = False,
+        timeout: float = 300.0,
+        record: bool = True,
     ):
+        """``record=False``: do not add this handle's runs to the directory's run log (a check's own plan
+        must never count as the learner's)."""
         self.workdir = Path(workdir)
+        self.record = record
         self.extra_env = dict(env or {})
         self.parallelism = parallelism
         self.quiet = quiet
@@ -61,10 +71,28 @@ class Terraform:
         if not self.quiet:
             print(line, flush=True)
 
+    def command_line(self, args) -> str:
+        """The command as you would type it from the repository root, in a shell with the lab's variables
+        (``python3 -m cloudlab.lab env`` prints them): ``terraform -chdir=<dir> <args>``."""
+        try:
+            where = str(self.workdir.resolve().relative_to(ROOT.resolve()))
+        except ValueError:
+            where = str(self.workdir)
+        ws = self.extra_env.get("TF_WORKSPACE")
+        return (f"TF_WORKSPACE={shlex.quote(ws)} " if ws else "") + shlex.join(["terraform", f"-chdir={where}", *args])
+
     def run(
-        self, *args: str, check: bool = True, ok_codes=(0,), show: Callable | None = None, env: dict | None = None
+        self,
+        *args: str,
+        check: bool = True,
+        ok_codes=(0,),
+        show: Callable | None = None,
+        env: dict | None = None,
+        echo: bool = True,
     ) -> Result:
-        """Run ``terraform <args>`` in the working directory; parse ``-json`` lines; raise on failure."""
+        """Run ``terraform <args>`` in the working directory; parse ``-json`` lines; raise on failure.
+
+        Prints the real command first (``echo``), so it can be repeated outside Jupyter."""
         exe = shutil.which("terraform")
         if exe is None:
             raise TerraformError(
@@ -73,6 +101,8 @@ class Terraform:
             )
         full_env = self.env()
         full_env.update(env or {})
+        if echo:
+            self._log("$ " + self.command_line(args))
         cmd = [exe, *args]
         t0 = time.monotonic()
         events, raw = [], []
@@ -130,7 +160,8 @@ class Terraform:
             "".join(ev.get("@message", "") + "\n" for ev in events) if events else "".join(raw),
         )
         self.history.append(result)
-        self._record(result)
+        if self.record:
+            self._record(result)
         if check and code not in ok_codes:
             raise explain(result, self.endpoint)
         return result
@@ -194,9 +225,9 @@ class Terraform:
         if r.exit_code != 0 or errs:
             r.events = [{"type": "diagnostic", "diagnostic": d} for d in diags]
             raise explain(r, self.endpoint)
-        warnings = [d.get("summary", "") for d in diags if d.get("severity") == "warning"]
+        warnings = list(dict.fromkeys(warning_text(d) for d in diags if d.get("severity") == "warning"))
         self.warnings = warnings
-        self._log("valid" + (f" ({len(warnings)} warnings: {'; '.join(warnings)})" if warnings else ""))
+        self._log("valid" + "".join(f"\n  {w}" for w in warnings))
 
     def plan(
         self,
@@ -205,29 +236,45 @@ class Terraform:
         refresh: bool = True,
         destroy: bool = False,
         lock_timeout: str | None = None,
-        out: str = "tfplan",
+        out: str | None = "tfplan",
         show: bool = True,
         details: bool = False,
+        raw: bool = False,
+        lock: bool = True,
     ) -> Result:
         """Plan, save it to ``out``, and summarise it (``result.plan``). Exit code 2 = changes (detailed_exitcode).
 
         ``details=True`` also reads the saved plan with ``terraform show -json`` to name the attributes
-        that change (a few seconds more: it loads the provider's schema).
+        that change (a few seconds more: it loads the provider's schema). ``raw=True`` prints Terraform's
+        own words instead of the summary (what changed outside Terraform, attribute by attribute);
+        ``result.plan`` is then None. ``out=None`` saves no plan file; ``lock=False`` reads the state
+        without taking the lock (for a look that must not get in anyone's way).
         """
         self.check_lab()
-        args = ["plan", "-json", "-no-color", f"-out={out}", f"-parallelism={self.parallelism}"] + self._vars(var)
+        args = ["plan"] + ([] if raw else ["-json"]) + ["-no-color"]
+        args += ([f"-out={out}"] if out else []) + [f"-parallelism={self.parallelism}"] + self._vars(var)
         if detailed_exitcode:
             args.append("-detailed-exitcode")
         if not refresh:
             args.append("-refresh=false")
         if destroy:
             args.append("-destroy")
+        if not lock:
+            args.append("-lock=false")
         if lock_timeout:
             args.append(f"-lock-timeout={lock_timeout}")
-        r = self.run(*args, ok_codes=(0, 2) if detailed_exitcode else (0,))
+        r = self.run(*args, ok_codes=(0, 2) if detailed_exitcode else (0,), echo=show)
+        if raw:
+            if show:
+                lines = r.output.strip().splitlines()
+                shown = [ln for ln in lines if not ln.rstrip().endswith("]") or ": Refreshing state..." not in ln]
+                gone = len(lines) - len(shown)
+                note = [f"({gone} lines 'Refreshing state...' left out: Terraform read each resource)"] if gone else []
+                self._log("\n".join(note + shown).strip())
+            return r
         r.plan = summary_from_events(r.events)
-        if details:
-            shown = self.run("show", "-json", "-no-color", out)
+        if details and out:
+            shown = self.run("show", "-json", "-no-color", out, echo=show)
             try:
                 r.plan = parse_plan_json(json.loads(shown.output))
             except ValueError:
@@ -256,21 +303,16 @@ class Terraform:
             args.append(plan_file)
         else:
             args += ["-auto-approve"] + self._vars(var) + ([] if refresh else ["-refresh=false"])
-        return self._apply_like(args, "apply")
+        return self._apply_like(args)
 
     def destroy(self, var: dict | None = None, refresh: bool = True) -> Result:
         self.check_lab()
         args = ["destroy", "-json", "-no-color", "-auto-approve", f"-parallelism={self.parallelism}"] + self._vars(var)
         if not refresh:
             args.append("-refresh=false")
-        return self._apply_like(args, "destroy")
+        return self._apply_like(args)
 
-    def _apply_like(self, args: list[str], verb: str) -> Result:
-        self._log(
-            f"terraform {verb} in {self.workdir.name}"
-            + (f" (workspace {self.current_workspace()})" if self.current_workspace() != "default" else "")
-            + " ..."
-        )
+    def _apply_like(self, args: list[str]) -> Result:
         ws = self.extra_env.get("TF_WORKSPACE", "")
         return self.run(*args, show=Progress(ws))
 
@@ -310,7 +352,14 @@ class Terraform:
     def with_workspace(self, name: str) -> Terraform:
         """A second handle on the same directory that works in workspace ``name`` (via TF_WORKSPACE)."""
         env = dict(self.extra_env, TF_WORKSPACE=name)
-        return Terraform(self.workdir, env=env, parallelism=self.parallelism, quiet=self.quiet, timeout=self.timeout)
+        return Terraform(
+            self.workdir,
+            env=env,
+            parallelism=self.parallelism,
+            quiet=self.quiet,
+            timeout=self.timeout,
+            record=self.record,
+        )
 
     # -- files ------------------------------------------------------------
     def files(self) -> list[str]:
@@ -350,15 +399,18 @@ class Terraform:
         return out
 
 
-def copy_template(src: Path, dest: Path, fresh: bool = True) -> Path:
-    """Copy a template directory's .tf files into a working directory (``fresh``: wipe it first)."""
+def copy_template(src: Path, dest: Path, fresh: bool = True, overwrite: bool = True) -> Path:
+    """Copy a template directory's .tf files into a working directory (``fresh``: wipe it first;
+    ``overwrite=False``: keep the files already there, copy only the missing ones)."""
     if fresh and dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True, exist_ok=True)
     for f in Path(src).iterdir():
+        target = dest / f.name
         if f.is_dir():
-            if f.name not in (".terraform",):
-                shutil.copytree(f, dest / f.name, dirs_exist_ok=True)
+            if f.name not in (".terraform",) and (overwrite or not target.exists()):
+                shutil.copytree(f, target, dirs_exist_ok=True)
         elif f.suffix in (".tf", ".tfvars", ".yaml", ".json", ".hcl") and f.name != ".terraform.lock.hcl":
-            shutil.copy2(f, dest / f.name)
+            if overwrite or not target.exists():
+                shutil.copy2(f, target)
     return dest

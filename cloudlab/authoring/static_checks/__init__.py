@@ -17,7 +17,9 @@ The rules:
   names, on hosts the real-AWS guard accepts, with dummy credentials;
 * the Dockerfile's ``FROM`` lines are pinned, it runs as a non-root ``USER``, has a
   ``HEALTHCHECK``, and verifies the checksum of everything it downloads;
-* the workflow runs ``make test`` with read-only permissions, pinned actions and time limits.
+* the workflow runs ``make test`` with read-only permissions, pinned actions and time limits;
+* its ``kubernetes-live`` job runs lesson 06 on kind: actions pinned by commit, the node image by digest,
+  ``make cluster`` first, and a cluster required (``CLOUDLAB_REQUIRE_CLUSTER=1``).
 
 The parts: ``common`` (constants, image references), ``compose``, ``dockerfile``, ``workflow``
 (with pins and schemas), and here: every rule on this repository's files."""
@@ -60,6 +62,7 @@ from .dockerfile import (  # noqa: F401
     dockerfile_download_problems,
     dockerfile_from_problems,
     dockerfile_healthcheck_problems,
+    dockerfile_installer_problems,
     dockerfile_problems,
     dockerfile_user_problems,
     dockerignore_problems,
@@ -73,8 +76,10 @@ from .repository import (  # noqa: F401
     main,
 )
 from .workflow import (  # noqa: F401
+    LIVE_JOB,
     MAKE_TEST,
     PINNED_REF,
+    kind_job_problems,
     pinned_version,
     schema_problems,
     steps,

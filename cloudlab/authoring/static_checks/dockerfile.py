@@ -111,6 +111,33 @@ def dockerfile_download_problems(instructions: list[Instruction]) -> list[str]:
     ]
 
 
+def dockerfile_installer_problems(instructions: list[Instruction], uv_version: str | None = None) -> list[str]:
+    """Python packages go in with the lab's installer: uv at the course's version, constrained by the locks."""
+    if uv_version is None:
+        from ...lab.venvs import UV_VERSION as uv_version
+    args = {}
+    for ins in instructions:
+        if ins.keyword == "ARG" and "=" in ins.args:
+            k, _, v = ins.args.partition("=")
+            args[k.strip()] = v.strip().strip('"')
+    problems = []
+    runs = [(ins.line, _substitute(ins.args, args)) for ins in instructions if ins.keyword == "RUN"]
+    installs = any(re.search(r"\bpip install\b", r) for _, r in runs)
+    if installs and not any(f"uv=={uv_version}" in r for _, r in runs):
+        problems.append(f"install uv=={uv_version} (cloudlab/lab/venvs.py UV_VERSION): the installer `make lab` uses")
+    for line, run in runs:
+        for cmd in re.split(r"&&|;|\|\|", run):
+            if re.search(r"\bpip install\b", cmd) and not re.search(r"\buv pip install\b|[\"']?uv==", cmd):
+                problems.append(
+                    f"line {line}: plain `pip install`: use `uv pip install` with the pins, as the lab does"
+                )
+            if re.search(r"\buv pip install\b.*-r \S*requirements\.txt", cmd) and "kernel-lock.txt" not in cmd:
+                problems.append(
+                    f"line {line}: requirements.txt without `-c pins/kernel-lock.txt`: versions would float"
+                )
+    return problems
+
+
 def dockerfile_problems(text: str) -> list[str]:
     instructions = parse_dockerfile(text)
     return (
@@ -118,6 +145,7 @@ def dockerfile_problems(text: str) -> list[str]:
         + dockerfile_user_problems(instructions)
         + dockerfile_healthcheck_problems(instructions)
         + dockerfile_download_problems(instructions)
+        + dockerfile_installer_problems(instructions)
     )
 
 

@@ -17,7 +17,13 @@ from .compose import (
     compose_top_level_problems,
 )
 from .dockerfile import dockerfile_problems, dockerignore_problems
-from .workflow import pinned_version, schema_problems, workflow_problems, workflow_python_problems
+from .workflow import (
+    kind_job_problems,
+    pinned_version,
+    schema_problems,
+    workflow_problems,
+    workflow_python_problems,
+)
 
 
 # -------------------------------------------------------------------------- everything
@@ -78,7 +84,12 @@ def check_repository(root: Path | None = None, schemas: bool = True) -> dict[str
     results["Dockerfile"] = dockerfile_problems((root / "Dockerfile").read_text())
     results[".dockerignore"] = dockerignore_problems((root / ".dockerignore").read_text())
     workflow = load_yaml(workflow_file)
-    results[".github/workflows/test.yml"] = workflow_problems(workflow) + workflow_python_problems(workflow, VENVS)
+    kind_config = (root / "lessons" / "06_kubernetes" / "kind" / "cluster.yaml").read_text()
+    results[".github/workflows/test.yml"] = (
+        workflow_problems(workflow)
+        + workflow_python_problems(workflow, VENVS)
+        + kind_job_problems(workflow, kind_config)
+    )
     if schemas:
         results["docker-compose.yml"] += schema_problems(compose_file, "vendor.compose-spec")
         results[".github/workflows/test.yml"] += schema_problems(workflow_file, "vendor.github-workflows")

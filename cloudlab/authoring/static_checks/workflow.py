@@ -83,6 +83,46 @@ def workflow_python_problems(workflow: dict, venv_specs) -> list[str]:
     ]
 
 
+# ------------------------------------------------------------------ lesson 06 live on kind
+SHA_REF = re.compile(r"^[0-9a-f]{40}$")
+NODE_DIGEST = re.compile(r"^kindest/node:v\d+\.\d+\.\d+@sha256:[0-9a-f]{64}$")
+LIVE_JOB = "kubernetes-live"
+
+
+def kind_job_problems(workflow: dict, kind_config: str) -> list[str]:
+    """The live Kubernetes job: actions pinned by commit, the node image by digest, a real cluster required."""
+    job = (workflow.get("jobs") or {}).get(LIVE_JOB)
+    if not isinstance(job, dict):
+        return [f"workflow: no job {LIVE_JOB!r} runs lesson 06 on a kind cluster"]
+    problems = []
+    if "timeout-minutes" not in job:
+        problems.append(f"job {LIVE_JOB}: no timeout-minutes")
+    runs: list[str] = []
+    required = False
+    for step in job.get("steps") or []:
+        uses = str(step.get("uses") or "")
+        if uses and not SHA_REF.match(uses.partition("@")[2]):
+            problems.append(f"job {LIVE_JOB}: {uses!r} is not pinned to a commit SHA")
+        run = str(step.get("run") or "")
+        runs.append(run)
+        if "test-notebooks" in run and str((step.get("env") or {}).get("CLOUDLAB_REQUIRE_CLUSTER")) == "1":
+            required = True
+    cluster_at = next((i for i, r in enumerate(runs) if re.search(r"\bmake cluster\b", r)), None)
+    test_at = next((i for i, r in enumerate(runs) if re.search(r"make test-notebooks L=06\b", r)), None)
+    if cluster_at is None or test_at is None or cluster_at > test_at:
+        problems.append(f"job {LIVE_JOB}: must run `make cluster`, then `make test-notebooks L=06`")
+    if not required:
+        problems.append(
+            f"job {LIVE_JOB}: the notebook step must set CLOUDLAB_REQUIRE_CLUSTER=1 (else it passes offline)"
+        )
+    images = re.findall(r"^\s*image:\s*(\S+)", kind_config, re.M)
+    if not images or not all(NODE_DIGEST.match(i) for i in images):
+        problems.append(
+            f"kind config: node image(s) {images or 'missing'} not pinned by digest (kindest/node:vX@sha256:...)"
+        )
+    return problems
+
+
 # ------------------------------------------------------------------------- pins, schema
 def pinned_version(lock_text: str, package: str) -> str | None:
     """``package==X`` in a requirements/lock file (names compared as pip does)."""

@@ -1,7 +1,7 @@
 # A stack whose apply takes a few seconds on purpose, so two runs can collide on its state.
 # terraform_data is built into Terraform: no provider, no cloud resource, just state.
 terraform {
-  required_version = ">= 1.10"
+  required_version = ">= 1.11" # the S3 backend's own lock (use_lockfile) is GA since 1.11
   backend "s3" {}
 }
 

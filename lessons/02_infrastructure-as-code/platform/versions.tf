@@ -1,5 +1,5 @@
 terraform {
-  required_version = ">= 1.10"
+  required_version = ">= 1.11" # the S3 backend's own lock (use_lockfile) is GA since 1.11
 
   # The S3 backend's settings (bucket, key, endpoint) come from `terraform init -backend-config=...`,
   # so the same code works against the lab and against real AWS.

@@ -1,17 +1,27 @@
-# A database password handed to the app through SSM Parameter Store.
+# A database password handed to the app through SSM Parameter Store, two ways.
 variable "db_password" {
   description = "The app's database password. Never commit it: pass it as TF_VAR_db_password."
   type        = string
   sensitive   = true
 }
 
-resource "aws_ssm_parameter" "db_password" {
-  name  = "/l02/app/db-password"
+# 1. The usual way: `value`. The variable is sensitive, so plans and logs show (sensitive value).
+resource "aws_ssm_parameter" "db_password_v1" {
+  name  = "/l02/app/db-password-v1"
   type  = "SecureString"
   value = var.db_password
 }
 
-output "parameter" {
-  description = "Where the app finds its password (the name, not the value)."
-  value       = aws_ssm_parameter.db_password.name
+# 2. Write-only (Terraform 1.11): sent to the API, never stored in the state.
+#    Bump value_wo_version to send a new password.
+resource "aws_ssm_parameter" "db_password" {
+  name             = "/l02/app/db-password"
+  type             = "SecureString"
+  value_wo         = var.db_password
+  value_wo_version = 1
+}
+
+output "parameters" {
+  description = "Where the app finds its password (the names, not the value)."
+  value       = [aws_ssm_parameter.db_password_v1.name, aws_ssm_parameter.db_password.name]
 }

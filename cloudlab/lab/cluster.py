@@ -1,0 +1,149 @@
+"""The course's kind cluster: ``make cluster`` / ``make cluster-down`` (lesson 06, and 07's RBAC part).
+
+Standard library only, like the rest of ``cloudlab.lab``. The cluster is named ``cloudlab``; the course only
+ever talks to its kubectl context ``kind-cloudlab`` (never to whatever context your kubectl points at:
+that could be a real cluster). ``make cluster``:
+
+1. checks kind and a running Docker engine, and says how to get them if not;
+2. ``kind create cluster --config lessons/06_kubernetes/kind/cluster.yaml`` (node image pinned by digest);
+3. builds the order service's image ``cloudlab/orders:sha-<hash of its sources>`` unless it exists (lesson
+   05 builds the same name), and ``kind load docker-image``s it into the node (no registry needed);
+4. starts cloud-provider-kind (LoadBalancer Services and Ingress for kind) as a container on the kind
+   network, so the lesson's Ingress gets an address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+
+from . import ROOT, LabError, say
+
+NAME = "cloudlab"
+CONTEXT = f"kind-{NAME}"
+LESSON_DIR = ROOT / "lessons" / "06_kubernetes"
+KIND_CONFIG = LESSON_DIR / "kind" / "cluster.yaml"
+DOCKERFILE = LESSON_DIR / "image" / "Dockerfile"
+IMAGE_REPO = "cloudlab/orders"
+IMAGE_SOURCES = ("app/__init__.py", "app/service.py", "lessons/06_kubernetes/image/Dockerfile")
+CLOUD_PROVIDER = "l06-cloud-provider-kind"
+CLOUD_PROVIDER_IMAGE = "registry.k8s.io/cloud-provider-kind/cloud-controller-manager:v0.10.0"
+KIND_FIX = "install kind 0.27 (macOS: `brew install kind`; Linux: https://kind.sigs.k8s.io/docs/user/quick-start/)"
+DOCKER_FIX = "start Docker (Docker Desktop, or `sudo systemctl start docker`), then run `make cluster` again"
+
+
+def image_tag() -> str:
+    """``sha-`` + 12 hex digits of the service's sources: the same code always gets the same tag."""
+    h = hashlib.sha256()
+    for rel in IMAGE_SOURCES:
+        p = ROOT / rel
+        h.update(rel.encode() + b"\0" + (p.read_bytes() if p.exists() else b""))
+    return f"sha-{h.hexdigest()[:12]}"
+
+
+def image() -> str:
+    return f"{IMAGE_REPO}:{image_tag()}"
+
+
+def node_image() -> str:
+    for line in KIND_CONFIG.read_text().splitlines():
+        if line.strip().startswith("image:"):
+            return line.split("image:", 1)[1].strip()
+    return ""
+
+
+def _run(cmd: list[str], timeout: float = 30.0) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return subprocess.CompletedProcess(cmd, 127, "", str(e))
+
+
+def docker_status() -> tuple[bool, str]:
+    """(engine answers, detail)."""
+    if shutil.which("docker") is None:
+        return False, "docker is not installed"
+    out = _run(["docker", "info", "--format", "{{.ServerVersion}}"], timeout=10)
+    if out.returncode != 0:
+        return False, "the docker command is here but no engine answers (Docker stopped?)"
+    return True, f"engine {out.stdout.strip()}"
+
+
+def kind_status() -> tuple[bool, str]:
+    if shutil.which("kind") is None:
+        return False, "kind is not installed"
+    out = _run(["kind", "version"])
+    return out.returncode == 0, (out.stdout or out.stderr).strip()[:60]
+
+
+def cluster_status(timeout: int = 3) -> tuple[bool, str]:
+    """Does the course's cluster answer on its own context? (ok, detail) -- never the current context."""
+    if shutil.which("kubectl") is None:
+        return False, "kubectl not found"
+    out = _run(["kubectl", "--context", CONTEXT, "get", "--raw", "/readyz", f"--request-timeout={timeout}s"], 10)
+    if out.returncode == 0:
+        return True, f"context {CONTEXT} answers (readyz {out.stdout.strip() or 'ok'})"
+    return False, f"no cluster on context {CONTEXT}"
+
+
+def _exists() -> bool:
+    out = _run(["kind", "get", "clusters"])
+    return out.returncode == 0 and NAME in out.stdout.split()
+
+
+def up() -> None:
+    ok, detail = kind_status()
+    if not ok:
+        raise LabError(f"{detail}: {KIND_FIX}. Without a cluster, lesson 06 still validates everything offline.")
+    ok, detail = docker_status()
+    if not ok:
+        raise LabError(f"kind runs Kubernetes in Docker, and {detail}: {DOCKER_FIX}.")
+    if _exists():
+        say(f"cluster {NAME} exists (context {CONTEXT})")
+    else:
+        say(f"creating the kind cluster {NAME} ({node_image().split('@')[0]}), about a minute ...")
+        out = _run(["kind", "create", "cluster", "--config", str(KIND_CONFIG), "--wait", "120s"], timeout=600)
+        if out.returncode != 0:
+            raise LabError(f"`kind create cluster` failed:\n{out.stderr[-1500:]}")
+    img = image()
+    if _run(["docker", "image", "inspect", img]).returncode != 0:
+        say(f"building {img} (lesson 05's image of the order service was not there) ...")
+        cmd = ["docker", "build", "-f", str(DOCKERFILE), "-t", img, str(ROOT)]
+        out = _run(cmd, timeout=900)
+        if out.returncode != 0:
+            raise LabError(f"`{' '.join(cmd)}` failed:\n{(out.stderr or out.stdout)[-1500:]}")
+    say(f"loading {img} into the cluster (kind load docker-image) ...")
+    out = _run(["kind", "load", "docker-image", img, "--name", NAME], timeout=300)
+    if out.returncode != 0:
+        raise LabError(f"`kind load docker-image {img}` failed:\n{out.stderr[-1500:]}")
+    if _run(["docker", "inspect", CLOUD_PROVIDER]).returncode != 0:
+        say("starting cloud-provider-kind (LoadBalancer and Ingress for kind) ...")
+        out = _run(
+            [
+                "docker",
+                "run",
+                "-d",
+                "--name",
+                CLOUD_PROVIDER,
+                "--network",
+                "kind",
+                "-v",
+                "/var/run/docker.sock:/var/run/docker.sock",
+                CLOUD_PROVIDER_IMAGE,
+            ],
+            timeout=300,
+        )
+        if out.returncode != 0:
+            say(f"cloud-provider-kind did not start (Ingress gets no address; the rest works): {out.stderr[-300:]}")
+    say(f"cluster ready: kubectl --context {CONTEXT} get nodes")
+
+
+def down() -> None:
+    if shutil.which("docker"):
+        _run(["docker", "rm", "-f", CLOUD_PROVIDER])
+    if shutil.which("kind") is None:
+        say("kind is not installed: there is no course cluster to delete")
+        return
+    out = _run(["kind", "delete", "cluster", "--name", NAME], timeout=300)
+    say(f"cluster {NAME} deleted" if out.returncode == 0 else f"kind delete cluster: {out.stderr.strip()[-300:]}")

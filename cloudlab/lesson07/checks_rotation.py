@@ -1,0 +1,146 @@
+"""Lesson 07's rotation check (07.5): the learner's rotation function driven step by step, the way Secrets Manager
+calls a rotation Lambda, against a fresh database user and secret."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import uuid
+
+from .. import aws
+from ..checks import check
+from . import db as dbm
+from . import store
+from .checks import nonce
+
+
+# ------------------------------------------------------------------ 07.5
+def _stage_of(sid: str, vid: str) -> list[str]:
+    return store.stages(sid).get(vid, [])
+
+
+def _value(sid: str, **version) -> dict:
+    """A version's JSON value, or {} when it is missing or not a JSON object (the check then says so)."""
+    sm = aws.client("secretsmanager")
+    try:
+        v = json.loads(sm.get_secret_value(SecretId=sid, **version)["SecretString"])
+    except (sm.exceptions.ResourceNotFoundException, ValueError, KeyError):
+        return {}
+    return v if isinstance(v, dict) else {}
+
+
+@check(
+    "07.5",
+    "Rotation follows the four steps, and the database really changes",
+    hints=[
+        "One handler, four steps (event['Step']), all keyed by event['ClientRequestToken'] (the new version's id). "
+        "createSecret: put the new password as that version with VersionStages=['AWSPENDING'] (only if it does not "
+        "exist yet). setSecret: ALTER ROLE in the database. testSecret: log in with it. finishSecret: move AWSCURRENT.",
+        "Read the pending version with get_secret_value(SecretId=..., VersionId=token, VersionStage='AWSPENDING'). "
+        "setSecret logs in with the AWSCURRENT password and runs ALTER ROLE <user> PASSWORD '<new>' (its own "
+        "password); testSecret must raise when the login fails.",
+        "finishSecret: find the version holding AWSCURRENT; if it is not the token, update_secret_version_stage("
+        "VersionStage='AWSCURRENT', MoveToVersionId=token, RemoveFromVersionId=<current>). Never touch AWSCURRENT "
+        "earlier: clients read it all the time.",
+    ],
+)
+def check_rotation(r, ns):
+    handler = r.need(ns, "lambda_handler", callable)
+    database = dbm.start(quiet=True)
+    n = nonce()
+    role, pw0 = f"{dbm.CHECK_ROLE_PREFIX}{n}", store.generate_password()
+    database.set_password(role, pw0, create=True)
+    sid = f"l07/chk-{n}/rotation"
+    value = {
+        "engine": "postgres",
+        "username": role,
+        "password": pw0,
+        "host": database.host,
+        "port": database.port,
+        "dbname": database.dbname,
+    }
+    store.put_secret(sid, value, store.ensure_key())
+    sm = aws.client("secretsmanager")
+    old = next(v for v, s in store.stages(sid).items() if "AWSCURRENT" in s)
+    token = str(uuid.uuid4())
+
+    def step(name):
+        return r.call(handler, {"SecretId": sid, "ClientRequestToken": token, "Step": name}, None)
+
+    try:
+        step("createSecret")
+        r.require(
+            "AWSPENDING" in _stage_of(sid, token),
+            "createSecret: the new version (the token's id) is labelled AWSPENDING",
+            "after createSecret there is no version with the token's id labelled AWSPENDING "
+            "(put_secret_value(ClientRequestToken=token, VersionStages=['AWSPENDING']))",
+        )
+        r.require(
+            "AWSCURRENT" in _stage_of(sid, old),
+            "createSecret leaves AWSCURRENT where it was",
+            "createSecret moved AWSCURRENT before the new password was set and tested: every client now reads "
+            "a password the database does not accept yet",
+        )
+        pending = _value(sid, VersionId=token)
+        r.require(
+            bool(pending), "the pending value is JSON", "the pending value is not a JSON object (json.dumps a dict)"
+        )
+        r.expect(
+            pending.get("password") not in (None, pw0) and pending.get("username") == role,
+            "the pending version has a new password and the same username, host and port",
+            "the pending version should copy the current one with a NEW password",
+        )
+        step("createSecret")  # Secrets Manager retries steps: the second call must not make another password
+        again = _value(sid, VersionId=token)
+        r.expect(
+            again.get("password") == pending.get("password"),
+            "createSecret is idempotent (a retry keeps the pending password)",
+            "calling createSecret again changed the pending password: check whether the version exists first",
+        )
+        new_pw = str(again.get("password"))
+        step("setSecret")
+        r.expect(
+            database.can_login(role, new_pw),
+            "setSecret: PostgreSQL now accepts the new password",
+            "after setSecret the database still refuses the pending password: run ALTER ROLE ... PASSWORD",
+        )
+        r.expect(
+            "AWSCURRENT" in _stage_of(sid, old),
+            "setSecret leaves AWSCURRENT alone",
+            "setSecret moved AWSCURRENT",
+        )
+        step("testSecret")
+        database.set_password(role, "sabotaged-" + secrets.token_hex(6))
+        try:
+            handler({"SecretId": sid, "ClientRequestToken": token, "Step": "testSecret"}, None)
+            tested = False
+        except Exception:
+            tested = True
+        database.set_password(role, new_pw)
+        r.expect(
+            tested,
+            "testSecret really logs in (it failed when the database refused the pending password)",
+            "testSecret did not fail when the database refused the pending password: it must log in and raise",
+        )
+        step("finishSecret")
+        r.expect(
+            "AWSCURRENT" in _stage_of(sid, token) and "AWSPREVIOUS" in _stage_of(sid, old),
+            "finishSecret: AWSCURRENT is on the new version, AWSPREVIOUS on the old one",
+            f"after finishSecret the labels are {store.stages(sid)}: move AWSCURRENT to the token's version",
+        )
+        step("finishSecret")
+        r.expect(
+            "AWSCURRENT" in _stage_of(sid, token),
+            "finishSecret is idempotent",
+            "calling finishSecret twice broke the labels",
+        )
+        current = _value(sid).get("password", "")
+        r.expect(
+            database.can_login(role, current) and not database.can_login(role, pw0),
+            "the database accepts the new AWSCURRENT password and refuses the old one",
+            "AWSCURRENT and the database disagree after the rotation",
+        )
+    finally:
+        with contextlib.suppress(Exception):
+            sm.delete_secret(SecretId=sid, ForceDeleteWithoutRecovery=True)

@@ -1,0 +1,126 @@
+"""Lesson 08's setup: where things are, the service's backing services, pipeline runs with the lab's
+settings (Docker engine, local base image, the deploy token), a timeline plot, and the reset hook."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+from pathlib import Path
+
+from .. import aws, cleanup
+from .. import database as db
+from ..lab import ROOT, Lab
+from ..pipelines import prepare_project
+
+ASSETS = ROOT / "lessons" / "08_ci-cd-and-deployment"
+PROJECT = ASSETS / "project"
+WORKFLOW = ASSETS / "github" / "release.yml"
+BUCKET = "l08-orders"
+QUEUE = "l08-order-events"
+DATABASE = "l08-postgres"
+
+
+def work_dir() -> Path:
+    return Lab.from_env().work_dir("08")
+
+
+def backing() -> dict:
+    """The service's S3 bucket and SQS queue in the emulator (idempotent)."""
+    s3, sqs = aws.client("s3"), aws.client("sqs")
+    try:
+        s3.create_bucket(Bucket=BUCKET)
+    except (s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
+        pass
+    return {"bucket": BUCKET, "queue_url": sqs.create_queue(QueueName=QUEUE)["QueueUrl"]}
+
+
+def prepare(name: str = "pipeline", pipeline: str | None = None, files: dict | None = None) -> Path:
+    """A fresh copy of the sample project under the lab's work folder (``.gitlab-ci-local/`` stays
+    there, never in the repository); ``pipeline`` replaces its .gitlab-ci.yml."""
+    extra = dict(files or {})
+    if pipeline is not None:
+        extra[".gitlab-ci.yml"] = pipeline
+    return prepare_project(PROJECT, work_dir() / name, extra)
+
+
+def failing_test() -> dict:
+    """A change that breaks a unit test: the red pipeline's commit."""
+    return {
+        "tests/test_release.py": (
+            '"""A teammate\'s change: the default port moved, and the test that pins it fails."""\n\n'
+            "from app.service import Config\n\n\n"
+            "def test_default_port_is_8080():\n"
+            '    assert Config.from_env({"ORDERS_BUCKET": "b", "ORDERS_QUEUE_URL": "q"}).port == 8081\n'
+        )
+    }
+
+
+def image_settings(quiet: bool = False) -> tuple[dict, dict]:
+    """(pipeline variables, process environment) for the image jobs: the Docker engine and the local
+    base image, or IMAGE_BUILD=no (the image jobs are left out) where no engine can run."""
+    from ..lab import docker
+
+    try:
+        env = docker.ensure(quiet=quiet)
+        base = docker.base_image(env)
+    except Exception as e:  # no engine, no debootstrap: say so, run the rest of the pipeline
+        print(f"no Docker engine here ({str(e).splitlines()[0]}): the image jobs are left out (IMAGE_BUILD=no)")
+        return {"IMAGE_BUILD": "no"}, {}
+    cli = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else (shutil.which("docker") or "docker")
+    return {"DOCKER": cli, "BASE_IMAGE": base}, env
+
+
+def pipeline_variables(token: str | None = None, releases: Path | None = None) -> dict:
+    """The CI/CD variables of a run: a fresh deploy token (a masked variable: never printed) and
+    the folder where the "platform" records what runs where."""
+    releases = releases or work_dir() / "releases"
+    shutil.rmtree(releases, ignore_errors=True)
+    return {"DEPLOY_TOKEN": token or secrets.token_hex(16), "RELEASES_DIR": str(releases)}
+
+
+def database(quiet: bool = False) -> db.Postgres:
+    return db.start(DATABASE, "08", quiet=quiet)
+
+
+def plot_timelines(runs: dict, title: str = "pipeline timeline"):
+    """One row per job, a bar from its start to its end, for each run ({label: PipelineRun})."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(runs), 1, figsize=(9, 1.0 + 0.45 * sum(len(r.jobs) for r in runs.values())))
+    axes = [axes] if len(runs) == 1 else list(axes)
+    xmax = max((j.end or 0) for r in runs.values() for j in r.jobs.values()) + 0.5
+    colours = {"passed": "tab:green", "failed": "tab:red", "allowed to fail": "tab:orange"}
+    for ax, (label, run) in zip(axes, runs.items(), strict=True):
+        jobs = [j for j in run.jobs.values() if j.start is not None]
+        for i, j in enumerate(jobs):
+            ax.barh(i, (j.end or j.start) - j.start, left=j.start, color=colours.get(j.status, "grey"))
+            ax.text((j.end or j.start) + 0.05, i, f"{j.seconds:.1f} s", va="center", fontsize=8)
+        ax.set_yticks(range(len(jobs)), [j.name for j in jobs])
+        ax.invert_yaxis()
+        ax.set_xlim(0, xmax)
+        ax.set_title(f"{label}: {run.seconds:.1f} s", fontsize=10)
+    axes[-1].set_xlabel("seconds since the pipeline started")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+@cleanup.extra("08")
+def _reset() -> dict:
+    """Drop the lesson's databases (the server process is stopped by the generic sweep, before this
+    hook runs, so start it only if it runs) and remove the project copies and release records."""
+    removed = {"databases": [], "work folders": []}
+    found = db.find(DATABASE)
+    if found is not None:
+        try:
+            for name in found.databases("l08"):
+                found.drop_database(name)
+                removed["databases"].append(name)
+        except db.DatabaseDown:
+            pass
+    d = work_dir()  # (the cluster is not here: cloudlab.database keeps it, a checked cache, under work/postgres)
+    for sub in sorted(d.iterdir()) if d.exists() else []:
+        if sub.is_dir():
+            shutil.rmtree(sub, ignore_errors=True)
+            removed["work folders"].append(sub.name)
+    return removed

@@ -1,0 +1,454 @@
+"""Lesson 09's code checks (retries, breaker, idempotency): they drive the learner's code with real faults.
+
+The operational ones (DLQ, restore drill, chaos experiment) are in :mod:`.checks_ops`."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+from ..checks import check
+from ..reliability.breaker import CircuitOpen
+from ..reliability.retry import Rejected, Unavailable, backoff_bound
+from . import drills
+from .setup import find_dependency
+
+ATTEMPTS, BASE, CAP = 6, 0.1, 0.8
+RUNS = 200  # runs of the learner's retry loop on a scripted clock: enough to see the shape of the delays
+
+
+class _Runaway(Exception):
+    """Raised by the check's fake sleep when a retry loop never ends."""
+
+
+def _call_bounded(r, fn, *args, seconds: float = 5.0, **kwargs):
+    """Call learner code in a thread, so a loop that never ends is reported instead of hanging the notebook."""
+    box: dict = {}
+
+    def target():
+        try:
+            box["value"] = fn(*args, **kwargs)
+        except BaseException as e:  # noqa: BLE001 - everything the learner's code raises is reported
+            box["error"] = e
+
+    th = threading.Thread(target=target, daemon=True)
+    th.start()
+    th.join(seconds)
+    if th.is_alive():
+        r.fail(f"`{getattr(fn, '__name__', fn)}` was still running after {seconds:.0f} s: does it ever stop retrying?")
+    return box
+
+
+def _dependency(r):
+    dep = find_dependency()
+    r.require(
+        dep is not None,
+        "the lesson's dependency runs",
+        "the fault-injecting dependency is not running: run the setup cell at the top of the notebook again",
+    )
+    return dep
+
+
+# ======================================================================= 09.1 retries
+@check(
+    "09.1",
+    "Retries back off exponentially, with full jitter and a cap, and only on retryable errors",
+    hints=[
+        "Loop over attempts 1..attempts; on an exception, re-raise it at once if `is_retryable(e)` is False or "
+        "this was the last attempt; otherwise sleep, then try again.",
+        "The wait before retry number n is `random.uniform(0, min(cap, base * 2 ** (n - 1)))` (full jitter): "
+        "random, growing, never above the cap. Call the `sleep` you were given, not time.sleep.",
+        "for n in range(1, attempts + 1):\n    try: return fn()\n    except Exception as e:\n"
+        "        if n == attempts or not is_retryable(e): raise\n"
+        "        sleep(random.uniform(0, min(cap, base * 2 ** (n - 1))))",
+    ],
+)
+def check_retry(r, ns):
+    retry = r.need(ns, "retry_call", callable)
+    delays: dict[int, list[float]] = {n: [] for n in range(ATTEMPTS + 1)}
+    calls = {"n": 0}
+    runaway = {"hit": False}
+
+    def sleep(d):
+        calls["slept"] = calls.get("slept", 0) + 1
+        if calls["slept"] > 2 * ATTEMPTS:
+            runaway["hit"] = True
+            time.sleep(1.0)  # a loop that never stops: slow it down so it costs no CPU while we report it
+            raise _Runaway()
+        delays.setdefault(calls["slept"] - 1, []).append(float(d) if isinstance(d, (int, float)) else float("nan"))
+
+    def down():
+        calls["n"] += 1
+        raise Unavailable("503 from the check's dependency", 503)
+
+    outcomes = []
+    for _ in range(RUNS):
+        calls.update(n=0, slept=0)
+        box = _call_bounded(r, retry, down, attempts=ATTEMPTS, base=BASE, cap=CAP, sleep=sleep)
+        if runaway["hit"]:
+            r.fail("it kept retrying an error that never went away: stop after `attempts` tries and raise the error")
+        outcomes.append((calls["n"], calls["slept"], box))
+        if "error" in box and isinstance(box["error"], (TypeError, NotImplementedError)):
+            r.call(retry, down, attempts=ATTEMPTS, base=BASE, cap=CAP, sleep=sleep)  # reports it plainly
+    tries, slept, box = outcomes[0]
+    r.expect(
+        all(o[0] == ATTEMPTS for o in outcomes),
+        f"a dependency that stays down is tried exactly attempts={ATTEMPTS} times",
+        f"a dependency that stays down was called {sorted({o[0] for o in outcomes})} times with attempts={ATTEMPTS}: "
+        "stop after `attempts` tries",
+    )
+    r.expect(
+        all(isinstance(o[2].get("error"), Unavailable) for o in outcomes),
+        "after the last attempt the last error is raised to the caller",
+        "after the last attempt the caller should get the Unavailable error raised, but "
+        + (f"it returned {box.get('value')!r}" if "value" in box else f"it raised {box.get('error')!r}"),
+    )
+    r.expect(
+        all(o[1] == ATTEMPTS - 1 for o in outcomes),
+        f"it waits between tries only ({ATTEMPTS - 1} waits, none after the last one)",
+        f"it waited {sorted({o[1] for o in outcomes})} times for {ATTEMPTS} tries: wait between tries only",
+    )
+    bad_n = []
+    for n in range(1, ATTEMPTS):
+        ds = delays[n - 1]
+        bound = backoff_bound(n, BASE, CAP)
+        if not ds or any(not (0 <= d <= bound + 1e-9) for d in ds):
+            bad_n.append((n, bound, max(ds, default=float("nan"))))
+    r.expect(
+        not bad_n,
+        f"every wait stays within min(cap, base * 2**(n-1)) (cap {CAP} s respected)",
+        "waits went above min(cap, base * 2**(n-1)): "
+        + ", ".join(f"retry {n} waited up to {m:.3f} s, limit {b:.3f} s" for n, b, m in bad_n[:3]),
+    )
+    grows = all(max(delays[n - 1], default=0) >= 0.7 * backoff_bound(n, BASE, CAP) for n in range(1, ATTEMPTS))
+    r.expect(
+        grows,
+        "the waits grow exponentially up to the cap (seen over 200 runs)",
+        "the longest waits do not grow like base * 2**(n-1) up to the cap: per retry they reached "
+        + ", ".join(f"{max(delays[n - 1], default=0):.2f}" for n in range(1, ATTEMPTS))
+        + f" s; expected about {', '.join(f'{backoff_bound(n, BASE, CAP):.2f}' for n in range(1, ATTEMPTS))} s",
+    )
+    jittered = all(
+        len({round(d, 6) for d in delays[n - 1]}) > RUNS // 2
+        and min(delays[n - 1]) <= 0.3 * backoff_bound(n, BASE, CAP)
+        for n in range(1, ATTEMPTS)
+        if delays[n - 1]
+    )
+    r.expect(
+        jittered,
+        "waits are spread from 0 up to the limit (full jitter): callers do not retry in lockstep",
+        "the waits are not spread over 0..limit: with full jitter each wait is random.uniform(0, limit), "
+        "so many callers do not all come back at the same moment",
+    )
+
+    def bad_request():
+        calls["n"] += 1
+        raise Rejected("400 from the check's dependency: the order has no item", 400)
+
+    calls.update(n=0, slept=0)
+    box = _call_bounded(r, retry, bad_request, attempts=ATTEMPTS, base=BASE, cap=CAP, sleep=sleep)
+    r.expect(
+        calls["n"] == 1 and calls["slept"] == 0 and isinstance(box.get("error"), Rejected),
+        "a 400 (Rejected) is not retried: one call, no wait, the error raised",
+        f"a 400 (Rejected) was called {calls['n']} times with {calls['slept']} waits"
+        + ("" if isinstance(box.get("error"), Rejected) else " and the Rejected error was not raised")
+        + ": a bad request fails the same way every time, never retry it",
+    )
+    script = iter([Unavailable("503", 503), Unavailable("503", 503)])
+
+    def flaky():
+        calls["n"] += 1
+        e = next(script, None)
+        if e is not None:
+            raise e
+        return {"price": 42}
+
+    calls.update(n=0, slept=0)
+    box = _call_bounded(r, retry, flaky, attempts=ATTEMPTS, base=BASE, cap=CAP, sleep=sleep)
+    r.expect(
+        box.get("value") == {"price": 42} and calls["n"] == 3,
+        "a call that works on the third try returns its value",
+        f"a dependency failing twice then answering should give its answer after 3 calls; got {box} "
+        f"after {calls['n']} calls",
+    )
+    dep = _dependency(r)
+    dep.reset()
+    dep.set_fault(script=[503, 503, 200])
+    t0 = time.time()
+    box = _call_bounded(r, retry, lambda: dep.get(timeout=2), attempts=4, base=0.05, cap=0.2, seconds=8)
+    seen = [t for t, _ in dep.arrivals() if t >= t0]
+    dep.reset()
+    gaps = [b - a for a, b in zip(seen, seen[1:], strict=False)]
+    r.expect(
+        box.get("value") == {"price": 42}
+        and len(seen) == 3
+        and all(g <= 0.05 * 2**i + 0.15 for i, g in enumerate(gaps)),
+        f"against the real dependency (503, 503, 200): 3 requests, gaps {[round(g, 3) for g in gaps]} s, "
+        "answer returned",
+        f"against the real dependency answering 503, 503, 200 the dependency saw {len(seen)} requests "
+        f"(gaps {[round(g, 3) for g in gaps]} s) and the call gave {box}; with the default `sleep` it should "
+        "really wait, and return the answer",
+    )
+
+
+# ======================================================================= 09.2 circuit breaker
+class _Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+@check(
+    "09.2",
+    "The circuit breaker opens, half-opens and closes at the right moments",
+    hints=[
+        "Keep three things: the state, the count of failures IN A ROW (a success resets it), and when it opened "
+        "(from the clock you were given). `state` turns 'open' into 'half-open' once reset_timeout has passed.",
+        "In call(): when open, raise CircuitOpen without calling fn. When half-open, let exactly one call "
+        "through: success -> closed (count 0); failure -> open again, with a new opening time.",
+        "On failure: count += 1; if state == 'half-open' or count >= fail_max: state = 'open', opened_at = "
+        "clock(). Always re-raise the original error. On success: state = 'closed', count = 0.",
+    ],
+)
+def check_breaker(r, ns):
+    Breaker = r.need(ns, "Breaker", type, what="class")
+    clock = _Clock()
+    b = r.call(Breaker, fail_max=3, reset_timeout=10, clock=clock)
+    calls = {"n": 0}
+
+    def bad():
+        calls["n"] += 1
+        raise Unavailable("503", 503)
+
+    def good():
+        calls["n"] += 1
+        return "ok"
+
+    def attempt(fn):
+        """('ok', value) | ('raised', exception) | ('open', None); never lets the learner's code crash us."""
+        try:
+            return "ok", b.call(fn)
+        except CircuitOpen:
+            return "open", None
+        except Unavailable as e:
+            return "raised", e
+        except NotImplementedError:
+            r.fail("`Breaker.call` still raises NotImplementedError: replace the TODO with your code.")
+        except Exception as e:
+            r.fail(f"Breaker.call raised {type(e).__name__}: {e}")
+
+    def state():
+        try:
+            return b.state
+        except Exception as e:
+            r.fail(f"reading Breaker.state raised {type(e).__name__}: {e}")
+
+    r.expect(state() == "closed", "a new breaker is closed", f"a new breaker should be 'closed', not {state()!r}")
+    seq = [attempt(f) for f in (bad, bad, good, bad, bad)]
+    r.expect(
+        state() == "closed" and [s for s, _ in seq] == ["raised", "raised", "ok", "raised", "raised"],
+        "failures that are not in a row do not open it, and each failure is raised to the caller",
+        f"after fail, fail, success, fail, fail (fail_max=3) the state is {state()!r} and the calls gave "
+        f"{[s for s, _ in seq]}: a success resets the count, and the original error is re-raised",
+    )
+    attempt(bad)
+    r.expect(
+        state() == "open",
+        "the 3rd failure in a row opens it",
+        f"after 3 failures in a row (fail_max=3) the state should be 'open', not {state()!r}",
+    )
+    n0 = calls["n"]
+    got = attempt(good)
+    clock.now += 5
+    got2 = attempt(good)
+    r.expect(
+        got[0] == "open" and got2[0] == "open" and calls["n"] == n0,
+        "while open it fails fast with CircuitOpen and does not call the dependency",
+        f"while open (before reset_timeout) calls gave {got[0]!r}, {got2[0]!r} and the dependency was called "
+        f"{calls['n'] - n0} times: raise CircuitOpen without calling fn",
+    )
+    clock.now += 5.5
+    r.expect(
+        state() == "half-open",
+        "after reset_timeout it is half-open",
+        f"reset_timeout (10 s) after opening the state should be 'half-open', not {state()!r}",
+    )
+    n0 = calls["n"]
+    probe = attempt(bad)
+    r.expect(
+        calls["n"] == n0 + 1 and probe[0] == "raised" and state() == "open",
+        "one probe goes through when half-open; its failure opens it again at once",
+        f"half-open, one failing call should reach the dependency (it reached it {calls['n'] - n0} times) "
+        f"and re-open the breaker at once (state now {state()!r})",
+    )
+    clock.now += 3
+    n0 = calls["n"]
+    early = attempt(good)
+    r.expect(
+        early[0] == "open" and calls["n"] == n0,
+        "the failed probe restarts the wait",
+        "3 s after a failed probe the breaker let a call through: a failed probe must start a new reset_timeout",
+    )
+    clock.now += 8
+    ok = attempt(good)
+    r.expect(
+        ok == ("ok", "ok") and state() == "closed",
+        "a successful probe closes it",
+        f"after the wait, a successful probe should return its value and close the breaker; got {ok[0]!r}, "
+        f"state {state()!r}",
+    )
+    attempt(bad)
+    attempt(bad)
+    r.expect(
+        state() == "closed",
+        "closed again, it counts failures from zero",
+        f"after closing, two failures should not re-open it (fail_max=3), but the state is {state()!r}",
+    )
+    dep = _dependency(r)
+    dep.reset()
+    dep.set_fault(error_rate=1.0)
+    real = r.call(Breaker, fail_max=2, reset_timeout=0.4)
+    t0 = time.time()
+    results = []
+    for _ in range(12):
+        try:
+            results.append(real.call(lambda: dep.get(timeout=1)))
+        except CircuitOpen:
+            results.append("open")
+        except Exception as e:
+            results.append(type(e).__name__)
+    hits = len([t for t, _ in dep.arrivals() if t >= t0])
+    dep.set_fault(error_rate=0.0)
+    time.sleep(0.45)
+    try:
+        after = real.call(lambda: dep.get(timeout=1))
+    except Exception as e:
+        after = f"{type(e).__name__}: {e}"
+    dep.reset()
+    r.expect(
+        hits == 2 and after == {"price": 42},
+        "against the real failing dependency: 2 requests reached it, the other 10 failed fast; after the wait "
+        "a probe got through and closed it",
+        f"against the real dependency failing every call, {hits} of 12 calls reached it (expected 2 with "
+        f"fail_max=2), and after the wait the call gave {after!r}",
+    )
+
+
+# ======================================================================= 09.3 idempotency
+class _SlowReads:
+    """The real DynamoDB client, with 150 ms more latency on reads: it widens a check-then-write race."""
+
+    def __init__(self, client):
+        self._client = client
+        self.conditional_writes = 0
+
+    def __getattr__(self, name):
+        attr = getattr(self._client, name)
+        if name in ("get_item", "query", "scan", "batch_get_item"):
+
+            def slow(**kw):
+                out = attr(**kw)
+                time.sleep(0.15)
+                return out
+
+            return slow
+        return attr
+
+
+@check(
+    "09.3",
+    "A redelivered message is processed exactly once",
+    hints=[
+        "Claim the message id BEFORE doing the work, in one atomic step: a DynamoDB put_item with "
+        "ConditionExpression='attribute_not_exists(pk)'. Reading first and writing later lets two copies both "
+        "see 'not there'.",
+        "ConditionalCheckFailedException (ddb.exceptions.ConditionalCheckFailedException) means someone "
+        "claimed it already: return False without calling handler. Otherwise call handler() and return True.",
+        "If handler() raises, delete the claim (ddb.delete_item(TableName=table, Key={'pk': {'S': message_id}})) "
+        "and re-raise, so the next delivery can try again.",
+    ],
+)
+def check_idempotent(r, ns):
+    process_once = r.need(ns, "process_once", callable)
+    s3, _, ddb = drills.clients()
+    table = drills.create_key_table(ddb, f"l09-ex-idem-{uuid.uuid4().hex[:6]}")
+    bucket = "l09-ex-effects"
+    try:
+        s3.create_bucket(Bucket=bucket)
+    except (s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
+        pass
+
+    def effects(mid: str) -> int:
+        return len(s3.list_objects_v2(Bucket=bucket, Prefix=f"{mid}/").get("Contents", []))
+
+    def handler_for(mid: str):
+        def handler():
+            s3.put_object(Bucket=bucket, Key=f"{mid}/{uuid.uuid4().hex}", Body=b"invoice sent")
+
+        return handler
+
+    try:
+        mid = f"m-{uuid.uuid4().hex[:10]}"
+        got = [r.call(process_once, ddb, table, mid, handler_for(mid)) for _ in range(3)]
+        r.expect(
+            effects(mid) == 1 and got == [True, False, False],
+            "delivered three times in a row: processed once (1 side effect in S3), returns True, False, False",
+            f"the same message delivered three times made {effects(mid)} side effect(s) in S3 and process_once "
+            f"returned {got}; expected 1 and [True, False, False]",
+        )
+        item = ddb.get_item(TableName=table, Key={"pk": {"S": mid}}).get("Item")
+        r.expect(
+            item is not None,
+            "the message id is recorded in the DynamoDB table (key pk)",
+            f"no item with pk={mid!r} in the table {table}: record the claim there, with the key attribute 'pk'",
+        )
+        mid2 = f"m-{uuid.uuid4().hex[:10]}"
+        slow = _SlowReads(ddb)
+        barrier = threading.Barrier(6)
+        errors = []
+
+        def deliver():
+            barrier.wait()
+            try:
+                process_once(slow, table, mid2, handler_for(mid2))
+            except Exception as e:
+                errors.append(f"{type(e).__name__}: {e}")
+
+        threads = [threading.Thread(target=deliver) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=15)
+        n = effects(mid2)
+        r.expect(
+            n == 1 and not errors,
+            "six copies delivered at the same moment: processed once (the claim is atomic)",
+            f"six copies of one message delivered at the same moment were processed {n} times"
+            + (f" (errors: {errors[:2]})" if errors else "")
+            + ": checking first and writing later is a race; claim with one conditional write",
+        )
+        mid3 = f"m-{uuid.uuid4().hex[:10]}"
+
+        def crash():
+            raise RuntimeError("the worker crashed while sending the invoice")
+
+        try:
+            process_once(ddb, table, mid3, crash)
+            raised = False
+        except RuntimeError:
+            raised = True
+        except Exception as e:
+            raised = f"{type(e).__name__}"
+        retried = r.call(process_once, ddb, table, mid3, handler_for(mid3))
+        r.expect(
+            raised is True and retried is True and effects(mid3) == 1,
+            "a handler that fails releases the claim and re-raises: the next delivery processes it",
+            f"when the handler fails, the error should propagate (it {'did' if raised is True else 'did not'}) and "
+            f"the redelivery should process the message (it made {effects(mid3)} side effect(s), returned "
+            f"{retried!r}): delete the claim before re-raising, or the message is lost",
+        )
+    finally:
+        ddb.delete_table(TableName=table)

@@ -1,0 +1,184 @@
+"""Lesson 09's glue: its names, the dependency, the fleet, the retry storm, the worker and the drills."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from .. import aws, cleanup, net, procs
+from ..lab import ROOT, Lab
+from ..reliability import faults, fleet, netns
+from ..reliability.dependency import Dependency
+from ..reliability.retry import Unavailable, retry_call
+
+LESSON = "09"
+BUCKET = "l09-orders"
+QUEUE = "l09-order-events"
+DEPENDENCY = "l09-dep"
+EXPERIMENTS = ROOT / "lessons" / "09_reliability-and-chaos"
+
+
+def work_dir() -> Path:
+    return Lab.from_env().work_dir(LESSON)
+
+
+def backing() -> dict:
+    """The order service's backing services (bucket and queue), created if needed."""
+    s3, sqs = aws.client("s3"), aws.client("sqs")
+    try:
+        s3.create_bucket(Bucket=BUCKET)
+    except (s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
+        pass
+    return {"bucket": BUCKET, "queue_url": sqs.create_queue(QueueName=QUEUE)["QueueUrl"]}
+
+
+def start_dependency(port: int | None = None) -> Dependency:
+    """The fault-injecting dependency as a lesson process on 127.0.0.1 (healthy until told otherwise)."""
+    port = port or net.free_port()
+    procs.start(
+        DEPENDENCY,
+        ["-m", "cloudlab.reliability.dependency", "--port", port],
+        ready_url=f"http://127.0.0.1:{port}/health",
+        cwd=str(ROOT),
+    )
+    return Dependency(f"http://127.0.0.1:{port}")
+
+
+def find_dependency() -> Dependency | None:
+    """The running dependency (from its own 'started' line), or None."""
+    proc = procs.running(DEPENDENCY)
+    if proc is None:
+        return None
+    for line in proc.output().splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(rec, dict) and rec.get("event") == "started":
+            dep = Dependency(f"http://127.0.0.1:{rec['port']}", quiet=True)
+            return dep if net.answers(dep.url + "/health", timeout=1) else None
+    return None
+
+
+def start_fleet(spares: int = 0, quiet: bool = False) -> fleet.Fleet:
+    """web-a, web-b, web-c in three zones (c in a network namespace of its own where the machine can),
+    haproxy in front (retries 2, redispatch, health checks every 200 ms)."""
+    fl = fleet.Fleet.three_azs(backing(), spares=spares)
+    fl.start(quiet=quiet)
+    fl.balancer(quiet=quiet)
+    return fl
+
+
+def storm(dep: Dependency, jitter: str, clients: int = 30, outage_s: float = 0.6, attempts: int = 6) -> dict:
+    """``clients`` callers hit the dependency at the same moment, during an outage of ``outage_s``, each
+    retrying with capped exponential backoff (base 0.1 s, cap 0.8 s) and ``jitter``. Returns what the
+    dependency saw (arrival times, statuses) and how the callers fared."""
+    dep.reset()
+    dep.set_fault(outage_s=outage_s)
+    barrier = threading.Barrier(clients)
+    outcome = {"ok": 0, "failed": 0}
+    lock = threading.Lock()
+
+    def client():
+        barrier.wait()
+        try:
+            retry_call(lambda: dep.get(timeout=2), attempts=attempts, base=0.1, cap=0.8, jitter=jitter)
+            key = "ok"
+        except Unavailable:
+            key = "failed"
+        with lock:
+            outcome[key] += 1
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    t0 = time.time()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=20)
+    arrivals = [(t - t0, s) for t, s in dep.arrivals()]
+    dep.reset()
+    return {"jitter": jitter, "arrivals": arrivals, "t0": t0, "outage_s": outage_s, **outcome}
+
+
+def plot_storm(runs: list[dict], bin_s: float = 0.05):
+    """Requests per time slice at the dependency, one panel per run: synchronised spikes vs spread load."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(runs), 1, figsize=(7, 2.2 * len(runs)), sharex=True, sharey=True)
+    for ax, run in zip(axes if len(runs) > 1 else [axes], runs, strict=False):
+        times = [t for t, _ in run["arrivals"]]
+        end = max(times + [run["outage_s"]]) + bin_s
+        bins = [i * bin_s for i in range(int(end / bin_s) + 2)]
+        ax.hist(times, bins=bins, color="tab:red" if run["jitter"] == "none" else "tab:blue")
+        ax.axvspan(0, run["outage_s"], color="grey", alpha=0.15, label="outage")
+        ax.set_title(
+            f"jitter={run['jitter']}: {len(times)} requests, peak {_peak(times, bin_s)} per {bin_s * 1000:.0f} ms"
+        )
+        ax.set_ylabel("requests")
+        ax.legend(loc="upper right")
+    axes[-1].set_xlabel("seconds since the callers started") if len(runs) > 1 else axes.set_xlabel("seconds")
+    fig.tight_layout()
+    return fig
+
+
+def _peak(times: list[float], bin_s: float) -> int:
+    counts: dict[int, int] = {}
+    for t in times:
+        counts[int(t / bin_s)] = counts.get(int(t / bin_s), 0) + 1
+    return max(counts.values(), default=0)
+
+
+def under_load(url: str, seconds: float, rate: float, during=None, at: float = 1.0) -> list[dict]:
+    """Send load to ``url`` for ``seconds``; call ``during()`` ``at`` s in (a fault); return the requests."""
+    from ..observability import run_load
+
+    out: list[dict] = []
+    th = threading.Thread(
+        target=lambda: out.extend(
+            run_load(
+                url, n=int(seconds * rate), rate=rate, max_seconds=seconds, concurrency=8, post_share=0.5, timeout=3
+            )
+        )
+    )
+    th.start()
+    if during is not None:
+        time.sleep(at)
+        during()
+    th.join(timeout=seconds + 15)
+    return out
+
+
+def failed(results: list[dict]) -> list[dict]:
+    return [r for r in results if r["status"] >= 500]
+
+
+# ---------------------------------------------------------------------------------------------- reset
+@cleanup.extra(LESSON)
+def _reset() -> dict:
+    """Undo faults, delete the lesson's namespaces, DynamoDB tables and backups (processes are already stopped)."""
+    removed: dict[str, list[str]] = {"faults undone": faults.heal_all(), "namespaces": []}
+    for name in netns.listing():
+        if netns.delete(name):
+            removed["namespaces"].append(name)
+    ddb = aws.client("dynamodb")
+    removed["backups"] = []
+    for b in ddb.list_backups().get("BackupSummaries", []):
+        if b.get("TableName", "").startswith(cleanup.prefix(LESSON)):
+            ddb.delete_backup(BackupArn=b["BackupArn"])
+            removed["backups"].append(b["BackupName"])
+    removed["tables"] = []
+    for t in ddb.list_tables().get("TableNames", []):
+        if t.startswith(cleanup.prefix(LESSON)):
+            ddb.delete_table(TableName=t)
+            removed["tables"].append(t)
+    for f in ("fleet.json", "faults.json"):
+        (work_dir() / f).unlink(missing_ok=True)
+    (Path.cwd() / "l09-my-experiment.json").unlink(missing_ok=True)  # the exercise writes it again from its cell
+    return removed
+
+
+def fresh(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:6]}"

