@@ -60,6 +60,17 @@ def real_messages(tmp_path, monkeypatch, capsys) -> dict[str, str]:
     monkeypatch.setattr(jupyter, "open_notebooks", lambda lab: ["notebooks/01_x.ipynb"])
     monkeypatch.setattr(emulators, "read_pid", lambda lab, name: 1)
     out["stop-all"] = err(cli.down, lab, everything=True)
+    from cloudlab.containers import engine
+
+    def no_engine(lab, quiet=True):
+        raise engine.labdocker.EngineMissing("no Docker engine answers")
+
+    monkeypatch.setenv("CLOUDLAB_STATE_DIR", str(tmp_path))
+    monkeypatch.setattr(engine.labdocker, "ensure", no_engine)
+    monkeypatch.setattr(engine, "skip_cells_without_engine", lambda: None)
+    capsys.readouterr()
+    assert engine.connect() is None
+    out["docker"] = capsys.readouterr().out
     return out
 
 
