@@ -72,3 +72,20 @@ def test_solution_structure(path):
         assert any(ch > t for ch in checks), "every task is followed by a check"
     setup = src(codes[0])
     assert "connect()" in setup, "the first code cell connects to the lab"
+
+
+def test_every_lesson_ends_with_links_to_its_exercises_and_the_next_lesson():
+    """The last line of a lesson is a **Next:** line whose links open (not a bare "Next: 02 ...")."""
+    from cloudlab import course
+
+    ready = [le for le in course.lessons() if le.ready and le.id != "00"]
+    for i, le in enumerate(ready):
+        name = f"{le.id}_{le.slug}.ipynb"
+        last = json.loads((ROOT / "notebooks" / name).read_text())["cells"][-1]
+        line = "".join(last["source"]).rstrip().splitlines()[-1]
+        assert line.startswith("**Next:**") and f"](../exercises/{name})" in line, (name, line)
+        if i + 1 < len(ready):
+            nxt = ready[i + 1]
+            assert f"]({nxt.id}_{nxt.slug}.ipynb)" in line, (name, line)
+        for target in re.findall(r"\]\(([^)]+\.ipynb)\)", line):
+            assert (ROOT / "notebooks" / target).resolve().exists(), (name, target)
