@@ -90,3 +90,23 @@ def test_same_rules_do_not_apply_outside_exercises(tmp_path):
     nb = tmp_path / "solutions" / "99_demo.ipynb"
     notebook(nb, [("x = 1", []), ("print('passes')", ["check"])])
     assert run(nb).returncode == 0
+
+
+@pytest.mark.parametrize(
+    "kind, text, stray",
+    [
+        ("execute_result", "(0, 0.2037748370000827, False)", True),
+        ("stream", "threshold 0.07200000000000006\n", True),
+        ("execute_result", "1764230400123", True),  # epoch ms as a cell's result
+        ("stream", "p99 0.21 s, 3 of 400 failed\n", False),
+        ("execute_result", "'arn:aws:sqs:us-east-1:000000000000:orders'", False),
+        ("stream", "request 1764230400123abc\n", False),
+    ],
+)
+def test_stray_output_is_refused(kind, text, stray):
+    from cloudlab.authoring import nbcheck
+
+    out = (
+        {"output_type": kind, "text": text} if kind == "stream" else {"output_type": kind, "data": {"text/plain": text}}
+    )
+    assert bool(nbcheck.stray_output([out])) is stray

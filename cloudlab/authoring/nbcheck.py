@@ -6,13 +6,16 @@ friendly message); a blank TODO cell may raise only ``NotImplementedError`` (or
 nothing, when the TODO is inside a function body).  Any other error (a NameError,
 a crash inside the check) fails the test: that is a bug.
 
-It also writes each notebook's wall time to ``$CLOUDLAB_STATE_DIR/notebook-times.json``.
+In every folder it also refuses output a learner should never see: float noise such as
+``0.07200000000000006`` (format numbers for people) and raw epoch-millisecond timestamps in a cell's
+result (show a time). It writes each notebook's wall time to ``$CLOUDLAB_STATE_DIR/notebook-times.json``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -21,6 +24,26 @@ import pytest
 from . import CHECK_TAG, TODO_TAG
 
 _times: dict[str, float] = {}
+FLOAT_NOISE = re.compile(r"(?<![\w.])\d+\.\d{10,}(?!\d)")
+EPOCH_MS = re.compile(r"(?<![\w.:/-])1[5-9]\d{11}(?![\w.])")
+
+
+def stray_output(outputs: list[dict]) -> str | None:
+    """The first piece of output nobody should read, or None."""
+    for o in outputs or []:
+        kind = o.get("output_type")
+        if kind == "stream":
+            text = o.get("text", "")
+        elif kind in ("execute_result", "display_data"):
+            text = (o.get("data") or {}).get("text/plain", "")
+        else:
+            continue
+        text = "".join(text) if isinstance(text, list) else text
+        found = FLOAT_NOISE.search(text) or (EPOCH_MS.search(text) if kind == "execute_result" else None)
+        if found:
+            start = max(0, found.start() - 60)
+            return text[start : found.end() + 40]
+    return None
 
 
 def _is_cell(item) -> bool:
@@ -40,6 +63,14 @@ def pytest_runtest_call(item):
                 else str(item.path)
             )
             _times[key] = _times.get(key, 0.0) + time.monotonic() - t0
+    if _is_cell(item):
+        stray = stray_output(item.test_outputs)
+        if stray:
+            raise AssertionError(
+                "this cell shows a number nobody should have to read (float noise such as 0.07200000000000006, or "
+                f"a raw epoch-ms timestamp): round it, format it or show a time.\n...{stray}...\n"
+                f"--- cell ---\n{item.cell.get('source', '')[:400]}"
+            )
     if _is_cell(item) and Path(str(item.path)).parent.name == "exercises":
         tags = item.cell.get("metadata", {}).get("tags", [])
         source = item.cell.get("source", "")
