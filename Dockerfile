@@ -114,21 +114,7 @@ COPY --from=tools /out/bin/ /usr/local/bin/
 ARG UV_VERSION=0.13.9
 RUN pip install --no-cache-dir "uv==${UV_VERSION}"
 
-# Layers that change least come first: checkov, then the kernel's packages, then the course.
-# checkov has its own pinned environment (its dependency pins clash with the kernel's).
-COPY pins/checkov-lock.txt /tmp/pins/checkov-lock.txt
-RUN uv venv /opt/checkov \
- && uv pip install --no-cache --python /opt/checkov/bin/python -r /tmp/pins/checkov-lock.txt \
- && ln -s /opt/checkov/bin/checkov /usr/local/bin/checkov \
- && rm -rf /tmp/pins
-
-# Chaos Toolkit (lesson 09) in its own pinned environment, like checkov.
-COPY pins/chaostoolkit-lock.txt /tmp/pins/chaostoolkit-lock.txt
-RUN uv venv /opt/chaostoolkit \
- && uv pip install --no-cache --python /opt/chaostoolkit/bin/python -r /tmp/pins/chaostoolkit-lock.txt \
- && ln -s /opt/chaostoolkit/bin/chaos /usr/local/bin/chaos \
- && rm -rf /tmp/pins
-
+# Layers that change least come first: the kernel's packages, then the course.
 COPY requirements.txt /tmp/requirements.txt
 COPY pins/kernel-lock.txt /tmp/pins/kernel-lock.txt
 RUN uv pip install --no-cache --system -r /tmp/requirements.txt -c /tmp/pins/kernel-lock.txt \
@@ -140,6 +126,16 @@ COPY --chown=1000:1000 . .
 # repository (docker-compose.yml) is the code that runs, not a stale copy in site-packages.
 RUN uv pip install --no-cache --system --no-deps -e . \
  && rm -rf cloudlab.egg-info build
+
+# Every lesson's own pinned environment (checkov, Chaos Toolkit, the secret scanners and their hook, the
+# enforcing moto of lesson 07) in $CLOUDLAB_VENV_DIR, built by the lab's own code with the same uv and
+# locks, so each carries the stamp `make lab` checks: nothing installs at run time as the learner.
+# (LocalStack and the shared moto run as compose services.) uv's cache stays in BuildKit, not the image.
+RUN --mount=type=cache,target=/root/.cache/uv \
+    python -m cloudlab.lab setup --venv checkov chaostoolkit secrets moto \
+ && ln -s /opt/checkov/bin/checkov /usr/local/bin/checkov \
+ && ln -s /opt/chaostoolkit/bin/chaos /usr/local/bin/chaos \
+ && rm -rf /opt/.installer /home/learner/course/.lab
 
 # The learner (uid/gid 1000), never root.
 USER 1000:1000

@@ -238,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("setup", help="create the virtual environments that are missing or stale")
     s.add_argument("--all", action="store_true", help="also every lesson's tools (system packages as root)")
+    s.add_argument(
+        "--venv", nargs="+", choices=sorted(venvs.VENVS), help="only these environments (the Docker image builds them)"
+    )
     sub.add_parser("up", help="start the emulators (idempotent) and wait until healthy")
     sub.add_parser("lab", help="up + JupyterLab on 127.0.0.1; prints the URL")
     d = sub.add_parser("down", help="stop the local cloud (JupyterLab keeps running)")
@@ -262,7 +265,10 @@ def main(argv: list[str] | None = None) -> int:
         lab = Lab.from_env(args.profile)
         if args.cmd == "setup":
             with locked(lab, "make setup"):
-                setup(lab, everything=args.all)
+                if args.venv:
+                    venvs.setup(lab, tuple(args.venv))
+                else:
+                    setup(lab, everything=args.all)
         elif args.cmd == "up":
             with locked(lab, "make up"):
                 up(lab)
