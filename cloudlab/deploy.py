@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from . import haproxy, net, procs
+from . import aws, haproxy, net, procs
 from . import observability as obs
 from .lab import ROOT
 
@@ -49,6 +49,16 @@ class Instance:
     def alive(self) -> bool:
         proc = procs.running(self.name)
         return proc is not None and proc.alive()
+
+
+def backing(bucket: str, queue: str) -> dict:
+    """The order service's S3 bucket and SQS queue in the emulator, created if needed (idempotent)."""
+    s3, sqs = aws.client("s3"), aws.client("sqs")
+    try:
+        s3.create_bucket(Bucket=bucket)
+    except (s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
+        pass
+    return {"bucket": bucket, "queue_url": sqs.create_queue(QueueName=queue)["QueueUrl"]}
 
 
 def start_instance(

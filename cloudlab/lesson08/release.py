@@ -7,7 +7,7 @@ import secrets
 import shutil
 from pathlib import Path
 
-from .. import aws, cleanup
+from .. import cleanup, deploy
 from .. import database as db
 from ..lab import ROOT, Lab
 from ..pipelines import prepare_project
@@ -26,12 +26,7 @@ def work_dir() -> Path:
 
 def backing() -> dict:
     """The service's S3 bucket and SQS queue in the emulator (idempotent)."""
-    s3, sqs = aws.client("s3"), aws.client("sqs")
-    try:
-        s3.create_bucket(Bucket=BUCKET)
-    except (s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
-        pass
-    return {"bucket": BUCKET, "queue_url": sqs.create_queue(QueueName=QUEUE)["QueueUrl"]}
+    return deploy.backing(BUCKET, QUEUE)
 
 
 def prepare(name: str = "pipeline", pipeline: str | None = None, files: dict | None = None) -> Path:

@@ -8,7 +8,7 @@ import time
 import uuid
 from pathlib import Path
 
-from .. import aws, cleanup, net, procs
+from .. import aws, cleanup, deploy, net, procs
 from ..lab import ROOT, Lab
 from ..reliability import faults, fleet, netns
 from ..reliability.dependency import Dependency
@@ -27,12 +27,7 @@ def work_dir() -> Path:
 
 def backing() -> dict:
     """The order service's backing services (bucket and queue), created if needed."""
-    s3, sqs = aws.client("s3"), aws.client("sqs")
-    try:
-        s3.create_bucket(Bucket=BUCKET)
-    except (s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
-        pass
-    return {"bucket": BUCKET, "queue_url": sqs.create_queue(QueueName=QUEUE)["QueueUrl"]}
+    return deploy.backing(BUCKET, QUEUE)
 
 
 def start_dependency(port: int | None = None) -> Dependency:
