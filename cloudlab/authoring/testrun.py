@@ -1,8 +1,8 @@
-"""`make test`: everything CI runs, in two shards side by side, each against its own test lab.
+"""`make test`: everything CI runs, in shards side by side, each against its own test lab.
 
-A lesson that mostly waits (lesson 02: Terraform's polling) runs in a shard of its own, with its own
-LocalStack and moto, while the other lessons and the unit tests run in the main shard
-(``shard`` in ``lessons/course.toml``).
+A lesson that mostly waits (Terraform, health checks, paced traffic, image builds) runs in a shard of
+its own or beside another one, with its own LocalStack and moto, while the other lessons and the unit
+tests run in the main shard (``shard`` in ``lessons/course.toml``).
 Within a shard: unit tests, then notebooks/, solutions/, exercises/, then notebooks/ and
 solutions/ again (every notebook must pass a second run against the same lab).
 Each shard's output is printed whole when it ends; the last line sums them up.
