@@ -48,7 +48,8 @@ class Table:
     """Columns and rows, shown as HTML in a notebook and as aligned text by ``str()``/``repr()``.
 
     ``right`` names the columns (indices or names) aligned right in the text; by default every column
-    whose cells are all numbers (the HTML always aligns those right). ``notes`` are lines shown under the table; ``indent`` shifts the text form.
+    whose cells are all numbers (the HTML always aligns those right). ``notes`` are lines shown under
+    the table; ``indent`` shifts the text form.
     """
 
     def __init__(
