@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from .lab import Lab, tools
+from .tables import Table, show
 
 
 class ScanError(RuntimeError):
@@ -100,14 +101,16 @@ def checkov(path, framework: str = "terraform", quiet: bool = False, timeout: fl
     out["empty"] = out["resources"] == 0 and not out["failed"] and not out["passed"]
     (path / ".checkov.json").write_text(json.dumps(dict(out, scanned_at=time.time()), indent=1))
     if not quiet:
-        print(
+        said = (
             f"checkov: {out['passed']} passed, {len(out['failed'])} failed, {len(out['skipped'])} skipped "
             f"({out['resources']} resources, {out['seconds']} s)"
         )
-        for cid, res_, name in out["failed"]:
-            print(f"  FAIL {cid:<12} {res_:<40} {name}")
-        for cid, res_, why in out["skipped"]:
-            print(f"  skip {cid:<12} {res_:<40} reason: {why}")
+        rows = [("FAIL", cid, res_, name) for cid, res_, name in out["failed"]]
+        rows += [("skip", cid, res_, f"reason: {why}") for cid, res_, why in out["skipped"]]
+        if rows:
+            show(Table(("result", "check", "resource", "check name / skip reason"), rows, title=said, indent=2))
+        else:
+            print(said)
         if out["empty"]:
             print(f"  (nothing to scan in {path}: that is no clean bill of health, just no input)")
     return out
@@ -157,9 +160,12 @@ def hadolint(dockerfile, quiet: bool = False, lesson: str = "", honour_ignores: 
     ignores = [ln.strip() for ln in text.splitlines() if "hadolint ignore" in ln.lower()]
     out = {"findings": findings, "ignores": ignores, "command": shown}
     if not quiet:
-        print(f"hadolint: {len(findings)} finding(s) in {path.name}")
-        for line, code, level, msg in findings:
-            print(f"  line {line:>3} {code:<7} {level:<8} {msg[:110]}")
+        said = f"hadolint: {len(findings)} finding(s) in {path.name}"
+        if findings:
+            rows = [(line, code, level, msg[:110]) for line, code, level, msg in findings]
+            show(Table(("line", "rule", "level", "message"), rows, title=said, indent=2))
+        else:
+            print(said)
         for ln in ignores:
             print(f"  suppressed by a comment: {ln}")
     return out
@@ -258,10 +264,15 @@ def detect_secrets(
     if not quiet:
         what = f"{len(findings)} finding(s)" + (f", {len(new)} not in the baseline" if baseline is not None else "")
         where = f" in {n_files} files, {out['detectors']} detectors" if all_files else ""
-        print(f"detect-secrets: {what}{where} ({out['seconds']} s)")
-        for x in findings:
-            mark = "NEW " if x in new and baseline is not None else ""
-            print(f"  {mark}{x['file']}:{x['line']}  {x['type']}")
+        said = f"detect-secrets: {what}{where} ({out['seconds']} s)"
+        if findings and baseline is not None:
+            rows = [(x["file"], x["line"], x["type"], "NEW" if x in new else "known") for x in findings]
+            show(Table(("file", "line", "type", "baseline"), rows, title=said, indent=2))
+        elif findings:
+            rows = [(x["file"], x["line"], x["type"]) for x in findings]
+            show(Table(("file", "line", "type"), rows, title=said, indent=2))
+        else:
+            print(said)
         if all_files and not findings:
             print(
                 f"  no finding in {n_files} files: this says only that these {out['detectors']} detectors matched "
@@ -319,14 +330,17 @@ def trufflehog(repo, quiet: bool = False, lesson: str = "", timeout: float = 120
         "command": shown,
     }
     if not quiet:
-        print(
+        said = (
             f"trufflehog: {len(findings)} finding(s) in {out['commits']} commits on {out['branches']} branch(es) "
             f"({out['seconds']} s)"
         )
-        for f in findings:
-            print(
-                f"  {f['commit']}  {f['path']:<20} {f['reason']:<16} {', '.join(s[:8] + '...' for s in f['strings'])}"
-            )
+        if findings:
+            rows = [
+                (f["commit"], f["path"], f["reason"], ", ".join(s[:8] + "..." for s in f["strings"])) for f in findings
+            ]
+            show(Table(("commit", "path", "reason", "strings found (first 8 characters)"), rows, title=said, indent=2))
+        else:
+            print(said)
     return out
 
 
@@ -361,7 +375,10 @@ def parliament(policy, quiet: bool = False, lesson: str = "", community: bool = 
     if proc.returncode not in (0, 1) or (proc.returncode == 1 and not findings):
         raise ScanError(f"parliament failed (exit {proc.returncode}):\n{proc.stderr[-800:]}")
     if not quiet:
-        print(f"parliament: {len(findings)} finding(s)")
-        for issue, sev, detail in findings:
-            print(f"  {sev:<8} {issue:<32} {detail[:110]}")
+        said = f"parliament: {len(findings)} finding(s)"
+        if findings:
+            rows = [(sev, issue, detail[:110]) for issue, sev, detail in findings]
+            show(Table(("severity", "issue", "detail"), rows, title=said, indent=2))
+        else:
+            print(said)
     return {"findings": findings, "command": shown}

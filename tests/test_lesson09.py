@@ -357,7 +357,11 @@ def test_summary_reads_a_journal():
         "rollbacks": [],
     }
     text = chaos.summary(j)
-    assert "NOT MET" in text and "BAD p" in text and "none ran" in text and "HTTP 200" in text
+    assert "NOT MET" in text and "none ran" in text and "HTTP 200" in text
+    rows = text.table.cells()
+    assert ["", "probe", "p", "BAD", "exit 1: 2/3"] in rows and ["", "probe", "p", "ok", "HTTP 200"] in rows
+    assert ["method", "action", "kill", "succeeded", ""] in rows
+    assert "NOT MET" in text._repr_html_()
 
 
 # ============================================================ checks against the lab

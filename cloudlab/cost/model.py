@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from ..tables import Table
 from .prices import (
     HOURS_PER_MONTH,
     STORAGE_CLASSES,
@@ -106,8 +107,8 @@ def allocate(lines: list[LineItem], by=("team", "env")) -> dict[tuple, float]:
     return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def format_table(rows: list[tuple], headers: tuple, money: tuple[int, ...] = ()) -> str:
-    """A plain-text table (deterministic, so notebook outputs can be compared)."""
+def format_table(rows: list[tuple], headers: tuple, money: tuple[int, ...] = (), title: str | None = None) -> str:
+    """A table as plain text (deterministic, so notebook outputs can be compared) that a notebook shows as HTML."""
 
     def fmt(i, v):
         if i in money:
@@ -116,14 +117,8 @@ def format_table(rows: list[tuple], headers: tuple, money: tuple[int, ...] = ())
             return f"{v:g}"
         return str(v)
 
-    cells = [tuple(headers)] + [tuple(fmt(i, v) for i, v in enumerate(r)) for r in rows]
-    w = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    right = set(money)
-
-    def line(r):
-        return "  ".join(c.rjust(w[i]) if i in right else c.ljust(w[i]) for i, c in enumerate(r)).rstrip()
-
-    return "\n".join([line(cells[0]), "  ".join("-" * x for x in w)] + [line(r) for r in cells[1:]])
+    cells = [tuple(fmt(i, v) for i, v in enumerate(r)) for r in rows]
+    return Table(headers, cells, title=title, right=money).text()
 
 
 def bill_text(lines: list[LineItem]) -> str:
@@ -329,10 +324,8 @@ class OptionsResult:
             f"{self.count} x {self.instance_type} in {self.region}, {self.hours:g} h/month"
             f" (spot re-work {self.rework:.0%}); cheapest: {self.cheapest}"
         )
-        return (
-            head
-            + "\n"
-            + format_table(rows, ("option", "USD/month", "vs on-demand", "break-even", "risk"), money=(1, 2))
+        return format_table(
+            rows, ("option", "USD/month", "vs on-demand", "break-even", "risk"), money=(1, 2), title=head
         )
 
 

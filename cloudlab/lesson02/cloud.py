@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .. import aws, cleanup
 from ..lab import ROOT
+from ..tables import Table, show
 from ..terraform import Terraform
 from .workdirs import EX_DRIFT_DIR, STATE_BUCKET, TEMPLATES, workdir
 
@@ -106,30 +107,28 @@ def module_doc(name: str = "secure-bucket") -> None:
 
     rows = module_inputs(TEMPLATES / "modules" / name)
     print(f'module "{name}" (source = "../modules/{name}")')
-    for kind in ("input", "output"):
-        print(f"{kind}s:")
-        for row in (x for x in rows if x["kind"] == kind):
-            if kind == "input":
-                need = "required" if row["default"] is None else f"default {row['default']}"
-                print(f"  {row['name']:<16} {row['type']:<12} {need:<16} {row['description']}")
-            else:
-                print(f"  {row['name']:<16} {row['description']}")
+    inputs = [
+        (x["name"], x["type"], "required" if x["default"] is None else f"default {x['default']}", x["description"])
+        for x in rows
+        if x["kind"] == "input"
+    ]
+    show(Table(("name", "type", "required / default", "description"), inputs, title="inputs:", indent=2))
+    outputs = [(x["name"], x["description"]) for x in rows if x["kind"] == "output"]
+    show(Table(("name", "description"), outputs, title="outputs:", indent=2))
 
 
 def show_buckets(names) -> None:
     """A small table of the real bucket settings."""
-    rows = [bucket_report(n) for n in names]
-    print(f"{'bucket':<24} {'versioning':<10} {'encryption':<10} {'old versions kept':<18} {'private':<7} tags")
-    for r in rows:
+    rows = []
+    for r in (bucket_report(n) for n in names):
         if not r["exists"]:
-            print(f"{r['bucket']:<24} (no such bucket)")
+            rows.append((r["bucket"], "(no such bucket)", "", "", "", ""))
             continue
         days = ", ".join(f"{d} d" for d in r["noncurrent_days"]) or "forever"
         tags = ", ".join(f"{k}={v}" for k, v in sorted(r["tags"].items()))
-        print(
-            f"{r['bucket']:<24} {r['versioning']:<10} {str(r['encryption']):<10} {days:<18} "
-            f"{'yes' if r['public_access_blocked'] else 'NO':<7} {tags}"
-        )
+        private = "yes" if r["public_access_blocked"] else "NO"
+        rows.append((r["bucket"], r["versioning"], str(r["encryption"]), days, private, tags))
+    show(Table(("bucket", "versioning", "encryption", "old versions kept", "private", "tags"), rows))
 
 
 def bootstrap_state_bucket(name: str = STATE_BUCKET, quiet: bool = False) -> str:

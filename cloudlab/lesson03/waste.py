@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from .. import aws, cost
+from ..tables import Table
 from .resources import PREFIX, REGIONS, _ec2, inventory
 
 
@@ -99,11 +100,17 @@ class Sweep:
     deleted: list[Finding] = field(default_factory=list)
     skipped: list[tuple[Finding, str]] = field(default_factory=list)
 
+    def table(self) -> Table:
+        title = f"deleted {len(self.deleted)}, saving ${sum(f.monthly for f in self.deleted):,.2f}/month"
+        rows = [("deleted", f.kind, f.name or f.id, "") for f in self.deleted]
+        rows += [("skipped", f.kind, f.name or f.id, why) for f, why in self.skipped]
+        return Table(("done", "kind", "resource", "why skipped"), rows, title=title, indent=2)
+
     def __repr__(self):
-        lines = [f"deleted {len(self.deleted)}, saving ${sum(f.monthly for f in self.deleted):,.2f}/month"]
-        lines += [f"  deleted  {f.kind:<13} {f.name or f.id}" for f in self.deleted]
-        lines += [f"  skipped  {f.kind:<13} {f.name or f.id}: {why}" for f, why in self.skipped]
-        return "\n".join(lines)
+        return str(self.table())
+
+    def _repr_html_(self):
+        return self.table()._repr_html_()
 
 
 def _still_unused(f: Finding) -> str | None:

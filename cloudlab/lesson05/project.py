@@ -23,6 +23,7 @@ from pathlib import Path
 from .. import aws, cleanup, containers
 from ..lab import ROOT, Lab
 from ..lab import docker as labdocker
+from ..tables import Table
 
 LESSON = "05"
 ASSETS = ROOT / "lessons" / "05_containers"
@@ -101,14 +102,14 @@ class Project:
 
     def tree(self) -> str:
         """The folder as a developer sees it (``ls -la``, one level deep), sizes in kB."""
-        lines = []
+        rows = []
         for p in sorted(self.path.iterdir(), key=lambda p: (p.is_file(), p.name)):
             if p.is_dir():
                 size = sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
-                lines.append(f"  {p.name + '/':<22} {size / 1e3:>9.1f} kB  ({sum(1 for _ in p.rglob('*'))} entries)")
+                rows.append((p.name + "/", f"{size / 1e3:.1f}", sum(1 for _ in p.rglob("*"))))
             else:
-                lines.append(f"  {p.name:<22} {p.stat().st_size / 1e3:>9.1f} kB")
-        return "\n".join(lines)
+                rows.append((p.name, f"{p.stat().st_size / 1e3:.1f}", ""))
+        return Table(("name", "size kB", "entries"), rows, indent=2).text()
 
 
 def stage(

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from .. import cleanup, k8s, net, procs
+from .. import cleanup, k8s, net, procs, tables
 from ..lab import ROOT, Lab
 from ..lab import cluster as kind
 
@@ -76,8 +76,8 @@ def summary(manifest) -> list[tuple]:
 
 
 def show(manifest) -> None:
-    for kind_, name, note in summary(manifest):
-        print(f"  {kind_:<24} {name:<22} {note}")
+    """The rendered objects, one row each: a table in a notebook, text elsewhere."""
+    tables.show(tables.Table(("kind", "name", "what matters"), summary(manifest), indent=2))
 
 
 def diff_envs(a: k8s.Manifest, b: k8s.Manifest) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from .. import iam, k8s, scanners
 from ..checks import check
 from ..lab.tools import ToolMissing
+from ..tables import Table
 from .checks import IAM_NAME, nonce
 from .k8s import render_pair
 
@@ -92,9 +93,10 @@ def probe(e: iam.EnforcingIAM, creds: iam.Creds, bucket: str, other: str, q: str
 
 
 def probe_table(needed: dict, outside: dict) -> str:
-    rows = [f"  {'needed':<8} {what:<34} {out}" for what, out in needed.items()]
-    rows += [f"  {'outside':<8} {what:<34} {out}" for what, out in outside.items()]
-    return "\n".join(rows)
+    """What the probe tried and what came back (a string; a notebook shows it as a table when not printed)."""
+    rows = [("needed", what, out) for what, out in needed.items()]
+    rows += [("outside", what, out) for what, out in outside.items()]
+    return Table(("the job", "call", "result"), rows, indent=2).text()
 
 
 def make_resources(e: iam.EnforcingIAM, bucket: str, other: str, queue: str, other_queue: str):

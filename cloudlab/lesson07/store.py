@@ -15,6 +15,7 @@ import os
 import secrets
 
 from .. import aws
+from ..tables import Table
 
 KEY_ALIAS = "alias/l07-orders"
 SECRET_NAME = "l07/orders/db"
@@ -113,8 +114,8 @@ def stage_table(secret_id: str) -> str:
         value = json.loads(sm.get_secret_value(SecretId=secret_id, VersionId=vid)["SecretString"])
         pw = value.get("password", "") if isinstance(value, dict) else ""
         print_ = hashlib.sha256(pw.encode()).hexdigest()[:8]
-        rows.append(f"  version {vid[:8]}...  {', '.join(sorted(labels)):<26} password fingerprint {print_}")
-    return "\n".join(rows)
+        rows.append((f"{vid[:8]}...", ", ".join(sorted(labels)), print_))
+    return Table(("version", "stage labels", "password fingerprint"), rows, indent=2).text()
 
 
 def rotate_now(secret_id: str, handler) -> str:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import psycopg
 
+from ..tables import Table, show
+
 SEED = """
 CREATE TABLE orders (id serial PRIMARY KEY, item text NOT NULL, qty int NOT NULL, note text);
 INSERT INTO orders (item, qty, note) VALUES ('book', 1, 'gift wrap'), ('pen', 3, NULL), ('lamp', 1, 'fragile');
@@ -112,6 +114,10 @@ def run_plan(pg, name: str, plan, quiet: bool = False) -> list[dict]:
 
 
 def show_plan(rows: list[dict]) -> None:
-    for r in rows:
-        mark = "ok    " if r["ok"] else "BROKEN"
-        print(f"step {r['step']}  {r['what'][:70]:<70}  {r['version']:<3} {mark} {r['detail'][:60]}")
+    """The simulated rollout, step by step: a table in a notebook, text elsewhere."""
+    show(
+        Table(
+            ("step", "what", "version", "result", "detail"),
+            [(r["step"], r["what"][:70], r["version"], "ok" if r["ok"] else "BROKEN", r["detail"][:60]) for r in rows],
+        )
+    )

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..lab import ROOT, Lab, tools
+from ..tables import Table, show
 
 SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "KEY")  # variables whose values a printed command hides
 _NOISE = (  # gitlab-ci-local's remarks about a repository without a remote: true, and not the learner's problem
@@ -79,16 +80,27 @@ class PipelineRun:
         """Every job's log, one after the other (what a leak scan reads)."""
         return "\n".join(f"--- {j.name}\n{j.log}" for j in self.jobs.values() if j.log)
 
-    def table(self) -> str:
-        rows = [f"{'job':<20} {'status':<16} {'start':>7} {'seconds':>8}"]
+    def as_table(self) -> Table:
+        rows = []
         for j in self.jobs.values():
             start = f"{j.start:.2f}" if j.start is not None else "-"
-            rows.append(f"{j.name:<20} {j.status:<16} {start:>7} {j.seconds:>8.2f}")
+            rows.append((j.name, j.status, start, f"{j.seconds:.2f}"))
         verdict = "passed" if self.ok else "FAILED"
-        return "\n".join(rows + [f"pipeline {verdict} in {self.seconds:.1f} s"])
+        return Table(
+            ("job", "status", "start", "seconds"),
+            rows,
+            notes=[f"pipeline {verdict} in {self.seconds:.1f} s"],
+            right=("start", "seconds"),
+        )
+
+    def table(self) -> str:
+        return self.as_table().text()
 
     def __repr__(self) -> str:
         return self.table()
+
+    def _repr_html_(self) -> str:
+        return self.as_table()._repr_html_()
 
 
 def gitlab_ci_local(lesson: str = "08") -> str:
@@ -248,7 +260,7 @@ def run_pipeline(
     if rc != 0 and not any(j.ran for j in run.jobs.values()):
         raise PipelineError(f"gitlab-ci-local could not run {project.name}/.gitlab-ci.yml:\n{_error_from(run.output)}")
     if not quiet:
-        print(run.table())
+        show(run.as_table())
     return run
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..lab import tools
 from ..scanners import ScanError
+from ..tables import Table, show
 
 ZIZMOR_ARGS = ("--offline", "--persona=auditor", "--min-severity=medium")
 WORKFLOW_SCHEMA = "vendor.github-workflows"
@@ -133,9 +134,12 @@ def lint_workflows(paths, quiet: bool = False) -> list[Finding]:
         found = [f for fut in futures for f in fut.result()]
     if not quiet:
         names = ", ".join(p.name for p in paths)
-        print(f"{len(found)} finding(s) in {names}" + ("" if found else " (all three linters ran)"))
-        for f in found:
-            print("  " + str(f))
+        said = f"{len(found)} finding(s) in {names}" + ("" if found else " (all three linters ran)")
+        if found:
+            rows = [(f.tool, f"{Path(f.file).name}:{f.line}", f.severity, f.rule, f.message) for f in found]
+            show(Table(("linter", "where", "severity", "rule", "message"), rows, title=said, indent=2))
+        else:
+            print(said)
     return found
 
 

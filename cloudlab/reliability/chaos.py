@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from ..lab import Lab, tools
+from ..tables import Table
 
 LESSON = "09"
 
@@ -119,24 +120,27 @@ def _out(activity: dict) -> str:
 
 
 def summary(journal: dict) -> str:
-    """The journal in plain words: the hypothesis before and after, what the method did, the rollbacks."""
+    """The journal in plain words: the hypothesis before and after, what the method did, the rollbacks.
+
+    A string (the table's text); a notebook shows it as a table when it is the cell's value."""
     ss = journal.get("steady_states") or {}
-    lines = [
-        f"experiment: {journal.get('experiment', {}).get('title', '?')}",
-        f"status: {journal.get('status')}   deviated: {journal.get('deviated')}   ({journal.get('_seconds', '?')} s)",
-    ]
+    title = (
+        f"experiment: {journal.get('experiment', {}).get('title', '?')}   status: {journal.get('status')}   "
+        f"deviated: {journal.get('deviated')}   ({journal.get('_seconds', '?')} s)"
+    )
+    rows = []
     for when in ("before", "after"):
         st = ss.get(when)
         if st is None:
-            lines.append(f"steady state {when:<6}: not checked")
+            rows.append((f"steady state {when}", "", "(the hypothesis)", "not checked", ""))
             continue
-        lines.append(f"steady state {when:<6}: {'met' if st.get('steady_state_met') else 'NOT MET'}")
+        met = "met" if st.get("steady_state_met") else "NOT MET"
+        rows.append((f"steady state {when}", "", "(the hypothesis)", met, ""))
         for p in st.get("probes", []):
-            lines.append(f"    {'ok ' if p.get('tolerance_met') else 'BAD'} {p['activity']['name']:<34} {_out(p)}")
-    lines.append("method:")
+            rows.append(("", "probe", p["activity"]["name"], "ok" if p.get("tolerance_met") else "BAD", _out(p)))
     for a in journal.get("run", []):
-        lines.append(f"    {a['activity']['type']:<6} {a['activity']['name']:<34} {a.get('status')}  {_out(a)}")
-    lines.append("rollbacks:" + ("" if journal.get("rollbacks") else " none ran"))
+        rows.append(("method", a["activity"]["type"], a["activity"]["name"], a.get("status"), _out(a)))
     for a in journal.get("rollbacks", []):
-        lines.append(f"    {a['activity']['type']:<6} {a['activity']['name']:<34} {a.get('status')}  {_out(a)}")
-    return "\n".join(lines)
+        rows.append(("rollback", a["activity"]["type"], a["activity"]["name"], a.get("status"), _out(a)))
+    notes = [] if journal.get("rollbacks") else ["rollbacks: none ran"]
+    return Table(("part", "type", "activity", "result", "output"), rows, title=title, notes=notes).text()

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 
 from .. import haproxy, net, procs
 from ..lab import ROOT, Lab
+from ..tables import Table, show
 from . import netns
 
 LESSON = "09"
@@ -136,9 +137,9 @@ class Fleet:
         started = [(i, spawn(i, self.backing)) for i in self.instances if not i.spare]
         for inst, proc in started:
             wait_ready(inst, proc)
-            if not quiet:
-                where = f" in namespace {inst.netns}" if inst.netns else ""
-                print(f"{inst.name:<11} {inst.az:<11} 127.0.0.1:{inst.port}{where}")
+        if not quiet:
+            rows = [(i.name, i.az, f"127.0.0.1:{i.port}", i.netns or "-") for i, _ in started]
+            show(Table(("instance", "zone", "address", "network namespace"), rows))
         self.save()
         return self
 
