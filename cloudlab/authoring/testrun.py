@@ -3,8 +3,8 @@
 A lesson that mostly waits (Terraform, health checks, paced traffic, image builds) runs in a shard of
 its own or beside another one, with its own LocalStack and moto, while the other lessons and the unit
 tests run in the main shard (``shard`` in ``lessons/course.toml``).
-Within a shard: unit tests, then notebooks/, solutions/, exercises/, then notebooks/ and
-solutions/ again (every notebook must pass a second run against the same lab).
+Within a shard: unit tests, then notebooks/, solutions/, exercises/, then all three again (every
+notebook must pass a second run in a row against the same lab).
 Each shard's output is printed whole when it ends; the last line sums them up.
 """
 
@@ -48,13 +48,13 @@ def notebooks(ids: set[str]) -> tuple[list[str], list[str]]:
         return [str(p.relative_to(ROOT)) for p in sorted((ROOT / folder).glob("*.ipynb")) if p.name[:2] in ids]
 
     first = pick("notebooks") + pick("solutions") + pick("exercises")
-    again = pick("notebooks") + pick("solutions")
+    again = pick("notebooks") + pick("solutions") + pick("exercises")
     return first, again
 
 
 def shards() -> dict[str, list[str]]:
     """{shard: pytest paths}. Within a shard: its unit tests, then notebooks/, solutions/, exercises/, then
-    notebooks/ and solutions/ again. The main shard runs every unit test that no other shard claims."""
+    the three again. The main shard runs every unit test that no other shard claims."""
     groups: dict[str, list[course.Lesson]] = {"main": []}
     for lesson in course.lessons():
         if lesson.ready:

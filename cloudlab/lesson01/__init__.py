@@ -13,6 +13,7 @@ import shlex
 import signal
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from .. import aws, net, procs
 from ..lab import ROOT, Lab
@@ -133,7 +134,19 @@ def start_legacy(delay: float = 3.0, quiet: bool = True) -> tuple[procs.Proc, fl
     return p, time.monotonic() - t0
 
 
-def timed_stop(name: str, grace: float = 3.0, quiet: bool = True) -> tuple[int | None, float, bool]:
+class Stopped(NamedTuple):
+    """How a process ended: its exit code, how long the stop took, whether SIGKILL was needed."""
+
+    code: int | None
+    seconds: float
+    killed: bool
+
+    def __repr__(self) -> str:  # what a cell shows when it ends with timed_stop(...)
+        how = "SIGKILL after the grace period" if self.killed else "SIGTERM was enough"
+        return f"stopped in {self.seconds:.2f} s, exit code {self.code} ({how})"
+
+
+def timed_stop(name: str, grace: float = 3.0, quiet: bool = True) -> Stopped:
     """SIGTERM, wait ``grace`` s, then SIGKILL: (exit code, seconds, needed SIGKILL).
 
     What a platform does: ``kill -TERM <pid>``, wait, then ``kill -KILL <pid>`` (``quiet=False`` prints
@@ -146,7 +159,7 @@ def timed_stop(name: str, grace: float = 3.0, quiet: bool = True) -> tuple[int |
     t0 = time.monotonic()
     code = procs.stop(name, grace=grace)
     took = time.monotonic() - t0
-    return code, took, took >= grace
+    return Stopped(code, took, took >= grace)
 
 
 def shell_exit_code(code: int | None) -> int | None:
