@@ -140,3 +140,6 @@ class TableText(str):
 
     def _repr_html_(self) -> str:
         return self.table._repr_html_()
+
+    def _repr_pretty_(self, p, cycle) -> None:  # a console or a plain-text output: the table, not a quoted str
+        p.text(str(self))

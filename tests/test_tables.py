@@ -131,3 +131,12 @@ def test_text_is_a_str_that_renders_as_html():
 def test_show_prints_the_text_outside_a_kernel(capsys):
     tables.show(sample())
     assert capsys.readouterr().out == str(sample()) + "\n"
+
+
+def test_table_text_reads_as_a_table_in_plain_text_output_too():
+    from IPython.lib.pretty import pretty
+
+    from cloudlab.tables import Table
+
+    text = Table(("k", "v"), [("a", 1)]).text()
+    assert pretty(text) == str(text) and "\\n" not in pretty(text)
