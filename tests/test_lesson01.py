@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from checktest import rejected
 
 from app.service import Config, ConfigError, JsonLog
 from cloudlab import lesson01, net
@@ -45,17 +46,6 @@ def solution_worker() -> str:
 
 
 SOLUTION = solution_namespace()
-
-
-def rejected(check, ns: dict, *fragments: str) -> str:
-    """The check fails with a [missing] line and a hint, and says each of ``fragments``."""
-    with pytest.raises(CheckFailed) as e:
-        check(ns)
-    msg = str(e.value)
-    assert "[missing]" in msg and "Hint 1/" in msg, msg
-    for f in fragments:
-        assert f in msg, f"{f!r} not in:\n{msg}"
-    return msg
 
 
 # ------------------------------------------------------------------ the service itself

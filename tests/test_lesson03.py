@@ -11,6 +11,7 @@ import math
 
 import matplotlib
 import pytest
+from checktest import rejected as _rejected
 
 matplotlib.use("Agg")
 
@@ -529,18 +530,6 @@ def _solution() -> dict:
         defs = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.Import, ast.ImportFrom))]
         exec(compile(ast.Module(body=defs, type_ignores=[]), "solution", "exec"), ns)
     return ns
-
-
-def _rejected(check, ns, *fragments):
-    from cloudlab.checks import CheckFailed
-
-    with pytest.raises(CheckFailed) as e:
-        check(ns)
-    msg = str(e.value)
-    assert "[missing]" in msg and "Hint 1/" in msg, msg
-    for f in fragments:
-        assert f in msg, f"{f!r} not in:\n{msg}"
-    return msg
 
 
 @pytest.fixture(scope="module")

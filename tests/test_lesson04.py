@@ -16,6 +16,7 @@ import os
 from datetime import UTC
 
 import pytest
+from checktest import rejected_in_one_missing_line as rejected
 
 from app import observed
 from app.service import ConfigError
@@ -622,7 +623,6 @@ def test_emulator_ignores_filter_patterns_and_client_side_query_works():
 # The wrong-answer suite: every check of lesson 04 rejects plausible wrong answers with a hint, and
 # passes the worked solution. Each answer is written where a learner's would be (the notebook's folder).
 # ===================================================================================================
-from cloudlab.checks import CheckFailed  # noqa: E402
 
 RATIO = "job:slo_errors_per_request:ratio_rate"
 SOLUTION_RECORDING = "groups:\n  - name: orders-slo-recording\n    rules:\n" + "".join(
@@ -716,17 +716,6 @@ SOLUTION_HOOK = (
         return call(item, qty)
 """
 )
-
-
-def rejected(check, ns, *words) -> str:
-    """``check`` fails, with a [missing] line containing every one of ``words``, and a hint."""
-    with pytest.raises(CheckFailed) as e:
-        check(ns)
-    msg = str(e.value)
-    missing = [ln for ln in msg.splitlines() if ln.strip().startswith("[missing]")]
-    assert any(all(w in ln for w in words) for ln in missing), f"no [missing] line with {words}:\n{msg}"
-    assert "Hint 1/" in msg, msg
-    return msg
 
 
 def passes(check, ns=None) -> None:

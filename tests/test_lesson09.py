@@ -11,8 +11,9 @@ import random
 import time
 
 import pytest
+from checktest import rejected
 
-from cloudlab import checks, procs
+from cloudlab import procs
 from cloudlab.reliability import autoscale, availability, chaos, faults, fleet, netns
 from cloudlab.reliability.breaker import CircuitBreaker, CircuitOpen
 from cloudlab.reliability.retry import (
@@ -96,17 +97,6 @@ def restore_ok(s3, bucket, backup):
             )
             done.append(key)
     return done
-
-
-def rejected(check_fn, ns, *words):
-    """The check fails with a [missing] line and a hint (and the given words somewhere in the message)."""
-    with pytest.raises(checks.CheckFailed) as e:
-        check_fn(ns)
-    text = str(e.value)
-    assert "[missing]" in text and "Hint" in text, text
-    for w in words:
-        assert w in text, f"{w!r} not in:\n{text}"
-    return text
 
 
 # ============================================================ unit: retries
