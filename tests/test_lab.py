@@ -216,3 +216,19 @@ def test_moto_health_does_not_wait_for_a_dump_of_all_its_state(free_port):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_reset_finds_terraform_leftovers_but_never_walks_lab_state(tmp_path):
+    """Another shard's dockerd deletes its overlay folders while a reset runs: a reset never walks .lab/."""
+    (tmp_path / "lessons" / "x" / ".terraform" / "providers").mkdir(parents=True)
+    (tmp_path / "lessons" / "x" / "terraform.tfstate").write_text("{}")
+    (tmp_path / "lessons" / "x" / "terraform.tfstate.backup").write_text("{}")
+    for hidden in (".lab/test-run/l09/docker/data", ".venv/lib", ".git/objects"):
+        (tmp_path / hidden).mkdir(parents=True)
+        (tmp_path / hidden / "terraform.tfstate").write_text("{}")
+    found = sorted((kind, str(p.relative_to(tmp_path))) for kind, p in cli._terraform_leftovers(tmp_path))
+    assert found == [
+        ("dir", "lessons/x/.terraform"),
+        ("file", "lessons/x/terraform.tfstate"),
+        ("file", "lessons/x/terraform.tfstate.backup"),
+    ]

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from . import PROFILES, REGION, ROOT, Lab, LabError, docker, emulators, jupyter, process, say, tools, venvs, workspace
 from .emulators import EMULATORS
@@ -154,6 +155,22 @@ def status(lab: Lab) -> int:
     return 0 if healthy and not exposed else 1
 
 
+PRUNED = {".lab", ".venv", ".git", "node_modules", "__pycache__"}
+
+
+def _terraform_leftovers(root: Path = ROOT) -> list[tuple[str, Path]]:
+    """``.terraform`` folders and ``terraform.tfstate*`` files in the course's own folders (a Terraform run
+    outside the lab's state). Never looks inside .lab/ (every lab's state, other labs' engines among it),
+    environments or git: those are walked by nobody, so a folder vanishing meanwhile cannot break a reset."""
+    found = []
+    for here, dirs, files in os.walk(root, onerror=lambda e: None):
+        if ".terraform" in dirs:
+            found.append(("dir", Path(here) / ".terraform"))
+        dirs[:] = [d for d in dirs if d not in PRUNED and d != ".terraform"]
+        found += [("file", Path(here) / f) for f in files if f.startswith("terraform.tfstate")]
+    return found
+
+
 def reset(lab: Lab, progress: bool = False) -> None:
     """Wipe the lab's state: emulator data (restart), Terraform state, lesson scratch, optionally progress."""
     was_running = any(emulators.read_pid(lab, n) for n in EMULATORS)
@@ -162,12 +179,11 @@ def reset(lab: Lab, progress: bool = False) -> None:
         emulators.stop_one(lab, name)
     for sub in ("localstack", "terraform", "work"):
         shutil.rmtree(lab.state / sub, ignore_errors=True)
-    for tfdir in ROOT.glob("**/.terraform"):
-        if ".lab" not in tfdir.parts:
-            shutil.rmtree(tfdir, ignore_errors=True)
-    for tfstate in ROOT.glob("**/terraform.tfstate*"):
-        if ".lab" not in tfstate.parts and ".venv" not in tfstate.parts:
-            tfstate.unlink(missing_ok=True)
+    for kind, path in _terraform_leftovers():
+        if kind == "dir":
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
     if progress:
         (lab.state / "progress.json").unlink(missing_ok=True)
         say("progress file removed")
