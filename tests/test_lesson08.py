@@ -331,6 +331,13 @@ def canary_errors_only(lb, observe):  # never looks at latency
     return "promoted"
 
 
+def canary_always_rolls_back(lb, observe):  # "better safe": never trusts a new version (the check's re-watch
+    deploy.set_canary(lb, 5)  # of a healthy canary must not let it through)
+    observe()
+    deploy.set_canary(lb, 0)
+    return "rolled back"
+
+
 def canary_checks_at_the_end(lb, observe):  # all the way to 100 %, then looks
     before = deploy.counters(lb, "canary")
     for pct in (5, 25, 100):
@@ -356,8 +363,9 @@ def test_check_canary_accepts_the_right_answer():
         (canary_first_step_only, ("only looks at the first step",)),
         (canary_errors_only, ("latency",)),
         (canary_checks_at_the_end, ("before the rollback",)),
+        (canary_always_rolls_back, ("should be promoted to 100 %",)),
     ],
-    ids=["first-step-only", "errors-only", "checks-at-the-end"],
+    ids=["first-step-only", "errors-only", "checks-at-the-end", "always-rolls-back"],
 )
 def test_check_canary_rejects_wrong_answers(wrong, words):
     rejected(traffic_checks.check_canary, {"run_canary": wrong}, *words)

@@ -19,7 +19,7 @@ from ..observability.promtool import route_receivers
 from . import scenarios as sc
 from .checks_rules import learner_file, learner_yaml, scratch
 from .files import candidate_config
-from .stack import RuleFileError, current
+from .stack import RuleFileError, current, wait_for
 
 ROUTES_FILE = "l04_alertmanager.yml"
 ROUTE_CASES = [
@@ -44,15 +44,6 @@ def resolve(am, alerts: list[dict]) -> None:
         am.post_alerts([dict(a, endsAt=_stamp(0)) for a in alerts])
     except prom.StackError:
         pass
-
-
-def wait_for(fn, timeout: float, every: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = fn()
-        if got or time.monotonic() > deadline:
-            return got
-        time.sleep(every)
 
 
 # ------------------------------------------------------------------ 04.6 routing, grouping, inhibition

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from ..observability import prom
 from ..observability.promtool import check_rules, evaluate, test_rules
 from . import scenarios as sc
 from .service import work_dir
-from .stack import LESSON_DIR, RUNBOOK, current
+from .stack import LESSON_DIR, RUNBOOK, current, wait_for
 
 RECORDING_FILE, ALERTS_FILE, TESTS_FILE = "l04_recording.yml", "l04_alerts.yml", "l04_alerts_test.yml"
 
@@ -196,15 +195,6 @@ def check_recording_rules(r, ns):
         "the service has answered 5xx, but the live Prometheus records no 5m ratio for job orders: "
         "does your rule keep the job label?",
     )
-
-
-def wait_for(fn, timeout: float, every: float = 0.25):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = fn()
-        if got or time.monotonic() > deadline:
-            return got
-        time.sleep(every)
 
 
 # ------------------------------------------------------------------ 04.4 alerting rules
