@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 from .. import course
-from . import retry
 from ..lab import PORTS, ROOT, Lab
+from . import retry
 
 PYTEST = [
     "-m",
