@@ -155,8 +155,9 @@ def _login_for(database, n: str, tag: str) -> tuple[str, dict]:
     return sid, login
 
 
-def _launched(r, launch, sid: str, login: dict, name: str, tag: str) -> None:
-    """Launch one service with the learner's function and check it the way its platform would be inspected."""
+def _launched(r, launch, sid: str, login: dict, name: str, tag: str) -> str | None:
+    """Launch one service with the learner's function and check it the way its platform would be inspected;
+    returns the path of its password file."""
     url, printed = _quiet_call(r, launch, sid, name)
     proc = procs.running(name)
     r.require(
@@ -209,6 +210,14 @@ def _launched(r, launch, sid: str, login: dict, name: str, tag: str) -> None:
     log = procs.log_path(name).read_text(errors="replace") if procs.log_path(name).exists() else ""
     r.expect(pw not in log, f"{tag}: its logs do not contain the password", "the service's log contains the password")
     r.expect(pw not in printed, f"{tag}: launch printed nothing of the password", "launch printed the password")
+    return pfile
+
+
+def _file_holds(path: str | None, password: str) -> bool:
+    try:
+        return path is not None and Path(path).read_text().strip() == password
+    except OSError:
+        return False
 
 
 @check(
@@ -228,13 +237,19 @@ def check_launch(r, ns):
     launch = r.need(ns, "launch", callable)
     database = dbm.start(quiet=True)
     n = nonce()
-    made = []
+    made, files = [], []
     try:
         for tag in ("a", "b"):
             sid, login = _login_for(database, n, tag)
             name = f"l07-chk-{n}{tag}"
             made.append((sid, name))
-            _launched(r, launch, sid, login, name, f"service {tag.upper()}")
+            files.append((_launched(r, launch, sid, login, name, f"service {tag.upper()}"), login["password"]))
+        r.expect(
+            all(_file_holds(path, pw) for path, pw in files),
+            "after both launches, each service's file still holds its own password (one file per service)",
+            "launching service B overwrote service A's password file: after a restart A would log in with B's "
+            "password. Give each service its own file (name it after `name`)",
+        )
     finally:
         for sid, name in made:
             proc = procs.running(name)
