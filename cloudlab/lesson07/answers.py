@@ -69,7 +69,8 @@ def forget_store_attempt(alias: str, secret: str, parameter: str) -> list[str]:
                 removed.append(alias)
     sm = aws.client("secretsmanager")
     try:
-        sm.describe_secret(SecretId=secret)  # (LocalStack's DeleteSecret also "succeeds" for a secret that is not there)
+        # first ask: LocalStack's DeleteSecret also "succeeds" for a secret that is not there
+        sm.describe_secret(SecretId=secret)
         sm.delete_secret(SecretId=secret, ForceDeleteWithoutRecovery=True)
         removed.append(secret)
     except sm.exceptions.ResourceNotFoundException:

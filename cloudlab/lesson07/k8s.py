@@ -19,7 +19,7 @@ NAMESPACE = "payments"
 OTHER_NAMESPACE = "payments-staging"  # the same files deployed a second time: an input the answer has not seen
 SERVICE_SA = "payments"
 SYNC_SA = "payments-db-sync"
-SECRET = "payments-db"
+SECRET = "payments-db"  # pragma: allowlist secret (a Secret's name)
 
 PAIR_KUSTOMIZATION = """apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization

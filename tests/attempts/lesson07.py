@@ -4,8 +4,9 @@ ATTEMPTS = {
     # The history is rewritten, but the leaked key was never rotated: it still works for whoever cloned it.
     "07.1": """
 rules = REPO.parent / "replacements.txt"
-rules.write_text("regex:AKIA[0-9A-Z]{16}==>REMOVED\\n"
-                 'regex:AWS_SECRET_ACCESS_KEY = ".*"==>AWS_SECRET_ACCESS_KEY = "REMOVED"\\n')
+key_rule = "regex:AKIA[0-9A-Z]{16}==>REMOVED"
+secret_rule = 'regex:AWS_SECRET_ACCESS_KEY = ".*"==>AWS_SECRET_ACCESS_KEY = "REMOVED"'  # pragma: allowlist secret
+rules.write_text(f"{key_rule}\\n{secret_rule}\\n")
 lesson07.sh(REPO, f"git-filter-repo --replace-text {rules} --force")
 rules.unlink()
 """,
