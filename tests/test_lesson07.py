@@ -1246,3 +1246,20 @@ def test_forget_store_attempt_removes_only_what_the_task_made():
     assert lesson07.forget_store_attempt(alias, sid, param) == [alias, sid, param]
     assert _kms().describe_key(KeyId=kid)["KeyMetadata"]["KeyState"] == "PendingDeletion"
     assert lesson07.forget_store_attempt(alias, sid, param) == []
+
+
+@pytest.mark.lab
+def test_a_build_argument_stays_readable_in_the_image_on_the_lessons_engine():
+    """Issue 19 item 10: the image cell uses the engine lessons 05 and 08 use (the lab's own dockerd where it can
+    start one), not a bare `docker info` that misses it."""
+    from cloudlab import containers
+
+    if containers.connect(quiet=True) is None:
+        pytest.skip("no Docker engine here, and the lab cannot start its own (it needs root and dockerd)")
+    decoy = "made-up-" + lesson07.generate_password(12)
+    seen = lesson07.image_with_build_arg(decoy, tag="l07-test-leaky:build-arg")
+    try:
+        assert any(w.startswith("docker history: ENV DB_PASSWORD=") for w in seen), seen
+        assert any(w.startswith("docker image inspect (Config.Env)") for w in seen), seen
+    finally:
+        containers.docker("rmi", "-f", "l07-test-leaky:build-arg")
