@@ -529,7 +529,8 @@ def test_check_history_rejects_disable_without_replacement(leaky):
 
 
 @pytest.mark.lab
-def test_check_history_rejects_filter_branch_backup_refs(leaky):
+def test_check_history_rejects_filter_branch_backup_refs(leaky, monkeypatch):
+    monkeypatch.setenv("FILTER_BRANCH_SQUELCH_WARNING", "1")  # git waits 10 s after its warning otherwise
     leak, e = leaky
     rotate_and_rewrite(leak.repo, e, rewrite=False)
     out = repos.run(
@@ -546,8 +547,9 @@ def test_check_history_rejects_filter_branch_backup_refs(leaky):
 
 
 @pytest.mark.lab
-def test_check_history_rejects_a_backup_branch_that_keeps_the_key(leaky):
+def test_check_history_rejects_a_backup_branch_that_keeps_the_key(leaky, monkeypatch):
     """A backup branch made before rewriting only the current branch (filter-branch on HEAD) keeps the key."""
+    monkeypatch.setenv("FILTER_BRANCH_SQUELCH_WARNING", "1")
     leak, e = leaky
     rotate_and_rewrite(leak.repo, e, rewrite=False)
     repos.git(leak.repo, "branch", "backup-before-cleanup")
