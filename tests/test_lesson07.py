@@ -1150,6 +1150,20 @@ def test_check_policy_rejects(policy, words):
     rejected(lesson07.check_policy, {"service_policy": policy}, words)
 
 
+@pytest.mark.lab
+def test_check_policy_says_a_condition_was_not_tested(capsys):
+    """Issue 21: what the lab cannot tell apart (moto treats conditions as met), the check says in its output."""
+    lesson07.enforcing()
+
+    def with_condition(b, q):
+        doc = service_policy(b, q)
+        doc["Statement"][0]["Condition"] = {"Bool": {"aws:SecureTransport": "true"}}
+        return doc
+
+    lesson07.check_policy({"service_policy": with_condition})
+    assert "moto treats every condition as met" in capsys.readouterr().out
+
+
 def test_try_call_tells_denied_from_allowed_errors():
     from botocore.exceptions import ClientError
 
