@@ -140,7 +140,24 @@ def _receive(queue, n, lease, wait):
         time.sleep(0.2)
 
 
-QUEUE_CLAUSES = [deliver_once_then_hide, release_returns_at_once]
+def ack_is_precise(queue, tag: str) -> str:
+    bodies = {f'{{"order": "{tag}-a"}}', f'{{"order": "{tag}-b"}}'}
+    for b in sorted(bodies):
+        queue.send(b)
+    got = []
+    deadline = time.monotonic() + 5
+    while len(got) < 2 and time.monotonic() < deadline:
+        got += queue.receive(max_messages=2, lease_seconds=30)
+    _expect({m.body for m in got} == bodies, f"sent two messages, received {[m.body for m in got]}")
+    queue.ack(got[0])
+    queue.release(got[1])
+    back = _receive(queue, 2, 30, wait=3)
+    _expect([m.body for m in back] == [got[1].body], f"after acking one of two, received {[m.body for m in back]}")
+    queue.ack(back[0])
+    return "ack removes that message only"
+
+
+QUEUE_CLAUSES = [deliver_once_then_hide, release_returns_at_once, ack_is_precise]
 
 
 def _describe(clause) -> str:
