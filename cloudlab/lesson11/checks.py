@@ -53,6 +53,29 @@ def _own_class(r, ns, name: str, toolkit_cls):
     return cls
 
 
+def _bounded(r, fn, *args, seconds: float = 10.0):
+    """Call learner code in a thread: an SDK retrying an address where nothing listens is reported, not waited for."""
+    box: dict = {}
+
+    def target():
+        try:
+            box["value"] = fn(*args)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            box["error"] = e
+
+    th = threading.Thread(target=target, daemon=True)
+    th.start()
+    th.join(seconds)
+    if th.is_alive():
+        r.fail(
+            f"`{getattr(fn, '__name__', fn)}` had no answer after {seconds:.0f} s: is it talking to the emulator named "
+            "by the standard variable? (An SDK retries an address where nothing listens for a long time.)"
+        )
+    if "error" in box:
+        return r.call(lambda: (_ for _ in ()).throw(box["error"]))
+    return box.get("value")
+
+
 def _clauses(r, results, what: str) -> None:
     for res in results:
         r.expect(res.ok, f"{what}: {res.detail}", f"{what}, clause '{res.clause}': {res.detail}")
@@ -137,7 +160,7 @@ def check_azure_queue(r, ns):
             with _env(**{guard.AZURE_VAR: relayed}):
                 queue = r.call(cls, name)
                 service.get_queue_client(name).send_message('{"order": "from-the-sdk"}')
-                got = r.call(queue.receive, 1, 30)
+                got = _bounded(r, queue.receive, 1, 30)
                 r.require(
                     isinstance(got, list) and len(got) == 1 and isinstance(got[0], Message),
                     "receive returns a list of Message",
@@ -209,11 +232,16 @@ def check_idempotent(r, ns):
         lost_ack = {"done": False}
         deadline = time.monotonic() + 15
         errors = []
+        idle_since = None
         while time.monotonic() < deadline:
             got = queue.receive(max_messages=10, lease_seconds=1)
-            if not got and sum(charges.values()) >= 3 and time.monotonic() > deadline - 12:
-                if not queue.receive(max_messages=10, lease_seconds=1):
+            if not got:  # quiet for longer than a lease: nothing is coming back
+                idle_since = idle_since or time.monotonic()
+                if time.monotonic() - idle_since > 2.5:
                     break
+                time.sleep(0.2)
+                continue
+            idle_since = None
             for m in got:
                 try:
                     handle(m, db, charge)
@@ -227,7 +255,6 @@ def check_idempotent(r, ns):
                     lost_ack["done"] = True  # the worker 'crashed' after the work, before the ack: redelivered
                     continue
                 queue.ack(m)
-            time.sleep(0.1)
         r.expect(
             charges[ids["A"]] == 1,
             "an order published twice (two messages) is charged once",
@@ -326,11 +353,11 @@ def check_function(r, ns):
     archive = adapters.GcsStore(EX_ARCHIVE_BUCKET).ensure()
     order = {"id": _fresh("o"), "item": "atlas", "qty": 3}
     adapters.PubSubQueue(EX_TOPIC).send(json.dumps(order))
-    data = functions.wait_for_object(archive, f"archive/{order['id']}.json", timeout=10)
+    data = functions.wait_for_object(archive, f"archive/{order['id']}.json", timeout=8)
     r.expect(
         data is not None and json.loads(data) == order,
         f"an order published on `{EX_TOPIC}` arrived in gs://{EX_ARCHIVE_BUCKET}/archive/<id>.json, unchanged",
-        f"10 s after publishing order {order['id']} on `{EX_TOPIC}`, gs://{EX_ARCHIVE_BUCKET}/archive/"
+        f"8 s after publishing order {order['id']} on `{EX_TOPIC}`, gs://{EX_ARCHIVE_BUCKET}/archive/"
         f"{order['id']}.json holds {data!r:.80}: see the function's log (`fn.logs()`)",
     )
     # the same source, deployed again with another bucket and topic: nothing in it may be hard-coded
@@ -343,7 +370,7 @@ def check_function(r, ns):
         functions.push_to(fn.url, topic, f"{topic}-push")
         other = {"id": _fresh("o"), "item": "caf\u00e9 map", "qty": 1}
         adapters.PubSubQueue(topic).send(json.dumps(other))
-        got = functions.wait_for_object(store, f"archive/{other['id']}.json", timeout=10)
+        got = functions.wait_for_object(store, f"archive/{other['id']}.json", timeout=8)
         r.expect(
             got is not None and json.loads(got) == other,
             "deployed again with ARCHIVE_BUCKET set to another bucket, it archives there (nothing hard-coded)",

@@ -10,6 +10,7 @@ handler, from real SQS messages, for the same work in Lambda's shape.
 from __future__ import annotations
 
 import ast
+import json
 import os
 import shlex
 import shutil
@@ -31,9 +32,29 @@ class Function:
     source: Path
     bucket: str
 
-    def logs(self) -> str:
-        running = procs.running(self.name)
-        return (running.output() if running else procs.log_path(self.name).read_text(errors="replace"))[-3000:]
+    def logs(self, wait_for: str = "", timeout: float = 5.0) -> str:
+        """The function's log (the last 3000 characters); with ``wait_for``, wait until it shows up."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                text = procs.log_path(self.name).read_text(errors="replace")
+            except OSError:
+                text = ""
+            if wait_for in text or time.monotonic() > deadline:
+                return text[-3000:]
+            time.sleep(0.1)
+
+    def events(self, wait_for: str = "archived") -> list[dict]:
+        """The JSON lines the function logged (one per event), after ``wait_for`` appears."""
+        out = []
+        for line in self.logs(wait_for).splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+        return [e for e in out if isinstance(e, dict)]
 
 
 class DeployFailed(RuntimeError):
