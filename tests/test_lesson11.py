@@ -39,7 +39,8 @@ def dev_string(**over):
 def test_guard_accepts_azurite_and_refuses_real_looking_azure_settings():
     env = {guard.AZURE_VAR: dev_string()}
     assert guard.azure_connection_string(env) == env[guard.AZURE_VAR]
-    assert guard.azure_connection_string({guard.AZURE_VAR: "UseDevelopmentStorage=true"})
+    short = guard.azure_connection_string({guard.AZURE_VAR: "UseDevelopmentStorage=true"})  # the Docker path's
+    assert "QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1" in short
     fake_key = base64.b64encode(os.urandom(64)).decode()  # made up at run time: never a real key
     for bad, word in [
         (dev_string(AccountName="ordersprod"), "ordersprod"),
@@ -246,6 +247,7 @@ class GcsHardCoded(GcsOk):
     def __init__(self, bucket):
         from google.auth.credentials import AnonymousCredentials
         from google.cloud import storage
+
         from cloudlab.multicloud import emulators
 
         fixed = emulators.env()["STORAGE_EMULATOR_HOST"]  # the address, written into the code
@@ -462,7 +464,10 @@ def test_11_4_cloud_function(emu, tmp_path):
     deploy_and_subscribe(tmp_path, FUNCTION_OK.replace('os.environ["ARCHIVE_BUCKET"]', '"l11-ex-archive"'))
     rejected(lesson11.check_function, {}, "ARCHIVE_BUCKET")
     deploy_and_subscribe(
-        tmp_path, FUNCTION_OK.replace('base64.b64decode(cloud_event.data["message"]["data"])', 'cloud_event.data["message"]["data"]')
+        tmp_path,
+        FUNCTION_OK.replace(
+            'base64.b64decode(cloud_event.data["message"]["data"])', 'cloud_event.data["message"]["data"]'
+        ),
     )
     rejected(lesson11.check_function, {}, "fn.logs()")
     deploy_and_subscribe(tmp_path, FUNCTION_OK, push=False)

@@ -188,7 +188,10 @@ class PubSubQueue:
                     "name": self.subscription,
                     "topic": self.topic,
                     "ack_deadline_seconds": 10,
-                    "dead_letter_policy": {"dead_letter_topic": self.dead, "max_delivery_attempts": self.MAX_DELIVERIES},
+                    "dead_letter_policy": {
+                        "dead_letter_topic": self.dead,
+                        "max_delivery_attempts": self.MAX_DELIVERIES,
+                    },
                 }
             )
         except Exists:
@@ -202,7 +205,9 @@ class PubSubQueue:
         from google.api_core.exceptions import DeadlineExceeded
 
         try:  # a pull waits while nothing is there (long polling): give up after ~1 s, like SQS's WaitTimeSeconds=1
-            got = self.sub.pull(subscription=self.subscription, max_messages=max_messages, timeout=1.0).received_messages
+            got = self.sub.pull(
+                subscription=self.subscription, max_messages=max_messages, timeout=1.0
+            ).received_messages
         except DeadlineExceeded:
             got = []
         if got and lease_seconds != 10:  # the subscription's deadline is 10 s; set this delivery's lease

@@ -198,9 +198,7 @@ def table(results: list[Result]):
     clouds = list(dict.fromkeys(r.cloud for r in results))
     clauses = list(dict.fromkeys(r.clause for r in results))
     cell = {(r.clause, r.cloud): r for r in results}
-    rows = [
-        [c] + [("PASS" if cell[(c, k)].ok else "FAIL") if (c, k) in cell else "" for k in clouds] for c in clauses
-    ]
+    rows = [[c] + [("PASS" if cell[(c, k)].ok else "FAIL") if (c, k) in cell else "" for k in clouds] for c in clauses]
     failed = [r for r in results if not r.ok]
     notes = [f"FAIL {r.cloud} / {r.clause}: {r.detail}" for r in failed]
     passed = len(results) - len(failed)

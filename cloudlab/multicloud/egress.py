@@ -97,7 +97,5 @@ def comparison(volumes_tb=(1, 10, 50, 200)):
     from ..tables import Table
 
     _, providers = load()
-    rows = [
-        [f"{tb:g} TB"] + [f"{monthly_cost(k, tb * GB_PER_TB):,.0f}" for k in providers] for tb in volumes_tb
-    ]
+    rows = [[f"{tb:g} TB"] + [f"{monthly_cost(k, tb * GB_PER_TB):,.0f}" for k in providers] for tb in volumes_tb]
     return Table(["moved in a month", *(f"out of {k} (USD)" for k in providers)], rows)

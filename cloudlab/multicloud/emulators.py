@@ -94,7 +94,9 @@ def address(name: str) -> str:
     if name == "gcs":
         return e.get("STORAGE_EMULATOR_HOST") or env()["STORAGE_EMULATOR_HOST"]
     if name == "azurite":
-        parts = guard.parse_connection_string(e.get(guard.AZURE_VAR) or env()[guard.AZURE_VAR])
+        parts = guard.parse_connection_string(
+            guard.azure_connection_string({guard.AZURE_VAR: e.get(guard.AZURE_VAR) or env()[guard.AZURE_VAR]})
+        )
         return parts.get("BlobEndpoint", "http://127.0.0.1:10000").rsplit("/", 1)[0]
     var = guard.GCP_VARS[name]
     return "http://" + (e.get(var) or env()[var])
@@ -114,7 +116,8 @@ def command(name: str, the_lab: Lab | None = None) -> list[str]:
     if name == "gcs":
         port = p["gcs"]
         return ["fake-gcs-server", "-scheme", "http", "-host", "127.0.0.1", "-port", str(port), "-backend", "memory",
-                "-public-host", f"127.0.0.1:{port}", "-external-url", f"http://127.0.0.1:{port}", "-log-level", "warn"]  # fmt: skip
+                "-public-host", f"127.0.0.1:{port}", "-external-url", f"http://127.0.0.1:{port}",
+                "-log-level", "warn"]  # fmt: skip
     if name == "azurite":
         return ["azurite", "--blobHost", "127.0.0.1", "--blobPort", str(p["azurite_blob"]),
                 "--queueHost", "127.0.0.1", "--queuePort", str(p["azurite_queue"]),

@@ -17,7 +17,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import net, procs
+from .. import procs
 from ..lab import tools
 from . import emulators, guard
 

@@ -110,8 +110,8 @@ def azure_connection_string(environ=None) -> str:
             "development account on 127.0.0.1."
         )
     parts = parse_connection_string(text)
-    if parts.get("UseDevelopmentStorage", "").lower() == "true":
-        return text  # the SDK's own shortcut: Azurite's account on 127.0.0.1
+    if parts.get("UseDevelopmentStorage", "").lower() == "true":  # the SDK's shortcut: Azurite's default ports
+        return azurite_connection_string(10000, 10001, 10002)
     name, key = _dev_account()
     if parts.get("AccountName") != name or "SharedAccessSignature" in parts:
         raise RealCloudRefused(

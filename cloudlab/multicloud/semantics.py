@@ -194,15 +194,21 @@ def ordering():
     sqs = adapters.SqsQueue("x").sqs
     fifo = sqs.create_queue(QueueName=f"l11-order-{tag}.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
     no_group = _outcome(lambda: sqs.send_message(QueueUrl=fifo, MessageBody="o-1"))
-    ok = _outcome(lambda: sqs.send_message(QueueUrl=fifo, MessageBody="o-1", MessageGroupId="cust-1", MessageDeduplicationId="1"))
+    ok = _outcome(
+        lambda: sqs.send_message(QueueUrl=fifo, MessageBody="o-1", MessageGroupId="cust-1", MessageDeduplicationId="1")
+    )
     sqs.delete_queue(QueueUrl=fifo)
-    rows.append((adapters.CLOUDS["aws"], "a FIFO queue (name .fifo) + MessageGroupId", f"without a group: {no_group}", ok))
+    rows.append(
+        (adapters.CLOUDS["aws"], "a FIFO queue (name .fifo) + MessageGroupId", f"without a group: {no_group}", ok)
+    )
     guard.gcp_endpoint("pubsub")
     plain = pubsub_v1.PublisherClient()
     topic = plain.topic_path(guard.project(), f"l11-order-{tag}")
     plain.create_topic(name=topic)
     without = _outcome(lambda: plain.publish(topic, b"o-1", ordering_key="cust-1").result())
-    ordered = pubsub_v1.PublisherClient(publisher_options=pubsub_v1.types.PublisherOptions(enable_message_ordering=True))
+    ordered = pubsub_v1.PublisherClient(
+        publisher_options=pubsub_v1.types.PublisherOptions(enable_message_ordering=True)
+    )
     ok = _outcome(lambda: ordered.publish(topic, b"o-1", ordering_key="cust-1").result())
     plain.delete_topic(topic=topic)
     rows.append(
