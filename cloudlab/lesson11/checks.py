@@ -354,7 +354,7 @@ def check_function(r, ns):
     order = {"id": _fresh("o"), "item": "atlas", "qty": 3}
     adapters.PubSubQueue(EX_TOPIC).send(json.dumps(order))
     data = functions.wait_for_object(archive, f"archive/{order['id']}.json", timeout=8)
-    r.expect(
+    r.require(
         data is not None and json.loads(data) == order,
         f"an order published on `{EX_TOPIC}` arrived in gs://{EX_ARCHIVE_BUCKET}/archive/<id>.json, unchanged",
         f"8 s after publishing order {order['id']} on `{EX_TOPIC}`, gs://{EX_ARCHIVE_BUCKET}/archive/"
