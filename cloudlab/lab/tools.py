@@ -224,6 +224,15 @@ TOOLS: dict[str, Tool] = {
             also=("chromium-browser", "google-chrome"),
         ),
         Tool(
+            "shellcheck",
+            "shell script linter: the course's own validator test runs it over every CI script it ships",
+            (),
+            "apt",
+            ("shellcheck", "--version"),
+            apt=("shellcheck",),
+            brew="shellcheck",
+        ),
+        Tool(
             "chaostoolkit",
             "chaos experiments: steady-state hypothesis, method, rollbacks, journal",
             ("09",),
