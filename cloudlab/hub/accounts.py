@@ -20,6 +20,7 @@ from pathlib import Path
 
 from . import INSTRUCTOR, NAME, Hub, say
 
+ROLE_LINE = {True: "instructor: admin of the hub and the roster", False: "your lab is yours alone"}
 ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: a card is read off paper
 
 
@@ -116,8 +117,7 @@ def cards_html(hub_url: str, passwords: dict[str, str], title: str = "Cloud mind
     cards = "".join(
         f'<div class="card"><h2>{html.escape(title)}</h2><p class="url">{html.escape(hub_url)}</p>'
         f"<p>name <b>{html.escape(n)}</b></p><p>password <b class=pw>{html.escape(p)}</b></p>"
-        f"<p class=small>{'instructor: admin of the hub and the roster' if n == INSTRUCTOR else 'your lab is yours alone'}"
-        "</p></div>"
+        f"<p class=small>{ROLE_LINE[n == INSTRUCTOR]}</p></div>"
         for n, p in passwords.items()
     )
     return (
@@ -170,8 +170,10 @@ def main(argv: list[str]) -> int:
     if args.json:
         print(json.dumps(passwords))
     else:
-        say(f"{len(names)} learner accounts{' and the instructor' if args.instructor else ''} ready (system users "
-            f"{hub.sysuser(names[0]) if names else '-'} ..., homes in {hub.homes})")
+        say(
+            f"{len(names)} learner accounts{' and the instructor' if args.instructor else ''} ready (system users "
+            f"{hub.sysuser(names[0]) if names else '-'} ..., homes in {hub.homes})"
+        )
         say(f"login cards: {path} (0600): print it, then delete it; the hub keeps only bcrypt hashes")
     return 0
 

@@ -110,8 +110,9 @@ def up(hub: Hub) -> str:
     deadline = time.monotonic() + 90
     while not answering(hub):
         if proc.poll() is not None:
-            raise LabError(f"JupyterHub exited during start-up. Last lines of {hub.logfile()}:\n"
-                           f"{process.tail(hub.logfile())}")
+            raise LabError(
+                f"JupyterHub exited during start-up. Last lines of {hub.logfile()}:\n{process.tail(hub.logfile())}"
+            )
         if time.monotonic() > deadline:
             raise LabError(f"JupyterHub did not answer within 90 s; see {hub.logfile()}")
         time.sleep(0.2)
@@ -126,8 +127,12 @@ def stop_servers(hub: Hub) -> list[str]:
     stopped = []
     for u in users(hub):
         if (u.get("servers") or {}).get(""):
-            net.request("DELETE", f"{hub.api_url}/users/{u['name']}/server",
-                        headers={"Authorization": f"token {admin_token(hub)}"}, timeout=60)
+            net.request(
+                "DELETE",
+                f"{hub.api_url}/users/{u['name']}/server",
+                headers={"Authorization": f"token {admin_token(hub)}"},
+                timeout=60,
+            )
             stopped.append(u["name"])
     return stopped
 
@@ -145,7 +150,8 @@ def down(hub: Hub, servers: bool = True) -> None:
 def status(hub: Hub) -> int:
     pid = process.read_pidfile(hub.pidfile())
     ok = bool(pid) and answering(hub)
-    print(f"  jupyterhub  {'running' if ok else 'stopped'}  {hub.url if ok else ''}  {'pid ' + str(pid) if pid else ''}")
+    where = f"{hub.url}  pid {pid}" if ok else ""
+    print(f"  jupyterhub  {'running' if ok else 'stopped'}  {where}")
     exposed = []
     if pid:
         mine = process.descendants(pid)

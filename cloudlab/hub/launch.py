@@ -110,6 +110,7 @@ def learner_env(env: dict, pw) -> dict[str, str]:
         CLOUDLAB_PORT_OFFSET="0",
         CLOUDLAB_STATE_DIR=str(home / ".lab"),
         CLOUDLAB_WORKSPACE=str(home / "workspace"),
+        MAKEFILES=str(ROOT / "hub" / "learner.mk"),  # `make lab` from the workspace says the lab already runs
     )
     return out
 

@@ -160,7 +160,7 @@ def collect(hub, users: list[dict], cat: dict | None = None, now: float | None =
         s["title"] = cat.get(cid, {}).get("title", "")
         s["hints"] = cat.get(cid, {}).get("hints", [])
     totals: dict[str, int] = {}
-    for cid, c in cat.items():
+    for c in cat.values():
         totals[c["lesson"]] = totals.get(c["lesson"], 0) + 1
     disk = {"path": str(hub.homes), "alert": None}
     try:
@@ -196,7 +196,7 @@ def plot_svg(facts: dict) -> str:
     most = max([r["passed"] for r in rows] + [1])
     bar_w, h = 420, 18
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{bar_w + 160}" height="{h * len(rows) + 40}" role="img">']
-    parts.append('<title>checks passed per learner, by lesson</title>')
+    parts.append("<title>checks passed per learner, by lesson</title>")
     for i, r in enumerate(rows):
         y = 10 + i * h
         parts.append(f'<text x="0" y="{y + 13}" font-size="12">{html.escape(r["name"])}</text>')
@@ -206,15 +206,19 @@ def plot_svg(facts: dict) -> str:
             if n:
                 w = bar_w * n / most
                 colour = COLOURS[j % len(COLOURS)]
-                parts.append(f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{h - 4}" fill="{colour}">'
-                             f"<title>lesson {lesson}: {n} passed</title></rect>")
+                parts.append(
+                    f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{h - 4}" fill="{colour}">'
+                    f"<title>lesson {lesson}: {n} passed</title></rect>"
+                )
                 x += w
         parts.append(f'<text x="{x + 4:.1f}" y="{y + 13}" font-size="12">{r["passed"]}</text>')
     legend_y = 10 + len(rows) * h + 16
     for j, lesson in enumerate(lessons):
-        parts.append(f'<rect x="{100 + j * 50}" y="{legend_y - 10}" width="10" height="10" '
-                     f'fill="{COLOURS[j % len(COLOURS)]}"/><text x="{114 + j * 50}" y="{legend_y}" font-size="11">'
-                     f"{lesson}</text>")
+        parts.append(
+            f'<rect x="{100 + j * 50}" y="{legend_y - 10}" width="10" height="10" '
+            f'fill="{COLOURS[j % len(COLOURS)]}"/><text x="{114 + j * 50}" y="{legend_y}" font-size="11">'
+            f"{lesson}</text>"
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -224,15 +228,27 @@ def fragment(facts: dict) -> str:
     out = [f"<p>Updated {e(facts['generated_at'])}.</p>"]
     if facts["disk"].get("alert"):
         out.append(f'<p class="alert">{e(facts["disk"]["alert"])}</p>')
-    head = "".join(f"<th>{e(x)}</th>" for x in ["learner", "server", "last activity", *[f"lesson {ls}" for ls in
-                                                 facts["lessons"]], "passed", "tries", "memory (now / peak)", "alerts"])
+    head = "".join(
+        f"<th>{e(x)}</th>"
+        for x in [
+            "learner",
+            "server",
+            "last activity",
+            *[f"lesson {ls}" for ls in facts["lessons"]],
+            "passed",
+            "tries",
+            "memory (now / peak)",
+            "alerts",
+        ]
+    )
     body = []
     for r in facts["learners"]:
         cells = [r["name"], r["server"], _ago_text(r["last_activity_s"])]
         for ls in facts["lessons"]:
             d = r["lessons"].get(ls)
             total = facts["totals"].get(ls)
-            cells.append("-" if not d else f"{d['passed']}/{total or '?'}" + (f" ({d['tried']} stuck)" if d["tried"] else ""))
+            stuck = f" ({d['tried']} stuck)" if d and d["tried"] else ""
+            cells.append("-" if not d else f"{d['passed']}/{total or '?'}{stuck}")
         m = r["memory"]
         cells += [str(r["passed"]), str(r["tries"]), f"{_mib(m.get('current'))} / {_mib(m.get('peak'))}"]
         alert = "; ".join(r["alerts"])
@@ -244,8 +260,10 @@ def fragment(facts: dict) -> str:
         out.append("<table><tr><th>check</th><th>title</th><th>learners</th><th>who</th><th>hints</th></tr>")
         for s in facts["stuck"]:
             hints = "<ol>" + "".join(f"<li>{e(h)}</li>" for h in s["hints"]) + "</ol>"
-            out.append(f"<tr><td>{e(s['check'])}</td><td>{e(s['title'])}</td><td>{s['learners']}</td>"
-                       f"<td>{e(', '.join(s['names']))}</td><td>{hints}</td></tr>")
+            out.append(
+                f"<tr><td>{e(s['check'])}</td><td>{e(s['title'])}</td><td>{s['learners']}</td>"
+                f"<td>{e(', '.join(s['names']))}</td><td>{hints}</td></tr>"
+            )
         out.append("</table>")
     else:
         out.append("<p>Nobody is stuck on a check right now.</p>")
@@ -270,11 +288,30 @@ def csv_text(facts: dict) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
     lessons = facts["lessons"]
-    w.writerow(["learner", "server", "last_activity_seconds", *[f"lesson_{ls}_passed" for ls in lessons],
-                "passed", "tries", "memory_peak_mib", "alerts"])
+    w.writerow(
+        [
+            "learner",
+            "server",
+            "last_activity_seconds",
+            *[f"lesson_{ls}_passed" for ls in lessons],
+            "passed",
+            "tries",
+            "memory_peak_mib",
+            "alerts",
+        ]
+    )
     for r in facts["learners"]:
         peak = r["memory"].get("peak")
-        w.writerow([r["name"], r["server"], "" if r["last_activity_s"] is None else int(r["last_activity_s"]),
-                    *[r["lessons"].get(ls, {}).get("passed", 0) for ls in lessons], r["passed"], r["tries"],
-                    "" if not peak else round(peak / (1 << 20)), "; ".join(r["alerts"])])
+        w.writerow(
+            [
+                r["name"],
+                r["server"],
+                "" if r["last_activity_s"] is None else int(r["last_activity_s"]),
+                *[r["lessons"].get(ls, {}).get("passed", 0) for ls in lessons],
+                r["passed"],
+                r["tries"],
+                "" if not peak else round(peak / (1 << 20)),
+                "; ".join(r["alerts"]),
+            ]
+        )
     return buf.getvalue()

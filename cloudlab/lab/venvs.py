@@ -108,7 +108,7 @@ VENVS = {
         (PINS / "hub-lock.txt",),
         (),
         PINS / "hub-lock.txt",
-        "JupyterHub 6.1, NativeAuthenticator and the idle culler (the workshop hub)",
+        "JupyterHub 5.5, NativeAuthenticator and the idle culler (the workshop hub)",
         core=False,
     ),
 }
