@@ -50,7 +50,7 @@ c.Spawner.cpu_limit = settings.CPU_LIMIT
 c.Spawner.cpu_guarantee = settings.CPU_GUARANTEE
 c.Spawner.start_timeout = settings.START_TIMEOUT
 c.Spawner.http_timeout = settings.HTTP_TIMEOUT
-X
+c.Spawner.poll_interval = 5  # a crashed server shows as stopped within seconds (JupyterHub's default: 30)
 c.LocalProcessSpawner.interrupt_timeout = 25  # the learner's lab stops cleanly in that time
 c.JupyterHub.concurrent_spawn_limit = 0  # 0: no limit; a room starts together at 9:00
 c.JupyterHub.last_activity_interval = 60
