@@ -8,7 +8,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cloudlab.hub import INSTRUCTOR, Hub, settings  # noqa: E402
-from cloudlab.lab import tools, venvs  # noqa: E402
+from cloudlab.lab import venvs  # noqa: E402
 
 c = get_config()  # noqa: F821  (JupyterHub's config loader defines it)
 hub = Hub.from_env()
@@ -18,15 +18,16 @@ kernel_py = str(venvs.venv_python(hub.lab, "kernel"))
 c.JupyterHub.bind_url = f"http://{hub.public_ip}:{hub.ports['hub_public']}"
 c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{hub.ports['hub_api']}"
 c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{hub.ports['hub_proxy_api']}"
-c.ConfigurableHTTPProxy.command = [tools.which("configurable-http-proxy", hub.lab) or "configurable-http-proxy"]
-c.ConfigurableHTTPProxy.pid_file = str(hub.state / "proxy.pid")
+# The proxy runs on its own (`make hub` starts it, cloudlab.hub.cli): a hub restart never touches it, so the
+# learners' open notebooks keep talking to their servers while the hub is down.
+c.ConfigurableHTTPProxy.should_start = False
+c.ConfigurableHTTPProxy.auth_token = (hub.state / "proxy-auth-token").read_text().strip()
 
 # --- state: one private folder (0700, root): the database (bcrypt hashes, tokens), the cookie secret
 c.JupyterHub.db_url = f"sqlite:///{hub.db}"
 c.JupyterHub.cookie_secret_file = str(hub.state / "jupyterhub_cookie_secret")
 # A hub restart (an upgrade, a crash) leaves every learner's server and the proxy running: nobody loses work.
 c.JupyterHub.cleanup_servers = False
-c.JupyterHub.cleanup_proxy = False
 
 # --- login: accounts made in advance by `make hub-accounts` (bcrypt hashes in the hub's database)
 c.JupyterHub.authenticator_class = "native"

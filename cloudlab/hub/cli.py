@@ -39,7 +39,11 @@ def hub_python(hub: Hub) -> str:
 
 def admin_token(hub: Hub) -> str:
     """The token of the course's own admin service (``cloudlab-admin``): status, accounts, tests. 0600."""
-    path = hub.state / "admin-api-token"
+    return _secret(hub, "admin-api-token")
+
+
+def _secret(hub: Hub, name: str) -> str:
+    path = hub.state / name
     if not path.exists():
         hub.state.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -82,6 +86,27 @@ def check_exposure(hub: Hub, environ=None) -> None:
         )
 
 
+def proxy_up(hub: Hub) -> str:
+    """configurable-http-proxy, on its own: the public port (127.0.0.1 unless exposed) and its API on 127.0.0.1."""
+    pidfile = hub.state / "proxy.pid"
+    if process.read_pidfile(pidfile):
+        return "already running"
+    chp = tools.install("configurable-http-proxy", hub.lab, why="(the hub's proxy; once)")
+    api = f"http://127.0.0.1:{hub.ports['hub_api']}"
+    cmd = [chp, "--ip", hub.public_ip, "--port", str(hub.ports["hub_public"]), "--api-ip", "127.0.0.1"]
+    cmd += ["--api-port", str(hub.ports["hub_proxy_api"]), "--default-target", api]
+    cmd += ["--error-target", f"{api}/hub/error"]
+    env = dict(os.environ, CONFIGPROXY_AUTH_TOKEN=_secret(hub, "proxy-auth-token"))
+    proc = process.spawn(cmd, hub.logfile("proxy"), env=env, cwd=hub.state, pidfile=pidfile, banner="starting proxy")
+    deadline = time.monotonic() + 30
+    while not net.port_in_use(hub.ports["hub_proxy_api"]):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            log = hub.logfile("proxy")
+            raise LabError(f"the proxy did not start; see {log}:\n{process.tail(log)}")
+        time.sleep(0.1)
+    return "started"
+
+
 def up(hub: Hub) -> str:
     _require_root()
     check_exposure(hub)
@@ -92,7 +117,7 @@ def up(hub: Hub) -> str:
         os.chmod(d, mode)
     py = hub_python(hub)
     venvs.ensure_venv(hub.lab, "kernel")
-    tools.install("configurable-http-proxy", hub.lab, why="(the hub's proxy; once)")
+    say(f"proxy      {proxy_up(hub)}")
     env = dict(os.environ)
     env.update(hub.env())
     env["PYTHONPATH"] = str(ROOT)
@@ -124,17 +149,21 @@ def users(hub: Hub) -> list[dict]:
 
 
 def stop_servers(hub: Hub) -> list[str]:
-    stopped = []
-    for u in users(hub):
-        if (u.get("servers") or {}).get(""):
-            net.request(
-                "DELETE",
-                f"{hub.api_url}/users/{u['name']}/server",
-                headers={"Authorization": f"token {admin_token(hub)}"},
-                timeout=60,
-            )
-            stopped.append(u["name"])
-    return stopped
+    """Stop every running server, all at once (each stops its lab cleanly in a few seconds)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    running = [u["name"] for u in users(hub) if (u.get("servers") or {}).get("")]
+
+    def stop(name):
+        headers = {"Authorization": f"token {admin_token(hub)}"}
+        net.request("DELETE", f"{hub.api_url}/users/{name}/server", headers=headers, timeout=60)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (api(hub, "GET", f"/users/{name}") or {}).get("servers"):
+            time.sleep(0.3)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(running)))) as pool:
+        list(pool.map(stop, running))
+    return running
 
 
 def down(hub: Hub, servers: bool = True) -> None:

@@ -28,6 +28,21 @@ def pid1(sysuser: str) -> int | None:
     return None
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def memory_cgroup(pid: int) -> Path | None:
+    """The memory cgroup folder ``pid`` is in (cgroup v1 or v2), or None."""
+    from . import cgroups
+
+    where = cgroups.own(Path(f"/proc/{pid}/cgroup"))
+    return where[1] if where is not None and where[1].is_dir() else None
+
+
 def environ(pid: int) -> dict[str, str]:
     raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
@@ -39,10 +54,18 @@ def command(sysuser: str, argv: list[str], pid: int | None = None) -> tuple[list
     if pid is None:
         raise RuntimeError(f"{sysuser} has no running server")
     pw = pwd.getpwnam(sysuser)
-    cmd = ["nsenter", "-t", str(pid), "--mount", "--net", "--pid", "--"]
+    from ..lab import process
+
+    server = [p for p in process.descendants(pid) if b"singleuser" in _cmdline(p)]
+    env = environ(server[0] if server else pid)  # what a terminal in their JupyterLab gets
+    cmd = []
+    group = memory_cgroup(pid)
+    if group is not None:  # their memory cgroup too: a process of theirs counts against their limit
+        cmd = ["sh", "-c", f'echo $$ > "{group}/cgroup.procs" && exec "$@"', "sh"]
+    cmd += ["nsenter", "-t", str(pid), "--mount", "--net", "--pid", "--"]
     cmd += ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--init-groups", "--no-new-privs", "--"]
     cmd += ["env", f"--chdir={pw.pw_dir}"]
-    return cmd + list(argv), environ(pid)
+    return cmd + list(argv), env
 
 
 def run(sysuser: str, argv: list[str], timeout: float = 120, **kw) -> subprocess.CompletedProcess:

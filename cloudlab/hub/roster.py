@@ -47,7 +47,8 @@ class Page(Base):
     @web.authenticated
     def get(self):
         self.admin_only()
-        self.write(rosterdata.page(self.facts(), REFRESH_S))
+        token = self.xsrf_token
+        self.write(rosterdata.page(self.facts(), REFRESH_S, token.decode() if isinstance(token, bytes) else token))
 
 
 class Fragment(Base):

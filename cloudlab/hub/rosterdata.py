@@ -271,7 +271,9 @@ def fragment(facts: dict) -> str:
     return "".join(out)
 
 
-def page(facts: dict, refresh_s: int = 5) -> str:
+def page(facts: dict, refresh_s: int = 5, xsrf: str = "") -> str:
+    """The whole page; its script fetches the fragment every ``refresh_s`` s (JupyterHub wants the xsrf token
+    in a header on a fetch authenticated by cookie)."""
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>Roster</title><style>"
         "body{font-family:sans-serif;margin:1em}table{border-collapse:collapse;margin:.5em 0}"
@@ -279,7 +281,8 @@ def page(facts: dict, refresh_s: int = 5) -> str:
         ".alert{background:#ffe0e0;color:#900}</style></head><body><h1>Roster</h1>"
         "<p><a href='roster.csv'>Download CSV</a> · refreshes every "
         f"{refresh_s} s</p><div id=roster>{fragment(facts)}</div><script>"
-        f"setInterval(async()=>{{const r=await fetch('fragment');if(r.ok)document.getElementById('roster')"
+        f"const XSRF={json.dumps(xsrf)};const rosterGet=u=>fetch(u,{{headers:{{'X-XSRFToken':XSRF}}}});"
+        f"setInterval(async()=>{{const r=await rosterGet('fragment');if(r.ok)document.getElementById('roster')"
         f".innerHTML=await r.text();}},{refresh_s * 1000});</script></body></html>"
     )
 
