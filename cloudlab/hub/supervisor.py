@@ -12,6 +12,9 @@ Inside the learner's own namespaces it
   restarts a crashed emulator (twice at most);
 * on SIGTERM: stops JupyterLab (it saves nothing the browser has not saved already), the lab, then exits.
 
+``--pod`` (Zero to JupyterHub, hub/k8s/values.yaml): the pod is the learner's namespaces, so no relays: JupyterLab
+listens where KubeSpawner says, the hub's API is reached directly; the lab and the rest are the same.
+
 When JupyterLab ends by itself (a crash), everything stops and JupyterHub shows the learner a "start my
 server" button: their workspace and progress are files in their home, so the new server finds them.
 Standard library only. Serves the workshop hub.
@@ -68,22 +71,24 @@ def why_ended(code: int | None) -> str:
     return f"exited with code {code}"
 
 
-def singleuser_command(lab: Lab, sock: Path, ws: Path) -> list[str]:
+def singleuser_command(lab: Lab, sock: Path | None, ws: Path) -> list[str]:
     kbin = venvs.venv_python(lab, "kernel").parent
+    where = [f"--ServerApp.sock={sock}", "--ServerApp.sock_mode=0600"] if sock else []
     return [
         str(kbin / "jupyterhub-singleuser"),
-        f"--ServerApp.sock={sock}",
-        "--ServerApp.sock_mode=0600",
+        *where,
         f"--ServerApp.root_dir={ws}",
         f"--ContentsManager.hide_globs={jupyter.HIDDEN}",
         "--LabApp.news_url=",
     ]
 
 
-def singleuser_env(lab: Lab) -> dict[str, str]:
+def singleuser_env(lab: Lab, pod: bool = False) -> dict[str, str]:
     env = dict(os.environ)
     env.update(lab.aws_env())
     env.update(jupyter.kernel_env(lab))
+    if pod:
+        return env
     # jupyterhub-singleuser reads its port from this URL; it listens on a Unix socket instead (jupyter_server
     # accepts a socket only with the default port): the path prefix is what matters.
     prefix = urlparse(env["JUPYTERHUB_SERVICE_URL"]).path
@@ -140,12 +145,30 @@ def _hub_api_relay(rd: Path, api_port: int) -> None:
     asyncio.run(main())
 
 
-def main() -> int:
-    pdeathsig()  # the launcher's `unshare` ended: stop too
+def pod_environment() -> None:
+    """In a Kubernetes pod: the course's variables the launcher sets on the one-server hub."""
+    home = Path.home()
+    for k, v in dict(
+        CLOUDLAB_HUB="1",
+        CLOUDLAB_PROFILE="lab",
+        CLOUDLAB_PORT_OFFSET="0",
+        CLOUDLAB_STATE_DIR=str(home / ".lab"),
+        CLOUDLAB_WORKSPACE=str(home / "workspace"),
+    ).items():
+        os.environ.setdefault(k, v)
+
+
+def main(pod: bool = False) -> int:
+    if pod:
+        pod_environment()
+    else:
+        pdeathsig()  # the launcher's `unshare` ended: stop too
     lab = Lab.from_env()
     rd = run_dir(Path.home())
-    api_port = urlparse(os.environ["JUPYTERHUB_API_URL"]).port
-    threading.Thread(target=_hub_api_relay, args=(rd, api_port), daemon=True).start()
+    rd.mkdir(parents=True, exist_ok=True)
+    if not pod:
+        api_port = urlparse(os.environ["JUPYTERHUB_API_URL"]).port
+        threading.Thread(target=_hub_api_relay, args=(rd, api_port), daemon=True).start()
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: stopping.set())
@@ -157,9 +180,11 @@ def main() -> int:
     except OSError as e:
         note(lab, f"could not prepare the workspace: {e} (a full disk?)")
         return 1
-    sock = rd / "jupyter.sock"
-    sock.unlink(missing_ok=True)
-    server = process.spawn(singleuser_command(lab, sock, ws), lab.logfile("jupyter"), env=singleuser_env(lab), cwd=ws)
+    sock = None if pod else rd / "jupyter.sock"
+    if sock:
+        sock.unlink(missing_ok=True)
+    cmd, env = singleuser_command(lab, sock, ws), singleuser_env(lab, pod)
+    server = process.spawn(cmd, lab.logfile("jupyter"), env=env, cwd=ws)
     lab.pidfile("jupyter").write_text(f"{server.pid}\n")
     threading.Thread(target=start_lab, args=(lab,), daemon=True).start()
     restarts: dict[str, int] = {}
@@ -180,4 +205,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(pod=sys.argv[1:] == ["--pod"]))
