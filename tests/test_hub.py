@@ -172,8 +172,9 @@ def test_the_hubs_memory_cgroup_is_found_for_v1_and_v2(tmp_path):
 def test_cgroup_stats_read_the_peak_the_limit_and_out_of_memory_kills(tmp_path):
     v1 = tmp_path / "v1"
     v1.mkdir()
-    for f, v in {"memory.usage_in_bytes": "100", "memory.max_usage_in_bytes": "300", "cgroup.procs": "7\n8\n",
-                 "memory.limit_in_bytes": "2147483648", "memory.oom_control": "oom_kill_disable 0\noom_kill 2\n"}.items():  # fmt: skip
+    files = {"memory.usage_in_bytes": "100", "memory.max_usage_in_bytes": "300", "cgroup.procs": "7\n8\n"}
+    files.update({"memory.limit_in_bytes": "2147483648", "memory.oom_control": "oom_kill_disable 0\noom_kill 2\n"})
+    for f, v in files.items():
         (v1 / f).write_text(v)
     assert cgroups.stats(("v1", v1)) == {"current": 100, "peak": 300, "limit": 1 << 31, "oom_kills": 2, "pids": [7, 8]}
     v2 = tmp_path / "v2"
