@@ -152,6 +152,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--instructor", action="store_true", help="also (re)make the instructor's account")
     ap.add_argument("--json", action="store_true", help="print the passwords as JSON (automation; not the cards)")
     ap.add_argument("--url", help="the address printed on the cards (the room's https:// URL)")
+    ap.add_argument("--no-system-users", action="store_true", help="Kubernetes: the hub pod has no learners' users")
     args = ap.parse_args(argv)
     hub = Hub.from_env()
     names = names_from(args.seats, args.names)
@@ -163,7 +164,7 @@ def main(argv: list[str]) -> int:
         return 0
     passwords = {INSTRUCTOR: password()} if args.instructor else {}
     passwords.update({n: password() for n in names})
-    for n in names:
+    for n in names if not args.no_system_users else ():
         system_user(hub, n)
     store(hub, passwords, admins={INSTRUCTOR})
     path = write_cards(hub, passwords, args.url)
