@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from cloudlab import net
-from cloudlab.hub import INSTRUCTOR, Hub, cli, inside, rosterdata
+from cloudlab.hub import INSTRUCTOR, Hub, cli, inside, rosterdata, settings
 from cloudlab.lab import ROOT, process
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(420)]
@@ -322,6 +322,7 @@ def test_an_out_of_memory_kill_reaches_the_roster(room):
     limit = rosterdata.cgroups.stats(rosterdata.cgroups.path_for(hub.sysuser("cy"))).get("limit")
     if not limit:
         pytest.skip("no memory cgroup here: the hub runs without per-learner limits (the roster says so)")
+    assert limit == settings.to_bytes(settings.MEM_LIMIT)  # the same limit Zero to JupyterHub gets (hub/k8s)
     r = inside.python(hub.sysuser("cy"), f"b = bytearray({limit + (256 << 20)}); b[::4096] = b'x' * len(b[::4096])")
     assert r.returncode == -9 or r.returncode == 137, (r.returncode, r.stderr[-500:])
     facts = rosterdata.collect(hub, cli.users(hub), cat={})

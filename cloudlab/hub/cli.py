@@ -17,6 +17,7 @@ import secrets
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from .. import net
 from ..lab import ROOT, LabError, process, tools, venvs
@@ -112,6 +113,11 @@ def up(hub: Hub) -> str:
     check_exposure(hub)
     if process.read_pidfile(hub.pidfile()) and answering(hub):
         return f"already running at {hub.url}"
+    if Path("/root") in hub.homes.parents:  # learners see root's home as a read-only copy of the interpreters only
+        raise LabError(
+            f"the learners' homes would be under /root ({hub.homes}), which no learner can enter.\n"
+            "  Put the course elsewhere (e.g. /opt/cloud-mindset) or set CLOUDLAB_HUB_HOMES=/home/cloudlab"
+        )
     for d, mode in ((hub.state, 0o700), (hub.homes, 0o711)):
         d.mkdir(parents=True, exist_ok=True)
         os.chmod(d, mode)
