@@ -10,8 +10,10 @@ from __future__ import annotations
 
 MIB = 1024 * 1024
 
-# Measured peak of one learner's lab (benchmarks/hub_room.py --memory, 2026-12-06): see room.md.
-PEAK_MIB = 1400
+# Measured peak of one learner's lab (benchmarks/hub_room.py --memory, 2026-12-06, a 2-core machine under load):
+# the sum of the RSS of every process in their cgroup while lesson 01's and 04's worked exercises ran: 1314 MiB
+# (the cgroup's own peak, which counts shared pages once: 1055 MiB). See docs/instructors/room.md.
+PEAK_MIB = 1314
 # The guarantee is the measured peak (what a node must have free per learner); the limit leaves room for a
 # second kernel or a larger lesson before the kernel's out-of-memory killer stops a process (the roster
 # reports that to the instructor).
