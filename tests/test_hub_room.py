@@ -268,6 +268,9 @@ def test_the_roster_shows_progress_to_the_instructor_only(room, browser):
     assert "ana" in page.evaluate("async () => (await rosterGet('fragment')).text()")
     rows = {r.split(",")[0]: r for r in csv_text.splitlines()[1:]}
     assert set(rows) == set(LEARNERS) and all(",1," in r for r in rows.values()), csv_text
+    page.goto(f"{hub.url}/hub/admin")  # JupyterHub's admin page: every learner's server, to start and stop
+    for n in LEARNERS:
+        page.get_by_text(n, exact=True).first.wait_for()
     page.context.close()
     learner = PAGES["ana"]
     resp = learner.goto(f"{hub.url}/services/roster/")
