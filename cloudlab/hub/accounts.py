@@ -21,7 +21,7 @@ from pathlib import Path
 from . import INSTRUCTOR, NAME, Hub, say
 
 ROLE_LINE = {True: "instructor: admin of the hub and the roster", False: "your lab is yours alone"}
-ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: a card is read off paper
+ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # pragma: allowlist secret (an alphabet: no 0/o, 1/l/i on a card)
 
 
 def password(groups: int = 3, size: int = 4) -> str:
