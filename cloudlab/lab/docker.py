@@ -104,15 +104,39 @@ def _cli_answers(host: str) -> bool:
     return out.returncode == 0
 
 
+def _root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
 def can_start() -> bool:
-    return hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("dockerd") is not None
+    return _root() and shutil.which("dockerd") is not None
+
+
+def engine_missing(lab: Lab) -> str:
+    """Why the lessons have no Docker engine here ("" when they have one): an engine that answers, or a
+    ``dockerd`` the lab can start. A docker CLI alone is not enough (this machine image ships one without
+    an engine). Nothing is started."""
+    if shutil.which("dockerd") is not None or answering_host(lab):
+        return ""
+    return "the docker CLI is here, but no Docker engine answers and there is no dockerd for the lab to start"
+
+
+def _install_engine(lab: Lab) -> None:
+    """As root with apt and no dockerd: install Debian's docker.io now (the first lesson that needs an engine)."""
+    if not _root() or shutil.which("dockerd") is not None or not tools.can_apt():
+        return
+    try:
+        tools.install("docker", lab, why="(lessons 05 and 08 need a Docker engine; once)")
+    except LabError as e:  # ToolMissing is one
+        raise EngineMissing(f"installing Debian's docker.io (the Docker engine) failed: {e}") from None
 
 
 def start(lab: Lab, timeout: float = 30.0) -> str:
-    """Start the lab's own dockerd (idempotent); returns its DOCKER_HOST."""
+    """Start the lab's own dockerd (idempotent; as root, installing docker.io first if needed); its DOCKER_HOST."""
     host = f"unix://{lab_socket(lab)}"
     if _ping(lab_socket(lab)):
         return host
+    _install_engine(lab)
     if not can_start():
         raise EngineMissing(
             "no Docker engine answers, and the lab can start one only as root on Linux with dockerd installed.\n"
