@@ -143,7 +143,7 @@ def test_the_base_image_tarball_is_built_once_when_two_callers_race(tmp_path, mo
     real_run = subprocess.run
 
     def fake_run(cmd, *a, **kw):
-        if cmd[0] == "debootstrap":
+        if Path(cmd[0]).name == "debootstrap":
             calls.append(cmd)
             time.sleep(0.3)  # long enough for the other thread to arrive
             Path(cmd[-2]).mkdir(parents=True, exist_ok=True)

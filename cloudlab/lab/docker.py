@@ -243,26 +243,21 @@ def base_tarball(suite: str = "bookworm", include=BASE_INCLUDE) -> Path:
     tar = cache_dir() / f"debian-{suite}-{key}.tar"
     if tar.exists():
         return tar
-    if not shutil.which("debootstrap"):
-        raise tools.ToolMissing(
-            "debootstrap is needed to build the local base image (no registry here): "
-            "`sudo apt-get install debootstrap`, or pull python:3.11-slim on a machine "
-            "with a registry"
-        )
+    exe = tools.require("debootstrap", "05")  # installed now as root with apt; else ToolMissing with the fix
     cache_dir().mkdir(parents=True, exist_ok=True)
     # Two shards of `make test` (or two notebooks) may need it at the same moment: one builds, the other waits.
     with open(cache_dir() / f".debian-{suite}-{key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if tar.exists():
             return tar
-        return _build_base_tarball(suite, include, key, tar)
+        return _build_base_tarball(suite, include, key, tar, exe)
 
 
-def _build_base_tarball(suite: str, include, key: str, tar: Path) -> Path:
+def _build_base_tarball(suite: str, include, key: str, tar: Path, exe: str = "debootstrap") -> Path:
     root = cache_dir() / f"rootfs-{key}"
     shutil.rmtree(root, ignore_errors=True)
     say(f"building the local base image once: debootstrap --variant=minbase {suite} (about 30 s) ...")
-    cmd = ["debootstrap", "--variant=minbase", f"--include={','.join(include)}", suite, str(root), debian_mirror()]
+    cmd = [exe, "--variant=minbase", f"--include={','.join(include)}", suite, str(root), debian_mirror()]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
         raise LabError(f"`{' '.join(cmd)}` failed:\n{(out.stdout + out.stderr)[-1500:]}")
