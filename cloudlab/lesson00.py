@@ -176,6 +176,7 @@ def engine_rows() -> list[Row]:
     needed = "lessons 05-08 (containers)"
     host = docker.answering_host(lab)
     installs = docker._root() and shutil.which("dockerd") is None and tools.can_apt()
+    fix = "start Docker Desktop, or `sudo systemctl start docker`; install: " + tools.TOOLS["docker"].fix()
     if host:
         whose = "the lab's own dockerd" if host.endswith(docker.lab_socket(lab)) else "your engine"
         engine = Row("docker", "engine", True, f"{whose} answers at {host}", needed_for=needed)
@@ -189,7 +190,7 @@ def engine_rows() -> list[Row]:
             False,
             "none answers and dockerd is not installed: the lab installs Debian's docker.io and starts its own "
             "engine when lesson 05 first needs it (or now: `make setup ALL=1`)",
-            tools.TOOLS["docker"].fix(),
+            fix,
             needed,
             "AUTO",
         )
@@ -199,7 +200,7 @@ def engine_rows() -> list[Row]:
             "engine",
             False,
             "no engine answers, and the lab can start one only as root with dockerd installed",
-            "start Docker Desktop, or `sudo systemctl start docker`; install: " + tools.TOOLS["docker"].fix(),
+            fix,
             needed,
         )
     try:

@@ -36,7 +36,8 @@ class World:
         self.write_course()
 
     def write_course(self):
-        (self.course / "exercises" / "01_a.ipynb").write_text(nb(f"# course v{self.version}\nraise NotImplementedError()"))
+        text = nb(f"# course v{self.version}\nraise NotImplementedError()")
+        (self.course / "exercises" / "01_a.ipynb").write_text(text)
 
     # the steps ---------------------------------------------------------------------------
     def sync(self):
