@@ -23,12 +23,15 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import ROOT, Lab, LabError, process, say, tools
+from . import ROOT, Lab, LabError, process, runtime, say, tools
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
 BASE_TAG = "local/debian-python:bookworm"  # what CI builds; learners use python:3.11-slim
 BASE_INCLUDE = ("python3", "python3-venv", "python-is-python3", "ca-certificates")
+SHUTDOWN_TIMEOUT = 3  # seconds dockerd gives a container to stop on shutdown before it kills it
+TMP_ROOT = runtime.TMP
 DOCKERD_FLAGS = (
+    f"--shutdown-timeout={SHUTDOWN_TIMEOUT}",
     "--bridge=none",
     "--iptables=false",
     "--ip6tables=false",
@@ -71,8 +74,9 @@ def lab_socket(lab: Lab) -> str:
 
 
 def _exec_root(lab: Lab) -> str:
-    # containerd's socket paths must stay short (108 bytes): a short folder named after the lab.
-    return f"/tmp/cl-docker-{hashlib.sha256(str(lab.state).encode()).hexdigest()[:10]}"
+    """The engine's exec root: containerd's socket paths must stay short (108 bytes), so a private folder
+    named after the lab under /tmp (:func:`runtime.private_dir`), not under the state folder."""
+    return str(runtime.private_dir(lab, "docker"))
 
 
 def answering_host(lab: Lab | None = None) -> str | None:
@@ -143,10 +147,9 @@ def start(lab: Lab, timeout: float = 30.0) -> str:
             "  Fix: start Docker Desktop (macOS/Windows) or `sudo systemctl start docker` (Linux), or install it:\n"
             "       https://docs.docker.com/get-docker/  (Debian/Ubuntu: `sudo apt-get install docker.io`)"
         )
-    process.stop_pidfile(lab.pidfile("docker"))
+    stop(lab)  # an engine of this lab that does not answer, and what it left behind
     d = lab_dir(lab)
     (d / "data").mkdir(parents=True, exist_ok=True)
-    Path(_exec_root(lab)).mkdir(parents=True, exist_ok=True)
     Path(lab_socket(lab)).unlink(missing_ok=True)
     cmd = [
         "dockerd",
@@ -178,10 +181,29 @@ def start(lab: Lab, timeout: float = 30.0) -> str:
 
 
 def stop(lab: Lab) -> str:
-    """Stop the lab's own dockerd (never a learner's engine)."""
-    state = process.stop_pidfile(lab.pidfile("docker"), grace=10.0)
+    """Stop the lab's own dockerd (never a learner's engine): it stops its containers (SIGKILL after
+    ``--shutdown-timeout``) and unmounts their filesystems and namespaces; whatever of its containerd and
+    shims outlives it is stopped too, and its mounts and exec root go with ``runtime.clean``."""
+    state = process.stop_pidfile(lab.pidfile("docker"), grace=SHUTDOWN_TIMEOUT + 15.0)
+    roots = (TMP_ROOT / runtime.name(lab, "docker"), TMP_ROOT / f"cl-docker-{runtime.tag(lab)}")  # now, before
+    for pid in _processes_mentioning(*(f"{r}/" for r in roots)):  # containerd and shims dockerd left running
+        process.stop_pid(pid, grace=2.0, group=False)
+        state = "stopped"
     Path(lab_socket(lab)).unlink(missing_ok=True)
     return state
+
+
+def _processes_mentioning(*texts: str) -> list[int]:
+    """PIDs whose command line contains one of ``texts`` (the lab's exec root: only this lab's engine has it)."""
+    out = []
+    for d in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (d / "cmdline").read_bytes()
+            if any(t.encode() in cmdline for t in texts) and int(d.name) != os.getpid():
+                out.append(int(d.name))
+        except (OSError, ValueError):
+            continue
+    return out
 
 
 def ensure(lab: Lab | None = None, quiet: bool = False) -> dict[str, str]:

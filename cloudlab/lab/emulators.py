@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -10,7 +9,7 @@ import time
 from pathlib import Path
 
 from .. import net
-from . import Lab, LabError, process, venvs
+from . import Lab, LabError, process, runtime, venvs
 
 EMULATORS = ("localstack", "moto")
 
@@ -109,7 +108,7 @@ def start_localstack(lab: Lab) -> str:
     py = venvs.venv_python(lab, "localstack")
     fsroot = lab.state / "localstack"
     fsroot.mkdir(parents=True, exist_ok=True)
-    scratch_in_memory(fsroot)
+    scratch_in_memory(lab, fsroot)
     env = _clean_env("AWS_", "LOCALSTACK_", "PYTHON", "GATEWAY_")
     env.update(
         {
@@ -133,20 +132,22 @@ def start_localstack(lab: Lab) -> str:
     return f"started in {time.monotonic() - t0:.1f} s"
 
 
-def scratch_in_memory(fsroot: Path, shm: Path = Path("/dev/shm")) -> Path | None:
+def scratch_in_memory(lab: Lab, fsroot: Path, shm: Path = runtime.SHM) -> Path | None:
     """Keep LocalStack's scratch folder (``<FILESYSTEM_ROOT>/tmp``) in RAM where the machine has a tmpfs.
 
     LocalStack stores CloudWatch metrics in SQLite under it and commits every data point: on a busy disk
     that is about 20 ms a point (a week of hourly metrics for a small fleet: 40 s), on tmpfs 0.3 ms. The
     folder is throw-away (the lab runs LocalStack without persistence, and this runs only while it is
-    stopped), so it is emptied here. Returns the folder in RAM, or None (no tmpfs: it stays on disk).
+    stopped), so it is emptied here, and `make stop` removes it (:func:`runtime.clean`). It is the lab's
+    private folder (:func:`runtime.private_dir`). Returns the folder in RAM, or None (no tmpfs: on disk).
     """
     link = fsroot / "tmp"
     if not (shm.is_dir() and os.access(shm, os.W_OK)):
         return None
-    target = shm / f"cloudlab-{hashlib.sha1(str(fsroot.resolve()).encode()).hexdigest()[:12]}"
-    shutil.rmtree(target, ignore_errors=True)  # LocalStack is stopped here: start from nothing, as on disk
-    target.mkdir()
+    target = shm / runtime.name(lab, "localstack")
+    if target.is_dir() and not target.is_symlink():
+        shutil.rmtree(target, ignore_errors=True)  # LocalStack is stopped here: start from nothing, as on disk
+    target = runtime.private_dir(lab, "localstack", base=shm)
     if link.is_symlink():
         if link.resolve() == target.resolve():
             return target
