@@ -136,11 +136,14 @@ def check(check_id: str, title: str, hints=()):
 
 
 def _emulator_message(e: Exception) -> str | None:
-    from .kernel import _connection_errors, emulator_message
+    from .kernel import _connection_errors, emulator_message, restart_message
 
     errors = _connection_errors() + (__import__("botocore.exceptions").exceptions.ReadTimeoutError,)
     if isinstance(e, errors):
         return "this check cannot read the real state: " + emulator_message(e)
+    gone = restart_message(e)
+    if gone:
+        return "this check cannot find what the notebook set up: " + gone
     return None
 
 

@@ -127,13 +127,23 @@ def clean_runtime(lab: Lab) -> None:
         say(f"{'removed':<10} {', '.join(parts)} the lab had made outside .lab/ (runtime folders under /tmp)")
 
 
+AFTER_STOP = (
+    "kept:      your code, variables (while the kernel runs), workspace/ files and progress",
+    "not kept:  what the lessons created in the emulators (they keep no state across a restart) and the lesson",
+    "           processes (haproxy, PostgreSQL, a fleet ...): `make lab` starts the local cloud again, empty;",
+    "           then re-run each notebook you were working in from its setup cell (the first code cell).",
+)
+
+
 def down(lab: Lab, everything: bool = False, force: bool = False) -> None:
     """`make stop` (the local cloud; JupyterLab keeps running) or `make stop-all` (JupyterLab too)."""
     if not everything:
         stop_cloud(lab)
         if emulators.read_pid(lab, "jupyter"):
             say(f"jupyter    keeps running at {jupyter.url(lab)}: open notebooks keep saving.")
-            say("           `make lab` starts the local cloud again; `make stop-all` also stops JupyterLab.")
+            say("           `make stop-all` also stops JupyterLab.")
+        for line in AFTER_STOP:
+            say(line)
         return
     open_now = jupyter.open_notebooks(lab) if emulators.read_pid(lab, "jupyter") else []
     if open_now and not force:
@@ -149,6 +159,8 @@ def down(lab: Lab, everything: bool = False, force: bool = False) -> None:
     if state == "stopped":
         report.stopped_note(lab, "jupyter", "`make stop-all`")
     say(f"{'jupyter':<10} {state}")
+    for line in AFTER_STOP:
+        say(line.replace("variables (while the kernel runs)", "saved notebooks"))
 
 
 def listening_report(lab: Lab) -> list[tuple[str, int, str]]:
@@ -281,8 +293,14 @@ def setup(lab: Lab, everything: bool = False) -> None:
 def start_lab(lab: Lab) -> None:
     venvs.setup(lab)
     jpid = jupyter.spawn(lab)  # boots while the emulators start
-    up(lab)
+    started = [k for k, v in up(lab).items() if v != "already running"]
     url = jupyter.start(lab, jpid)
+    open_now = jupyter.open_notebooks(lab) if jpid is None else []  # JupyterLab kept running through `make stop`
+    if started and open_now:
+        say(f"{' and '.join(started)} started empty (emulators keep no state across a restart). These notebooks were")
+        say("open before: re-run each from its setup cell (the first code cell) to create its resources again:")
+        for nb in open_now:
+            say(f"    {nb}")
     say("JupyterLab is running. Open:")
     print(f"\n    {url}\n", flush=True)
     say("start with notebooks/00_environment-check.ipynb; your work is saved in workspace/ (git-ignored)")

@@ -43,7 +43,21 @@ def spawn(lab: Lab, name: str, cmd: list, env: dict[str, str]) -> int:
     proc = process.spawn(
         cmd, lab.logfile(name), env=env, cwd=lab.state, pidfile=lab.pidfile(name), banner=f"starting {name}"
     )
+    started_file(lab, name).write_text(f"{time.time():.3f}\n")
     return proc.pid
+
+
+def started_file(lab: Lab, name: str) -> Path:
+    return lab.run_dir / f"{name}.started"
+
+
+def started_at(lab: Lab, name: str) -> float | None:
+    """When the lab last started ``name`` (epoch seconds), or None: never here, or not this lab's (Docker path).
+    A course kernel compares it with its setup cell's time: a later start means the emulator's state is gone."""
+    try:
+        return float(started_file(lab, name).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def wait_healthy(check, pid: int, name: str, lab: Lab, timeout: float) -> float:
