@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from .lab import Lab, emulators, tools
 
-STATES = {"OK": "works", "AUTO": "installed on first use", "OPT": "optional", "FAIL": "to fix"}
+STATES = {"OK": "works", "AUTO": "installed or started on first use", "OPT": "optional", "FAIL": "to fix"}
 COLORS = {"OK": "#1a7f37", "AUTO": "#0969da", "OPT": "#6e7781", "FAIL": "#cf222e"}
 
 

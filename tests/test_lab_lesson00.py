@@ -114,6 +114,6 @@ def test_the_summary_counts_each_state(fresh):
     )
     text = repr(table)
     assert table.failed == [table.rows[3]]
-    assert "1 OK (works) · 1 AUTO (installed on first use) · 1 OPT (optional) · 1 FAIL (to fix)" in text
+    assert "1 OK (works) · 1 AUTO (installed or started on first use) · 1 OPT (optional) · 1 FAIL (to fix)" in text
     assert text.count("fix (") == 1, "only the FAIL row asks for action"
     assert "to have it: fix it" in table._repr_html_()
