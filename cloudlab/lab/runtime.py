@@ -62,8 +62,9 @@ def private_dir(lab: Lab, what: str, base: Path = TMP, mode: int = 0o700) -> Pat
 
 def private_dirs(lab: Lab, bases=(TMP, SHM)) -> list[Path]:
     """Every private folder of this lab that exists now (links are listed, never followed), including those
-    of older versions of the course (``cl-docker-<tag>``, ``cloudlab-pg-<tag>``)."""
-    patterns = (f"{name(lab, '')}*", f"cl-docker-{tag(lab)}", f"cloudlab-pg-{tag(lab)}")
+    of older versions of the course (``cl-docker-<tag>``, ``cloudlab-pg-<tag>``, LocalStack's ``cloudlab-<sha1>``)."""
+    old_shm = hashlib.sha1(str((lab.state / "localstack").resolve()).encode()).hexdigest()[:12]
+    patterns = (f"{name(lab, '')}*", f"cl-docker-{tag(lab)}", f"cloudlab-pg-{tag(lab)}", f"cloudlab-{old_shm}")
     return sorted({p for base in bases if base.is_dir() for pat in patterns for p in base.glob(pat)})
 
 
