@@ -15,6 +15,8 @@ some other way. Two cases:
   gone, and the message says so and what brings it back. Any other such error is the learner's and is left
   alone. The lab records each emulator's start (:func:`cloudlab.lab.emulators.started_at`); the setup cell's
   ``cloudlab.connect()`` records when the notebook set up (:func:`mark_setup`).
+* a refused connection to a lesson process (haproxy, a fleet ...) after `make stop` stopped them (the lab
+  records when, :func:`cloudlab.lab.emulators.stopped_at`): the same kind of message.
 
 Serves every lesson.
 """
@@ -107,6 +109,25 @@ def _connection_errors() -> tuple[type, ...]:
     return (EndpointConnectionError, ConnectTimeoutError, ConnectionClosedError)
 
 
+def stopped_message(exc: BaseException) -> str | None:
+    """The plain-words message when nothing answers on a port because `make stop` stopped the lesson's processes
+    after this notebook's setup cell ran (`make lab` does not restart them); None otherwise."""
+    if not isinstance(exc, ConnectionRefusedError) or not _SETUP_AT:
+        return None
+    from .lab import Lab, emulators
+
+    when = emulators.stopped_at(Lab.from_env())
+    if when is None or when <= _SETUP_AT[0]:
+        return None
+    return (
+        f"nothing answers: `make stop` stopped this lesson's processes (haproxy, PostgreSQL, a fleet ...) at "
+        f"{time.strftime('%H:%M:%S', time.localtime(when))}, after this notebook's setup cell ran at "
+        f"{time.strftime('%H:%M:%S', time.localtime(_SETUP_AT[0]))}, and `make lab` does not restart them: re-run "
+        "the notebook from its setup cell (Run ▸ Run All Above Selected Cell). Your code, variables, workspace "
+        "files and progress are kept."
+    )
+
+
 def _client_errors() -> tuple[type, ...]:
     try:
         from botocore.exceptions import ClientError
@@ -137,7 +158,7 @@ def emulator_message(exc: BaseException) -> str:
 
 
 def _handler(shell, etype, evalue, tb, tb_offset=None):
-    gone = restart_message(evalue, tb) if _gone(evalue) else None
+    gone = (restart_message(evalue, tb) if _gone(evalue) else None) or stopped_message(evalue)
     if gone:
         stb = [f"\x1b[31m{etype.__name__}\x1b[0m: {gone}"]
         shell._showtraceback(etype, evalue, stb)
@@ -173,7 +194,7 @@ def install(shell=None) -> bool:
         return False
     if id(shell) in _INSTALLED:
         return True
-    shell.set_custom_exc((*_connection_errors(), *_client_errors(), NameError), _handler)
+    shell.set_custom_exc((*_connection_errors(), *_client_errors(), ConnectionRefusedError, NameError), _handler)
     _INSTALLED.add(id(shell))
     return True
 

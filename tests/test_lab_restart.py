@@ -3,6 +3,7 @@ resource the notebook created before the restart says so, in one paragraph with 
 lesson back, instead of a raw traceback; the same error without a restart is the learner's and stays as it is.
 A real moto is stopped and started again here (moto starts in about a second; LocalStack behaves the same)."""
 
+import sys
 import time
 
 import pytest
@@ -10,23 +11,35 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from cloudlab import kernel, net
 from cloudlab.checks import CheckFailed, check
-from cloudlab.lab import Lab, cli, emulators
+from cloudlab.lab import Lab, cli, emulators, process
 
 GONE = "gone because the local cloud restarted (emulators keep no state across a restart)"
 
 
+@pytest.fixture(scope="module")
+def _moto(tmp_path_factory):
+    """One real moto for the module (a lab of its own); tests that restart it leave it running."""
+    with pytest.MonkeyPatch.context() as mp:
+        state = tmp_path_factory.mktemp("restart") / "state"
+        mp.setenv("CLOUDLAB_STATE_DIR", str(state))
+        mp.setenv("CLOUDLAB_MOTO_PORT", str(net.free_port()))
+        lab = Lab.from_env("test")
+        for k, v in lab.aws_env().items():
+            mp.setenv(k, v)
+        emulators.start_moto(lab)
+        yield lab
+        emulators.stop_one(lab, "moto")
+
+
 @pytest.fixture
-def moto_lab(tmp_path, monkeypatch):
-    env = {"CLOUDLAB_STATE_DIR": str(tmp_path / "state"), "CLOUDLAB_MOTO_PORT": str(net.free_port())}
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    lab = Lab.from_env("test")
-    for k, v in lab.aws_env().items():
-        monkeypatch.setenv(k, v)
+def moto_lab(_moto, monkeypatch):
     monkeypatch.setattr(kernel, "_SETUP_AT", [])
-    emulators.start_moto(lab)
-    yield lab
-    emulators.stop_one(lab, "moto")
+    import boto3
+
+    ddb = boto3.client("dynamodb")  # every test starts without the table
+    if "l99-orders" in ddb.list_tables()["TableNames"]:
+        ddb.delete_table(TableName="l99-orders")
+    return _moto
 
 
 @pytest.fixture
@@ -131,3 +144,25 @@ def test_what_does_not(code):
     from botocore.exceptions import ClientError
 
     assert kernel._gone(ClientError({"Error": {"Code": code, "Message": "x"}}, "Op")) == ""
+
+
+def test_a_lesson_process_stopped_by_make_stop_says_so(tmp_path, monkeypatch, shell, capsys):
+    monkeypatch.setenv("CLOUDLAB_STATE_DIR", str(tmp_path / "s"))
+    monkeypatch.setattr(kernel, "_SETUP_AT", [])
+    lab = Lab.from_env("test")
+    port = net.free_port()
+    cell = f'from cloudlab import net; net.request("GET", "http://127.0.0.1:{port}/health")'
+    kernel.mark_setup()
+    shell.run_cell(cell)  # nothing was stopped since the setup: the learner's own refused connection
+    assert "make stop" not in capsys.readouterr().out
+    time.sleep(0.05)
+    worker = process.spawn([sys.executable, "-c", "import time; time.sleep(60)"], lab.logfile("l99-lb"),
+                           pidfile=lab.procs_dir / "l99-lb.pid")  # fmt: skip
+    cli.stop_cloud(lab)  # `make stop`
+    worker.wait(5)
+    result = shell.run_cell(cell)
+    out = capsys.readouterr().out
+    assert (
+        not result.success and "ConnectionRefusedError" in out and "`make stop` stopped this lesson's processes" in out
+    )
+    assert "re-run the notebook from its setup cell" in out and "Traceback" not in out

@@ -110,6 +110,7 @@ def stop_cloud(lab: Lab, by: str = "`make stop`") -> None:
     stopped = stop_lesson_processes(lab, by)
     if stopped:
         say(f"lesson processes stopped: {', '.join(stopped)}")
+        emulators.mark_stopped(lab)
     for name in EMULATORS:
         say(f"{name:<10} {stop_emulator(lab, name, by)}")
     engine = stop_docker(lab, by)  # also what an engine killed earlier left running
@@ -124,7 +125,7 @@ def clean_runtime(lab: Lab) -> None:
     parts = [f"{len(v)} {k}" for k, v in (("folders", gone["folders"]), ("namespaces", gone["namespaces"]),
                                            ("mounts", gone["unmounted"])) if v]  # fmt: skip
     if parts:
-        say(f"{'removed':<10} {', '.join(parts)} the lab had made outside .lab/ (runtime folders under /tmp)")
+        say(f"{'removed':<10} {', '.join(parts)} the lab had made outside .lab/ (under /tmp, /dev/shm, /run/netns)")
 
 
 AFTER_STOP = (

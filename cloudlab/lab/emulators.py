@@ -47,6 +47,19 @@ def spawn(lab: Lab, name: str, cmd: list, env: dict[str, str]) -> int:
     return proc.pid
 
 
+def mark_stopped(lab: Lab) -> None:
+    """`make stop` (and stop-all, reset) stopped the lesson processes now: a kernel set up before will not find them."""
+    lab.run_dir.mkdir(parents=True, exist_ok=True)
+    (lab.run_dir / "cloud.stopped").write_text(f"{time.time():.3f}\n")
+
+
+def stopped_at(lab: Lab) -> float | None:
+    try:
+        return float((lab.run_dir / "cloud.stopped").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def started_file(lab: Lab, name: str) -> Path:
     return lab.run_dir / f"{name}.started"
 
