@@ -87,7 +87,7 @@ SHOWN_ELSEWHERE = {"docker"}  # the engine and the CLI have rows of their own (e
 
 def missing_state(tool: tools.Tool) -> str:
     """A tool that is not here: AUTO (the lab installs it on first use), OPT (optional) or FAIL (learner acts)."""
-    if tool.optional:
+    if tool.optional or not tool.lessons:  # no lesson needs it: the course's own tests only
         return "OPT"
     if tool.kind == "venv":
         return "AUTO"
@@ -105,7 +105,8 @@ def _first_use(tool: tools.Tool) -> str:
     return f"installed when {first} first needs it (or now: `make setup ALL=1`)"
 
 
-LATER = {"AUTO": _first_use, "OPT": lambda tool: f"optional, {tool.optional}"}
+COURSE_ONLY = "only the course's own tests use it"
+LATER = {"AUTO": _first_use, "OPT": lambda tool: f"optional, {tool.optional or COURSE_ONLY}"}
 
 
 def emulator_rows() -> list[Row]:
