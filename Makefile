@@ -28,9 +28,10 @@ stop-all:  ## also stop JupyterLab (refuses while notebooks are open; FORCE=1 st
 	@$(LAB) down --all $(if $(FORCE),--force)
 
 # The reason is the last line `status` prints. A failing recipe would make make add its own
-# "make: *** [Makefile:NN: status] Error 1" after it; SIGQUIT makes GNU make exit 1 without a word instead.
+# "make: *** [Makefile:NN: status] Error 1" after it; SIGQUIT makes GNU make exit non-zero without a word
+# instead. The recipe stays alive a moment, so make's handler (not its main loop) reaps it.
 status:  ## what runs (the lab's and the lessons' processes), your progress; exit 1 when the cloud is down
-	@$(LAB) status || kill -QUIT $$PPID
+	@$(LAB) status || { kill -QUIT $$PPID; sleep 1; }
 
 logs:  ## what runs, what stopped and why, then each log's last lines without routine noise
 	@$(LAB) logs
