@@ -202,7 +202,7 @@ def _launched(r, launch, sid: str, login: dict, name: str, tag: str) -> str | No
     )
     where = svc.secrets_dir().resolve()
     r.expect(
-        not pfile or Path(pfile).resolve().parent == where,
+        not pfile or where in Path(pfile).resolve().parents,
         f"{tag}: the file is in lesson07.secrets_dir() (a folder only you can open)",
         f"the password file {pfile} is outside lesson07.secrets_dir(): a folder others can list (or a copy left "
         "elsewhere) is one more place the password lives",
@@ -255,7 +255,7 @@ def check_launch(r, ns):
             proc = procs.running(name)
             pfile = svc.environment_of(proc.pid).get("DB_PASSWORD_FILE") if proc else None
             procs.stop(name)
-            if pfile and Path(pfile).resolve().parent == svc.secrets_dir().resolve():
+            if pfile and svc.secrets_dir().resolve() in Path(pfile).resolve().parents:
                 Path(pfile).unlink(missing_ok=True)  # the check's password files go with its services
             with contextlib.suppress(Exception):
                 aws.client("secretsmanager").delete_secret(SecretId=sid, ForceDeleteWithoutRecovery=True)
