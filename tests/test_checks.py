@@ -167,3 +167,20 @@ def test_a_pass_is_a_green_box_in_a_notebook(monkeypatch):
     monkeypatch.setattr(IPython.display, "display", shown.append)
     demo({"double": lambda x: 2 * x})
     assert len(shown) == 1 and isinstance(shown[0], checks.Passed) and "PASS 99.1" in repr(shown[0])
+
+
+def test_a_failure_never_echoes_a_secret_the_check_passed():
+    from cloudlab.checks import check
+
+    @check("99.8", "secret echo", hints=["h"])
+    def c(r, ns):
+        def store(name, value, password=None):
+            raise ValueError("boom")
+
+        r.call(store, "l07-app/db", "Zq8vW2kP9xLm4Tr7", password="hunter2")
+
+    with pytest.raises(CheckFailed) as e:
+        c({})
+    msg = str(e.value)
+    assert "'l07-app/db'" in msg and "boom" in msg
+    assert "Zq8vW2kP9xLm4Tr7" not in msg and "hunter2" not in msg and "<hidden: 16 characters>" in msg
