@@ -136,11 +136,14 @@ def check(check_id: str, title: str, hints=()):
 
 
 def _emulator_message(e: Exception) -> str | None:
-    from .kernel import _connection_errors, emulator_message
+    from .kernel import _connection_errors, emulator_message, restart_message
 
     errors = _connection_errors() + (__import__("botocore.exceptions").exceptions.ReadTimeoutError,)
     if isinstance(e, errors):
         return "this check cannot read the real state: " + emulator_message(e)
+    gone = restart_message(e)
+    if gone:
+        return "this check cannot find what the notebook set up: " + gone
     return None
 
 
@@ -175,13 +178,13 @@ def _run(spec: CheckSpec, ns: dict):
         lines = [f"PASS {spec.id} {spec.title}"] + [f"  [ok] {x}" for x in r.right]
         show(Passed(lines))
         return None  # nothing to echo under the PASS lines in a notebook
-    seen = hints_seen(spec.id)
+    seen = min(max(hints_seen(spec.id), 1), len(spec.hints))  # the latest hint revealed (a failure reveals 1)
     lines = [f"{spec.title}: not yet."]
     lines += [f"  [ok]      {x}" for x in r.right]
     lines += [f"  [missing] {x}" for x in r.wrong]
     if spec.hints:
-        lines.append(f"  Hint {max(seen, 1)}/{len(spec.hints)}: {spec.hints[max(seen, 1) - 1]}")
-        if max(seen, 1) < len(spec.hints):
+        lines.append(f"  Hint {seen}/{len(spec.hints)}: {spec.hints[seen - 1]}")
+        if seen < len(spec.hints):
             lines.append(f"  Stuck? cloudlab.checks.hint({spec.id!r}) shows the next hint.")
     raise CheckFailed("\n".join(lines), spec.id)
 
@@ -256,6 +259,8 @@ def record(spec: CheckSpec, status: str, seconds: float) -> None:
         row["last_seconds"] = round(seconds, 3)
         if status == "pass" and not row.get("passed_at"):
             row["passed_at"] = row["last_at"]
+        if status == "fail" and spec.hints:  # a failure shows hint 1: `hint()` goes on from there
+            row["hints_seen"] = max(int(row.get("hints_seen", 0)), 1)
         _save(data)
     except OSError:
         pass  # progress is a convenience: never fail a check because the file is not writable
@@ -267,6 +272,8 @@ def hints_seen(check_id: str) -> int:
 
 def hint(check_id: str) -> None:
     """Print the hints of a check revealed so far, plus the next one (they get more specific each time).
+
+    A failed check has already shown hint 1, so the first call after a failure reveals hint 2.
 
     Prints and returns nothing, so a notebook shows the hints once.
     """
