@@ -1,14 +1,16 @@
 """Lesson 09 (reliability and chaos engineering): the lesson's glue and its checks.
 
-The tools (retries, breaker, dependency, availability, namespaces, faults, fleet, autoscaling, Chaos
-Toolkit) are the toolkit :mod:`cloudlab.reliability`. The parts here: ``setup`` (names, the
-dependency, the fleet, the retry storm, reset) and ``drills`` (the worker, the backup drill)."""
+The tools (retries, breaker, dependency, idempotency, availability, namespaces, faults, fleet, autoscaling,
+Chaos Toolkit) are the toolkit :mod:`cloudlab.reliability`. The parts here: ``setup`` (names, the dependency,
+the fleet, the exercise's helpers, reset), ``storm`` (the retry storm) and ``drills`` (the worker that dies
+half-way, the backup drill); the checks are in ``checks``, ``checks_idem`` and ``checks_ops``."""
 
+from . import storm  # noqa: F401  (the retry storm: lesson09.storm.storm, .table, .findings, .plot)
 from .checks import (  # noqa: F401
     check_breaker,
-    check_idempotent,
     check_retry,
 )
+from .checks_idem import check_idempotent  # noqa: F401
 from .checks_ops import (  # noqa: F401
     EX_DLQ,
     EX_QUEUE,
@@ -19,10 +21,15 @@ from .checks_ops import (  # noqa: F401
     experiment_path,
 )
 from .drills import (  # noqa: F401
+    LEASE_S,
     contents,
+    crashing_worker,
     create_key_table,
+    drain,
+    lease_left,
     manifest,
     queue_with_dlq,
+    records_table,
     restore_from,
     versioned_bucket,
     work_once,
@@ -35,10 +42,8 @@ from .setup import (  # noqa: F401
     backing,
     failed,
     find_dependency,
-    plot_storm,
     start_dependency,
     start_fleet,
-    storm,
     under_load,
     work_dir,
 )

@@ -1,17 +1,16 @@
-"""Lesson 09's code checks (retries, breaker, idempotency): they drive the learner's code with real faults.
+"""Lesson 09's code checks (retries, breaker): they drive the learner's code with real faults.
 
-The operational ones (DLQ, restore drill, chaos experiment) are in :mod:`.checks_ops`."""
+Idempotency is in :mod:`.checks_idem`; the operational ones (DLQ, restore drill, chaos experiment) are in
+:mod:`.checks_ops`."""
 
 from __future__ import annotations
 
 import threading
 import time
-import uuid
 
 from ..checks import check
 from ..reliability.breaker import CircuitOpen
 from ..reliability.retry import Rejected, Unavailable, backoff_bound
-from . import drills
 from .setup import find_dependency
 
 ATTEMPTS, BASE, CAP = 6, 0.1, 0.8
@@ -335,120 +334,3 @@ def check_breaker(r, ns):
         f"against the real dependency failing every call, {hits} of 12 calls reached it (expected 2 with "
         f"fail_max=2), and after the wait the call gave {after!r}",
     )
-
-
-# ======================================================================= 09.3 idempotency
-class _SlowReads:
-    """The real DynamoDB client, with 150 ms more latency on reads: it widens a check-then-write race."""
-
-    def __init__(self, client):
-        self._client = client
-        self.conditional_writes = 0
-
-    def __getattr__(self, name):
-        attr = getattr(self._client, name)
-        if name in ("get_item", "query", "scan", "batch_get_item"):
-
-            def slow(**kw):
-                out = attr(**kw)
-                time.sleep(0.15)
-                return out
-
-            return slow
-        return attr
-
-
-@check(
-    "09.3",
-    "A redelivered message is processed exactly once",
-    hints=[
-        "Claim the message id BEFORE doing the work, in one atomic step: a DynamoDB put_item with "
-        "ConditionExpression='attribute_not_exists(pk)'. Reading first and writing later lets two copies both "
-        "see 'not there'.",
-        "ConditionalCheckFailedException (ddb.exceptions.ConditionalCheckFailedException) means someone "
-        "claimed it already: return False without calling handler. Otherwise call handler() and return True.",
-        "If handler() raises, delete the claim (ddb.delete_item(TableName=table, Key={'pk': {'S': message_id}})) "
-        "and re-raise, so the next delivery can try again.",
-    ],
-)
-def check_idempotent(r, ns):
-    process_once = r.need(ns, "process_once", callable)
-    s3, _, ddb = drills.clients()
-    table = drills.create_key_table(ddb, f"l09-ex-idem-{uuid.uuid4().hex[:6]}")
-    bucket = "l09-ex-effects"
-    try:
-        s3.create_bucket(Bucket=bucket)
-    except (s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
-        pass
-
-    def effects(mid: str) -> int:
-        return len(s3.list_objects_v2(Bucket=bucket, Prefix=f"{mid}/").get("Contents", []))
-
-    def handler_for(mid: str):
-        def handler():
-            s3.put_object(Bucket=bucket, Key=f"{mid}/{uuid.uuid4().hex}", Body=b"invoice sent")
-
-        return handler
-
-    try:
-        mid = f"m-{uuid.uuid4().hex[:10]}"
-        got = [r.call(process_once, ddb, table, mid, handler_for(mid)) for _ in range(3)]
-        r.expect(
-            effects(mid) == 1 and got == [True, False, False],
-            "delivered three times in a row: processed once (1 side effect in S3), returns True, False, False",
-            f"the same message delivered three times made {effects(mid)} side effect(s) in S3 and process_once "
-            f"returned {got}; expected 1 and [True, False, False]",
-        )
-        item = ddb.get_item(TableName=table, Key={"pk": {"S": mid}}).get("Item")
-        r.expect(
-            item is not None,
-            "the message id is recorded in the DynamoDB table (key pk)",
-            f"no item with pk={mid!r} in the table {table}: record the claim there, with the key attribute 'pk'",
-        )
-        mid2 = f"m-{uuid.uuid4().hex[:10]}"
-        slow = _SlowReads(ddb)
-        barrier = threading.Barrier(6)
-        errors = []
-
-        def deliver():
-            barrier.wait()
-            try:
-                process_once(slow, table, mid2, handler_for(mid2))
-            except Exception as e:
-                errors.append(f"{type(e).__name__}: {e}")
-
-        threads = [threading.Thread(target=deliver) for _ in range(6)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=15)
-        n = effects(mid2)
-        r.expect(
-            n == 1 and not errors,
-            "six copies delivered at the same moment: processed once (the claim is atomic)",
-            f"six copies of one message delivered at the same moment were processed {n} times"
-            + (f" (errors: {errors[:2]})" if errors else "")
-            + ": checking first and writing later is a race; claim with one conditional write",
-        )
-        mid3 = f"m-{uuid.uuid4().hex[:10]}"
-
-        def crash():
-            raise RuntimeError("the worker crashed while sending the invoice")
-
-        try:
-            process_once(ddb, table, mid3, crash)
-            raised = False
-        except RuntimeError:
-            raised = True
-        except Exception as e:
-            raised = f"{type(e).__name__}"
-        retried = r.call(process_once, ddb, table, mid3, handler_for(mid3))
-        r.expect(
-            raised is True and retried is True and effects(mid3) == 1,
-            "a handler that fails releases the claim and re-raises: the next delivery processes it",
-            f"when the handler fails, the error should propagate (it {'did' if raised is True else 'did not'}) and "
-            f"the redelivery should process the message (it made {effects(mid3)} side effect(s), returned "
-            f"{retried!r}): delete the claim before re-raising, or the message is lost",
-        )
-    finally:
-        ddb.delete_table(TableName=table)

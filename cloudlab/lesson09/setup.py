@@ -12,7 +12,6 @@ from .. import aws, cleanup, deploy, net, procs
 from ..lab import ROOT, Lab
 from ..reliability import faults, fleet, netns
 from ..reliability.dependency import Dependency
-from ..reliability.retry import Unavailable, retry_call
 
 LESSON = "09"
 BUCKET = "l09-orders"
@@ -65,65 +64,6 @@ def start_fleet(spares: int = 0, quiet: bool = False) -> fleet.Fleet:
     fl.start(quiet=quiet)
     fl.balancer(quiet=quiet)
     return fl
-
-
-def storm(dep: Dependency, jitter: str, clients: int = 30, outage_s: float = 0.6, attempts: int = 6) -> dict:
-    """``clients`` callers hit the dependency at the same moment, during an outage of ``outage_s``, each
-    retrying with capped exponential backoff (base 0.1 s, cap 0.8 s) and ``jitter``. Returns what the
-    dependency saw (arrival times, statuses) and how the callers fared."""
-    dep.reset()
-    dep.set_fault(outage_s=outage_s)
-    barrier = threading.Barrier(clients)
-    outcome = {"ok": 0, "failed": 0}
-    lock = threading.Lock()
-
-    def client():
-        barrier.wait()
-        try:
-            retry_call(lambda: dep.get(timeout=2), attempts=attempts, base=0.1, cap=0.8, jitter=jitter)
-            key = "ok"
-        except Unavailable:
-            key = "failed"
-        with lock:
-            outcome[key] += 1
-
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    t0 = time.time()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=20)
-    arrivals = [(t - t0, s) for t, s in dep.arrivals()]
-    dep.reset()
-    return {"jitter": jitter, "arrivals": arrivals, "t0": t0, "outage_s": outage_s, **outcome}
-
-
-def plot_storm(runs: list[dict], bin_s: float = 0.05):
-    """Requests per time slice at the dependency, one panel per run: synchronised spikes vs spread load."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(len(runs), 1, figsize=(7, 2.2 * len(runs)), sharex=True, sharey=True)
-    for ax, run in zip(axes if len(runs) > 1 else [axes], runs, strict=False):
-        times = [t for t, _ in run["arrivals"]]
-        end = max(times + [run["outage_s"]]) + bin_s
-        bins = [i * bin_s for i in range(int(end / bin_s) + 2)]
-        ax.hist(times, bins=bins, color="tab:red" if run["jitter"] == "none" else "tab:blue")
-        ax.axvspan(0, run["outage_s"], color="grey", alpha=0.15, label="outage")
-        ax.set_title(
-            f"jitter={run['jitter']}: {len(times)} requests, peak {_peak(times, bin_s)} per {bin_s * 1000:.0f} ms"
-        )
-        ax.set_ylabel("requests")
-        ax.legend(loc="upper right")
-    axes[-1].set_xlabel("seconds since the callers started") if len(runs) > 1 else axes.set_xlabel("seconds")
-    fig.tight_layout()
-    return fig
-
-
-def _peak(times: list[float], bin_s: float) -> int:
-    counts: dict[int, int] = {}
-    for t in times:
-        counts[int(t / bin_s)] = counts.get(int(t / bin_s), 0) + 1
-    return max(counts.values(), default=0)
 
 
 def under_load(url: str, seconds: float, rate: float, during=None, at: float = 1.0) -> list[dict]:
