@@ -11,7 +11,7 @@ import time
 from ..checks import check
 from ..reliability.breaker import CircuitOpen
 from ..reliability.retry import Rejected, Unavailable, backoff_bound
-from .setup import find_dependency
+from .setup import dependency
 
 ATTEMPTS, BASE, CAP = 6, 0.1, 0.8
 RUNS = 200  # runs of the learner's retry loop on a scripted clock: enough to see the shape of the delays
@@ -40,13 +40,11 @@ def _call_bounded(r, fn, *args, seconds: float = 5.0, **kwargs):
 
 
 def _dependency(r):
-    dep = find_dependency()
-    r.require(
-        dep is not None,
-        "the lesson's dependency runs",
-        "the fault-injecting dependency is not running: run the setup cell at the top of the notebook again",
-    )
-    return dep
+    """The lesson's dependency (started again if a reset or a lab restart stopped it)."""
+    try:
+        return dependency()
+    except RuntimeError as e:
+        r.fail(f"the fault-injecting dependency could not be started: {e}")
 
 
 # ======================================================================= 09.1 retries
@@ -82,9 +80,15 @@ def check_retry(r, ns):
         raise Unavailable("503 from the check's dependency", 503)
 
     outcomes = []
-    for _ in range(RUNS):
+    for i in range(RUNS):
         calls.update(n=0, slept=0)
+        t0 = time.monotonic()
         box = _call_bounded(r, retry, down, attempts=ATTEMPTS, base=BASE, cap=CAP, sleep=sleep)
+        if i == 0 and time.monotonic() - t0 > 0.5 and not runaway["hit"]:
+            r.fail(
+                f"one call of retry_call took {time.monotonic() - t0:.1f} s although the check passed its own `sleep` "
+                "(which returns at once): wait only by calling the `sleep` you were given, never time.sleep as well"
+            )
         if runaway["hit"]:
             r.fail("it kept retrying an error that never went away: stop after `attempts` tries and raise the error")
         outcomes.append((calls["n"], calls["slept"], box))
@@ -141,6 +145,8 @@ def check_retry(r, ns):
         "so many callers do not all come back at the same moment",
     )
 
+    _other_settings(r, retry, sleep, delays, calls)
+
     def bad_request():
         calls["n"] += 1
         raise Rejected("400 from the check's dependency: the order has no item", 400)
@@ -188,6 +194,67 @@ def check_retry(r, ns):
         f"against the real dependency answering 503, 503, 200 the dependency saw {len(seen)} requests "
         f"(gaps {[round(g, 3) for g in gaps]} s) and the call gave {box}; with the default `sleep` it should "
         "really wait, and return the answer",
+    )
+
+
+def _other_settings(r, retry, sleep, delays, calls):
+    """attempts, base and cap the notebook never used; TimeoutError and ConnectionError are retryable too,
+    a bug in the code (ValueError) is not."""
+    attempts, base, cap = 4, 0.25, 0.6
+    tries, longest = [], {n: 0.0 for n in range(1, attempts)}
+
+    def down():
+        calls["n"] += 1
+        raise Unavailable("503", 503)
+
+    for _ in range(60):
+        for n in delays:
+            delays[n].clear()
+        calls.update(n=0, slept=0)
+        _call_bounded(r, retry, down, attempts=attempts, base=base, cap=cap, sleep=sleep)
+        tries.append(calls["n"])
+        for n in range(1, attempts):
+            longest[n] = max([longest[n], *delays.get(n - 1, [])])
+    bounds = {n: backoff_bound(n, base, cap) for n in range(1, attempts)}
+    r.expect(
+        set(tries) == {attempts}
+        and all(longest[n] <= bounds[n] + 1e-9 and longest[n] >= 0.7 * bounds[n] for n in bounds),
+        f"with other settings (attempts={attempts}, base={base}, cap={cap}) it follows them: {attempts} tries, waits "
+        f"up to {', '.join(f'{b:.2f}' for b in bounds.values())} s",
+        f"with attempts={attempts}, base={base}, cap={cap} it made {sorted(set(tries))} tries and its longest waits "
+        f"were {', '.join(f'{longest[n]:.2f}' for n in bounds)} s, expected about "
+        f"{', '.join(f'{b:.2f}' for b in bounds.values())} s: use the arguments you were given, not fixed numbers",
+    )
+    for error in (TimeoutError("timed out"), ConnectionRefusedError("refused")):
+        script = iter([error, error])
+
+        def flaky(script=script):
+            calls["n"] += 1
+            e = next(script, None)
+            if e is not None:
+                raise e
+            return "answer"
+
+        calls.update(n=0, slept=0)
+        box = _call_bounded(r, retry, flaky, attempts=4, base=0.01, cap=0.01, sleep=sleep)
+        r.expect(
+            box.get("value") == "answer" and calls["n"] == 3,
+            f"a {type(error).__name__} is retried too (is_retryable says so)",
+            f"a call failing with {type(error).__name__} twice then answering gave "
+            f"{box.get('value', box.get('error'))!r} after {calls['n']} calls: retry every error for which "
+            "is_retryable(e) is True, not only Unavailable",
+        )
+
+    def bug():
+        calls["n"] += 1
+        raise ValueError("a bug in the caller's code")
+
+    calls.update(n=0, slept=0)
+    box = _call_bounded(r, retry, bug, attempts=4, base=0.01, cap=0.01, sleep=sleep)
+    r.expect(
+        calls["n"] == 1 and isinstance(box.get("error"), ValueError),
+        "an error is_retryable does not name (a ValueError: a bug) is raised at once",
+        f"a ValueError (a bug, not retryable) was tried {calls['n']} times: retry only when is_retryable(e)",
     )
 
 

@@ -57,6 +57,46 @@ def find_dependency() -> Dependency | None:
     return None
 
 
+def dependency() -> Dependency:
+    """The running dependency, or a new one when it is gone (after ``reset_lesson("09")`` or a lab restart)."""
+    dep = find_dependency()
+    if dep is None:
+        print("(the lesson's dependency was not running: started it again)")
+        dep = start_dependency()
+    return dep
+
+
+def try_retry(retry_call, seconds: float = 10.0) -> None:
+    """The retry task's own try: the learner's ``retry_call`` against the dependency answering 503, then 200.
+    One line says what happened (a wrong answer is the check's business, never a traceback here)."""
+    dep = dependency()
+    dep.set_fault(script=[503, 200])
+    t0, box = time.time(), {}
+
+    def run():
+        try:
+            box["value"] = retry_call(lambda: dep.get(timeout=1))
+        except BaseException as e:  # noqa: BLE001 - reported below in one line
+            box["error"] = e
+
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    th.join(seconds)
+    calls = len([t for t, _ in dep.arrivals() if t >= t0])
+    if th.is_alive():
+        print(f"retry_call was still running after {seconds:g} s ({calls} requests so far): the check below says more")
+    elif isinstance(box.get("error"), NotImplementedError):
+        raise box["error"]
+    elif "error" in box:
+        e = box["error"]
+        print(
+            f"retry_call raised {type(e).__name__} after {calls} request(s): {e}; the check below says what is missing"
+        )
+    else:
+        print(f"retry_call returned {box['value']!r} after {calls} request(s) to the dependency (503, then 200)")
+    dep.reset()
+
+
 def start_fleet(spares: int = 0, quiet: bool = False) -> fleet.Fleet:
     """web-a, web-b, web-c in three zones (c in a network namespace of its own where the machine can),
     haproxy in front (retries 2, redispatch, health checks every 200 ms)."""
@@ -84,6 +124,40 @@ def under_load(url: str, seconds: float, rate: float, during=None, at: float = 1
         during()
     th.join(timeout=seconds + 15)
     return out
+
+
+def fresh_queues(sqs) -> None:
+    """Delete the DLQ task's two queues if an earlier run of the cell made them, so the cell can run again with
+    other settings (CreateQueue refuses an existing name with different attributes: QueueNameExists)."""
+    from .checks_ops import EX_DLQ, EX_QUEUE
+
+    gone = []
+    for name in (EX_QUEUE, EX_DLQ):
+        try:
+            sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=name)["QueueUrl"])
+            gone.append(name)
+        except sqs.exceptions.QueueDoesNotExist:
+            pass
+    if gone:
+        print(
+            f"deleted {' and '.join(gone)} from the last run of this cell (on AWS a deleted queue's name is free "
+            "again only after 60 s; this emulator frees it at once)"
+        )
+
+
+def show_queues(sqs) -> None:
+    """What the DLQ task's queues look like now (or that they are missing): one line each."""
+    from .checks_ops import EX_DLQ, EX_QUEUE
+
+    for name in (EX_QUEUE, EX_DLQ):
+        try:
+            url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        except sqs.exceptions.QueueDoesNotExist:
+            print(f"{name}: no such queue yet (the check below says what is missing)")
+            continue
+        a = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        days = int(a.get("MessageRetentionPeriod", 345600)) / 86400
+        print(f"{name}: keeps messages {days:g} days; RedrivePolicy: {a.get('RedrivePolicy', '(none)')}")
 
 
 def failed(results: list[dict]) -> list[dict]:
