@@ -213,11 +213,15 @@ def _basics(r, run, new_order, send, deliver, invoice, invoices, record):
         f"the first delivery of an order returned {first!r} and sent {invoices(order)} invoice(s); expected "
         "'processed' and exactly 1 (the handler is the work: call it once)",
     )
-    status = record(order).get("status", {}).get("S")
+    rec = record(order)
+    status = rec.get("status", {}).get("S")
     r.expect(
         status == "COMPLETED",
         "its record says COMPLETED",
-        f"after the work, the order's record has status {status!r}; set it to 'COMPLETED' once handler() returned",
+        f"after the work, the order's record has status {status!r}; set it to 'COMPLETED' once handler() returned"
+        if rec
+        else f"the table has no record keyed by the order id {order!r} (attribute pk): the key is "
+        "json.loads(message['Body'])['order_id']",
     )
     again = run(deliver(first_id), invoice(order))
     r.expect(
@@ -287,6 +291,8 @@ def _crash_and_redeliver(r, process_once, run, new_order, send, deliver, invoice
             f"{LEASE_S:g}), process_once took it over and ran the work: two workers would run the same order at once",
         }.get(live, f"delivered again while the lease was live, process_once returned {live!r}, not 'in-progress'"),
     )
+    if live == "processed":
+        return False  # taken over while live: the later steps would only say it again
     clock.now += LEASE_S
     late = run(deliver(msg_id), invoice(order))
     r.expect(
@@ -337,7 +343,8 @@ def _copies_at_once(r, process_once, new_order, send, deliver, invoice, invoices
         "six copies of an order at the same moment: processed once (one atomic claim wins)",
         f"six copies of an order delivered at the same moment sent {n} invoice(s) and returned {sorted(results)}"
         + (f" (errors: {errors[:2]})" if errors else "")
-        + ": reading first and writing afterwards is a race; claim with ONE conditional write",
+        + ": exactly one copy may win the claim; one conditional write that fails while another copy's claim is "
+        "live (reading first and writing afterwards is a race)",
     )
     if not took_over:
         return  # a takeover that fails alone is reported above; racing ones would only say it again
