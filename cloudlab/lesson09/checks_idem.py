@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import uuid
+import warnings
 
 from .. import aws
 from ..checks import check
@@ -70,7 +71,9 @@ def _crash(process_once, table: str, message: dict, clock) -> tuple[str, str]:
             return "finished", f"it raised {type(e).__name__}: {e}"
         return "finished", f"it returned {out!r}"
     read, write = os.pipe()
-    pid = os.fork()
+    with warnings.catch_warnings():  # Python 3.12+ warns about fork() with threads; the child only runs this
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
     if pid == 0:  # the worker process: never returns
         try:
             os.close(read)
