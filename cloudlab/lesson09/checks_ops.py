@@ -134,7 +134,9 @@ def check_restore(r, ns):
     backup = r.call(take_backup, s3, bucket)
     r.require(
         isinstance(backup, dict) and set(backup) >= set(keys),
-        f"take_backup returns a dict with an entry for each of the {len(keys)} objects",
+        f"take_backup returns a dict with an entry for each of the {len(keys)} objects (this check cannot tell "
+        "whether it reads every page: list_object_versions returns 1000 versions per page, so on a real bucket "
+        "use its paginator)",
         f"take_backup should return a dict with an entry per key, got {type(backup).__name__}: {backup!r:.120}",
     )
     versions_before = {k: _versions(s3, bucket, k) for k in keys}
