@@ -5,9 +5,10 @@ details"): ``desired = ceil(current * metric / target)``, no change while ``metr
 tolerance (10 %), clamped to ``[min, max]``. Scaling in uses the HPA's **stabilization window**: the
 controller scales down only to the highest recommendation of the last ``stabilization_s`` seconds (the HPA's
 default window is 300 s), so a dip does not remove instances that the next second needs again; scaling out
-happens at once. AWS documents its target tracking policies by behaviour, not by a formula: they add capacity
-in proportion to how far the metric is above the target and remove it more gradually (EC2 Auto Scaling User
-Guide, "Target tracking scaling policies"), with an instance warm-up before a new instance's metrics count.
+happens at once. AWS documents its target tracking policies by behaviour, not by a formula: they calculate the
+adjustment from the metric and the target, add capacity more aggressively than they remove it (Application Auto
+Scaling User Guide, "How target tracking scaling works"), and wait for an instance's warm-up before its metrics
+count.
 
 :func:`run` drives the fleet behind haproxy with a bounded load generator. Scaling out takes a spare from the
 warm pool (started in advance, out of service: an ASG's warm pool does the same, because a new instance takes
