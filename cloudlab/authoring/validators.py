@@ -21,6 +21,7 @@ A validator that cannot run is an error, never "no findings". Validators (findin
 ``promtool``                ``promtool check rules`` (``test rules`` for a unit-test file)
 ``amtool``                  ``amtool check-config``
 ``terraform-fmt``           ``terraform fmt -check`` over a module folder
+``chaostoolkit``            ``chaos validate`` over a Chaos Toolkit experiment
 ``pre-commit``              ``pre-commit validate-config`` (a ``.pre-commit-config.yaml``)
 ``check-jsonschema:<file>`` check-jsonschema against a schema file of the repository (a format with no
                             validator of its own, such as kube-apiserver's EncryptionConfiguration)
@@ -272,7 +273,15 @@ def check_jsonschema(a: Artifact, schema: str) -> dict[str, str]:
     return found
 
 
+def chaos_validate(a: Artifact) -> dict[str, str]:
+    from ..reliability import chaos
+
+    ok, why = chaos.validate(a.file, quiet=True)
+    return {} if ok else {"chaostoolkit:invalid": why[-400:]}
+
+
 VALIDATORS = {
+    "chaostoolkit": chaos_validate,
     "hadolint": hadolint,
     "kubernetes-validate": kubernetes_validate,
     "helm-lint": helm_lint,
