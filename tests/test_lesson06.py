@@ -267,9 +267,32 @@ def test_overlays_and_statefulset_validate():
 
 
 def test_kind_config_pins_the_node_image_by_digest():
+    """One Kubernetes version everywhere: the node image, the schemas, helm's --kube-version, the live job's kind
+    and kubectl. The digest is the one kind v0.33.0's release notes list for v1.36.4."""
     ref = kind.node_image()
-    assert ref.startswith("kindest/node:v1.32.") and "@sha256:" in ref and len(ref.split("@sha256:")[1]) == 64
+    assert ref.startswith(f"kindest/node:v{k8s.K8S_VERSION}.") and len(ref.split("@sha256:")[1]) == 64
+    assert ref.endswith("@sha256:099e049362a1526b2db71494e1947aae99bd16290d7c895f2b7ea312e3cbfaed")
+    assert kind.KIND_VERSION == "v0.33.0" and kind.KIND_VERSION in kind.KIND_CONFIG.read_text()
+    workflow = (kind.ROOT / ".github" / "workflows" / "test.yml").read_text()
+    assert f"version: {kind.KIND_VERSION}" in workflow and f"kubectl_version: v{k8s.K8S_VERSION}." in workflow
     assert kind.image_tag().startswith("sha-") and len(kind.image_tag()) == 16
+    assert f"--kube-version {k8s.K8S_VERSION}" in lesson06.render_env("dev", quiet=True).command
+
+
+@pytest.mark.parametrize(
+    "client,server,warned",
+    [("32", "36", True), ("35", "36", False), ("37", "36", False), ("36+", "38", True), ("", "", False)],
+)
+def test_kubectl_version_skew_is_named(monkeypatch, client, server, warned):
+    import json
+    import subprocess
+
+    out = json.dumps({"clientVersion": {"minor": client}, "serverVersion": {"minor": server}}) if client else ""
+    monkeypatch.setattr(kind, "_run", lambda cmd, timeout=30: subprocess.CompletedProcess(cmd, 0, out, ""))
+    said = kind.version_skew()
+    assert bool(said) is warned
+    if warned:
+        assert f"kubectl 1.{server.rstrip('+')}" in said and "one minor version" in said
 
 
 def test_exercise_chart_renders_blank(ex):
