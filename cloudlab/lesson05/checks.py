@@ -67,7 +67,7 @@ NUMERIC_USER = re.compile(r"\d+(:\d+)?")
 
 def _junk(paths: list[str]) -> list[str]:
     """Paths of the image that come from the developer's folder rather than the code: .env files, logs."""
-    return sorted(p for p in paths if p.rsplit("/", 1)[-1] in JUNK or "/logs/" in p + "/")
+    return sorted(p for p in paths if p.rsplit("/", 1)[-1] in JUNK)
 
 
 def _cleanup(*refs: str) -> None:
@@ -331,7 +331,8 @@ def check_run_flags(r, ns):
                 _kib(size) is not None and _kib(size) <= 64 * 1024,
                 f"/tmp is bounded ({size})",
                 f"/tmp has no small size ({'size=' + size if size else 'no size= option'}): a tmpfs is memory, and "
-                "without size= it may take half the host's; size=16m is plenty for scratch",
+                "without size= only the memory cap stops it, so a full /tmp becomes an OOM kill instead of a 'no "
+                "space left' the service can handle; size=16m is plenty for scratch",
             )
         mem, pids = host.get("Memory") or 0, host.get("PidsLimit") or 0
         r.expect(
