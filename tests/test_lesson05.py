@@ -333,12 +333,16 @@ def test_the_wheelhouse_matches_the_recorded_hashes():
     """Hash-checking mode: the wheels pip downloaded are the files requirements.txt names (sha256)."""
     import hashlib
 
-    recorded = set(re.findall(r"sha256:([0-9a-f]{64})", (ASSETS / "requirements.txt").read_text()))
-    cache = sorted(labdocker.cache_dir().glob("wheels-*"))
-    wheels = [w for d in cache for w in d.glob("*.whl")]
+    from cloudlab.containers.context import PYTHON_VERSION
+
+    req = (ASSETS / "requirements.txt").read_bytes()
+    recorded = set(re.findall(r"sha256:([0-9a-f]{64})", req.decode()))
+    folder = labdocker.cache_dir() / f"wheels-{hashlib.sha256(req + PYTHON_VERSION.encode()).hexdigest()[:10]}"
+    wheels = sorted(folder.glob("*.whl"))
     if not wheels:
         pytest.skip("no wheelhouse downloaded on this machine yet (lesson 05 makes one)")
-    assert {hashlib.sha256(w.read_bytes()).hexdigest() for w in wheels if w.parent == cache[-1]} <= recorded
+    assert len(wheels) == len(recorded) == 7
+    assert {hashlib.sha256(w.read_bytes()).hexdigest() for w in wheels} == recorded
 
 
 def test_base_image_build_says_how_long_it_takes(monkeypatch, capsys, tmp_path):
