@@ -118,7 +118,9 @@ class Fleet:
         machine can), plus ``spares`` slots for the autoscaler."""
         can, _ = netns.available()
         insts = [
-            Instance(f"l09-web-{z}", f"{region}{z}", net.free_port(), f"l09-az-{z}" if can and z in isolate else None)
+            Instance(
+                f"l09-web-{z}", f"{region}{z}", net.free_port(), netns.name(f"az-{z}") if can and z in isolate else None
+            )
             for z in "abc"
         ]
         insts += [
