@@ -170,17 +170,22 @@ def test_a_pass_is_a_green_box_in_a_notebook(monkeypatch):
 
 
 def test_a_failure_never_echoes_a_secret_the_check_passed():
+    import secrets
+
     from cloudlab.checks import check
+
+    fake = "Zq" + secrets.token_hex(7)  # made at run time: 16 characters, letters and digits
+    word = secrets.token_urlsafe(5)
 
     @check("99.8", "secret echo", hints=["h"])
     def c(r, ns):
         def store(name, value, password=None):
             raise ValueError("boom")
 
-        r.call(store, "l07-app/db", "Zq8vW2kP9xLm4Tr7", password="hunter2")
+        r.call(store, "l07-app/db", fake, password=word)
 
     with pytest.raises(CheckFailed) as e:
         c({})
     msg = str(e.value)
     assert "'l07-app/db'" in msg and "boom" in msg
-    assert "Zq8vW2kP9xLm4Tr7" not in msg and "hunter2" not in msg and "<hidden: 16 characters>" in msg
+    assert fake not in msg and word not in msg and "<hidden: 16 characters>" in msg
