@@ -157,3 +157,16 @@ def plot_crossover(traffic: Traffic, levels=None, table: PriceTable | None = Non
     fig.tight_layout()
     plt.close(fig)
     return fig
+
+
+def priced_table(traffic: Traffic, table: PriceTable | None = None):
+    """Every target's monthly cost for ``traffic``, cheapest first, as a table."""
+    from ..tables import Table
+
+    rows = sorted(price_all(traffic, table), key=lambda p: p.usd)
+    title = (
+        f"{traffic.requests_per_month:,.0f} requests/month, {traffic.memory_mb} MB x {traffic.avg_ms:g} ms, "
+        f"peak {traffic.peak_to_average:g}x average ({traffic.peak_rps:.0f} requests/s)"
+    )
+    return Table(("target", "USD/month", "what was priced"), [(p.target, round(p.usd, 2), p.sized) for p in rows],
+                 title=title)  # fmt: skip

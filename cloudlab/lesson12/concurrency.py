@@ -43,7 +43,8 @@ def burst(fn: Function, n: int, event: dict | None = None) -> list[str]:
         go.wait()
         try:
             inv = fn.invoke(event or {"hold": 0.5})
-            out[i] = "ok" if inv.ok else f"{inv.error_type}: {inv.error_message[:70]}"
+            why = inv.error_message.split("FATAL:")[-1].strip()  # PostgreSQL's own words, without the address
+            out[i] = "ok" if inv.ok else f"{inv.error_type}: {why[:70]}"
         except Throttled:
             out[i] = "throttled (429)"
 

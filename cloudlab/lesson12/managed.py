@@ -74,6 +74,7 @@ def create_instance(client, ident: str = INSTANCE, params: str = PARAMS, **kw) -
         PreferredBackupWindow="03:00-03:30",
         PreferredMaintenanceWindow="sun:04:00-sun:04:30",
         DBParameterGroupName=params,
+        VpcSecurityGroupIds=["sg-0c0ffee0d0e1f2a3b"],  # the application's security group (made up: moto accepts it)
         StorageEncrypted=True,
         AutoMinorVersionUpgrade=True,
     )
@@ -129,7 +130,7 @@ def seed_orders(db: database.Postgres, n: int = 500) -> int:
         conn.execute("DROP TABLE IF EXISTS orders")
         conn.execute("CREATE TABLE orders (id int PRIMARY KEY, customer text NOT NULL, total numeric NOT NULL)")
         conn.execute(
-            "INSERT INTO orders SELECT g, 'c-' || (g % 37), round((g * 7.31)::numeric % 500, 2) "
+            "INSERT INTO orders SELECT g, 'c-' || (g %% 37), round((g * 7.31)::numeric %% 500, 2) "
             "FROM generate_series(1, %s) g",
             (n,),
         )
@@ -191,6 +192,13 @@ def reset_managed() -> dict[str, list[str]]:
                 client.delete_db_parameter_group(DBParameterGroupName=group["DBParameterGroupName"])
     except Exception as e:  # noqa: BLE001 - an emulator without RDS (an old lab): say so, reset the rest
         removed["rds records"].append(f"(not reset: {type(e).__name__})")
+    try:
+        ecs = aws.client("ecs")
+        for arn in ecs.list_task_definitions(familyPrefix="l12-").get("taskDefinitionArns", []):
+            ecs.deregister_task_definition(taskDefinition=arn)
+            removed.setdefault("task definitions", []).append(arn.rsplit("/", 1)[-1])
+    except Exception as e:  # noqa: BLE001
+        removed.setdefault("task definitions", []).append(f"(not reset: {type(e).__name__})")
     db = database.find(PG_NAME)
     if db is not None and db.alive():
         try:

@@ -45,14 +45,17 @@ def deploy(
     name: str,
     source,
     handler: str,
-    timeout: float = 3.0,
+    timeout: float = 10.0,
     memory_mb: int = 128,
     env: dict | None = None,
     reserved_concurrency: int = 10,
     **kw,
 ) -> serverless.Function:
     """Copy ``source`` (a file, e.g. the notebook's ``l12_orders_api.py``) and the lesson's layer into a fresh
-    code folder and return the function that runs from it. ``handler``: ``module.function``."""
+    code folder and return the function that runs from it. ``handler``: ``module.function``.
+
+    The timeout defaults to 10 s, not Lambda's 3 s: the emulator counts INIT (importing boto3 takes seconds on a
+    busy machine) against the timeout, where Lambda gives INIT 10 s of its own."""
     if not name.startswith("l12-"):
         raise ValueError(f"lesson 12's functions are named l12-..., not {name!r}")
     src = Path(source)
@@ -163,6 +166,17 @@ def _reset() -> dict[str, list[str]]:
             if t.startswith("l12-"):
                 ddb.delete_table(TableName=t)
                 removed["tables"].append(t)
+    from .. import containers
+
+    if containers.answers():  # the function containers (the images stay: they are the build cache)
+        try:
+            ps = containers.docker("ps", "-a", "--filter", f"label={containers.LABEL}=12", "--format", "{{.Names}}")
+            names = ps.stdout.split()
+            if names:
+                containers.docker("rm", "-f", *names)
+                removed["containers"] = names
+        except (containers.EngineDown, containers.EngineMissing):
+            pass
     from .managed import reset_managed
 
     for k, v in reset_managed().items():

@@ -55,8 +55,10 @@ class Function:
         maximum_retry_attempts: int = 2,
         retry_delays: tuple[float, ...] = (1.0, 2.0),
         on_failure=None,
+        make_environment=Environment,
     ):
         self.spec = spec
+        self.make_environment = make_environment  # Environment (a process) or image.ContainerEnvironment
         self.reserved_concurrency = int(reserved_concurrency)
         self.maximum_retry_attempts = int(maximum_retry_attempts)
         self.retry_delays = tuple(retry_delays)
@@ -87,7 +89,7 @@ class Function:
                 self.throttles += 1
                 raise Throttled(self.name, self.reserved_concurrency)
             used = {e.index for e in self.environments}
-            env = Environment(self.spec, next(i for i in range(1, 10_000) if i not in used))
+            env = self.make_environment(self.spec, next(i for i in range(1, 10_000) if i not in used))
             self.environments.append(env)
             self._busy.add(env.name)
         try:
