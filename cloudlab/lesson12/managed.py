@@ -10,6 +10,7 @@ with the lab's PostgreSQL (``pg_dump`` and ``pg_restore``): the part that stays 
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import time
 from pathlib import Path
@@ -68,7 +69,7 @@ def create_instance(client, ident: str = INSTANCE, params: str = PARAMS, **kw) -
         DBInstanceClass="db.t4g.small",
         AllocatedStorage=20,
         MasterUsername="orders_admin",
-        MasterUserPassword="lab-only-" + os.urandom(6).hex(),
+        MasterUserPassword=secrets.token_urlsafe(16),  # a throwaway: moto never runs a database
         MultiAZ=True,
         BackupRetentionPeriod=7,
         PreferredBackupWindow="03:00-03:30",
