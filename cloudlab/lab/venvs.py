@@ -100,6 +100,15 @@ VENVS = {
         "secret scanners and IAM linter: detect-secrets, trufflehog, pre-commit, parliament (lesson 07)",
         core=False,
     ),
+    "functions": VenvSpec(
+        "functions",
+        ("3.11", "3.12", "3.13"),
+        (PINS / "functions-lock.txt",),
+        (),
+        PINS / "functions-lock.txt",
+        "Google's functions-framework and the Cloud Storage client: the Cloud Function of lesson 11",
+        core=False,
+    ),
 }
 CORE = tuple(n for n, s in VENVS.items() if s.core)
 
