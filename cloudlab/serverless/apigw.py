@@ -1,7 +1,9 @@
 """API Gateway's Lambda proxy integration, built by the lab: the event a function gets, what becomes of its answer.
 
-``sam local start-api`` does this job on a developer's machine, but it runs each function in a container it
-builds from an image it pulls, and no registry answers here, so the lab builds the HTTP API event itself
+``sam local start-api`` does this job on a developer's machine, but not on the lab's engine (tried with SAM CLI
+1.170, ``--skip-pull-image`` and the lesson's local image): it builds a layer that moves its emulator into the image as
+the image's user (fails for a non-root image) and reaches the container through a published port (the lab's dockerd
+has no bridge). So the lab builds the HTTP API event itself
 (payload format 2.0, as HTTP APIs send it; 1.0, REST APIs' format, with ``version="1.0"``) and maps the
 function's answer back to HTTP following API Gateway's documented rules:
 
