@@ -40,6 +40,10 @@ def _number(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
+def _shown(x, fmt: str) -> str:
+    return format(x, fmt) if _number(x) else f"{x!r:.40}"
+
+
 def _ms(found: dict[str, float]) -> str:
     return ", ".join(f"{k} ({v:.0f} ms)" for k, v in sorted(found.items(), key=lambda kv: -kv[1]))
 
@@ -138,7 +142,7 @@ def check_lambda_bill(r, ns):
             ok,
             f"{requests:,} requests/month at {memory} MB, {billed:.1f} ms billed on average: {want:,.2f} USD",
             f"for {requests:,} requests/month at {memory} MB and {billed:.1f} ms billed on average the bill is "
-            f"{want:,.2f} USD; lambda_monthly_usd gave {got!r:.40}",
+            f"{want:,.2f} USD; lambda_monthly_usd gave {_shown(got, ',.2f')}",
         )
     always_on = round(random.uniform(60, 400), 2)
     want = targets.break_even_requests(billed, memory, always_on)
@@ -147,7 +151,7 @@ def check_lambda_bill(r, ns):
         _number(got) and math.isclose(got, want, rel_tol=0.005),
         f"against {always_on} USD/month always on, Lambda costs more above {want:,.0f} requests/month",
         f"against an always-on service of {always_on} USD/month the break-even is {want:,.0f} requests/month; "
-        f"break_even_requests gave {got!r:.40}",
+        f"break_even_requests gave {_shown(got, ',.0f')}",
     )
 
 
