@@ -141,3 +141,28 @@ def fargate_task(ecs, family: str = "l12-orders", cpu: int = 512, memory: int = 
             }
         ],
     )["taskDefinition"]
+
+
+def structured_lines(fn: Function, last: int = 3) -> Table:
+    """The function's own JSON log lines (Powertools' Logger and its EMF metrics), the last ``last`` of each kind."""
+    logs, emf = [], []
+    for env in fn.environments:
+        for ln in env.log_text().splitlines():
+            try:
+                obj = json.loads(ln)
+            except ValueError:
+                continue
+            if not isinstance(obj, dict):
+                continue
+            if "_aws" in obj:
+                names = [m["Name"] for d in obj["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]]
+                emf.append(
+                    (
+                        "EMF metric",
+                        ", ".join(f"{n}={obj.get(n)}" for n in names),
+                        obj["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+                    )
+                )
+            elif "level" in obj:
+                logs.append((f"log {obj['level']}", obj.get("message"), f"cold_start={obj.get('cold_start')}"))
+    return Table(("line", "what", "with"), logs[-last:] + emf[-last:], title="the function's structured output")
