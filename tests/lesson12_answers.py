@@ -341,10 +341,10 @@ BILL_WRONG = {
 
 # ------------------------------------------------------------------ 12.7 restore drill
 def restore_drill(rds, source_id, target_id):
-    import time
+    import uuid
 
     src = rds.describe_db_instances(DBInstanceIdentifier=source_id)["DBInstances"][0]
-    snap_id = f"{source_id}-drill-{time.strftime('%Y%m%d-%H%M%S')}"
+    snap_id = f"{source_id}-drill-{uuid.uuid4().hex[:8]}"
     rds.create_db_snapshot(DBSnapshotIdentifier=snap_id, DBInstanceIdentifier=source_id)
     rds.get_waiter("db_snapshot_available").wait(DBSnapshotIdentifier=snap_id, WaiterConfig={"Delay": 1})
     rds.restore_db_instance_from_db_snapshot(

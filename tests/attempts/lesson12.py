@@ -132,7 +132,7 @@ return always_on_usd / lambda_monthly_usd(invocations, 1)
     ),
     # 12.7: the restore as tutorials show it: the default parameter group and security group
     "12.7": """
-snap_id = f"{source_id}-drill-{time.strftime('%Y%m%d-%H%M%S')}"
+snap_id = f"{source_id}-drill-{uuid.uuid4().hex[:8]}"
 rds.create_db_snapshot(DBSnapshotIdentifier=snap_id, DBInstanceIdentifier=source_id)
 rds.get_waiter("db_snapshot_available").wait(DBSnapshotIdentifier=snap_id, WaiterConfig={"Delay": 1})
 rds.restore_db_instance_from_db_snapshot(DBInstanceIdentifier=target_id, DBSnapshotIdentifier=snap_id)
