@@ -226,7 +226,7 @@ PAYMENTS_ONCE_WRONG = {
         'charge_once(order={**json.loads(record["body"]), "messageId": record["messageId"]})',
     ),
     "no Lambda context registered": swap(PAYMENTS_ONCE, "    config.register_lambda_context(context)\n", ""),
-    "a hand-made claim (lesson 09's pattern)": textwrap.dedent(
+    "a claim with no lease: a crash after it loses the order for good": textwrap.dedent(
         """
         import json
         import os
