@@ -173,6 +173,10 @@ def _env(extra: dict | None) -> dict:
     env = dict(os.environ)
     for k in ("FORCE_COLOR", "CLICOLOR_FORCE"):  # Jupyter kernels often set these; we parse the output
         env.pop(k, None)
+    # Debian's bash reads ~/.bashrc even when not interactive if it believes sshd started it: a job shell
+    # would then put the machine's own Python (pyenv) first on PATH. Jobs name their interpreter ($PYTHON).
+    for k in ("SSH_CLIENT", "SSH2_CLIENT", "SSH_CONNECTION"):
+        env.pop(k, None)
     env["NO_COLOR"] = "1"
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "/usr/bin:/bin")])
     env.pop("VIRTUAL_ENV", None)
