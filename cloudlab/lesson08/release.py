@@ -17,6 +17,7 @@ from ..pipelines import prepare_project
 ASSETS = ROOT / "lessons" / "08_ci-cd-and-deployment"
 PROJECT = ASSETS / "project"
 WORKFLOW = ASSETS / "github" / "release.yml"
+COURSE_WORKFLOW = ROOT / ".github" / "workflows" / "test.yml"  # the course's own CI, held to the same rules
 # The one image of the order service (issue: one image through the course): lesson 05's Dockerfile and build
 # context files, copied into every project, never a second Dockerfile of lesson 08's own.
 IMAGE_SOURCES = ROOT / "lessons" / "05_containers" / "orders"
@@ -47,14 +48,23 @@ def prepare(name: str = "pipeline", pipeline: str | None = None, files: dict | N
     return prepare_project(PROJECT, work_dir() / name, extra)
 
 
-def failing_test() -> dict:
-    """A change that breaks a unit test: the red pipeline's commit."""
+def failing_test(seed: str | None = None) -> dict:
+    """A change that breaks a unit test: the red pipeline's commit. ``seed``: another change the notebook
+    never showed (a test file of another name, another setting), for a check."""
+    if seed is None:
+        name, var, value, wrong = "test_release", "PORT", None, 8081
+        body = '    assert Config.from_env({"ORDERS_BUCKET": "b", "ORDERS_QUEUE_URL": "q"}).port == 8081\n'
+        doc = "the default port moved, and the test that pins it fails"
+    else:
+        name, var, value, wrong = f"test_{seed}", "LOG_LEVEL", "WARNING", f"{seed}"
+        body = (
+            f'    cfg = Config.from_env({{"ORDERS_BUCKET": "b", "ORDERS_QUEUE_URL": "q", "{var}": "{value}"}})\n'
+            f'    assert cfg.log_level == "{wrong}"\n'
+        )
+        doc = "a setting is read differently now, and its test fails"
     return {
-        "tests/test_release.py": (
-            '"""A teammate\'s change: the default port moved, and the test that pins it fails."""\n\n'
-            "from app.service import Config\n\n\n"
-            "def test_default_port_is_8080():\n"
-            '    assert Config.from_env({"ORDERS_BUCKET": "b", "ORDERS_QUEUE_URL": "q"}).port == 8081\n'
+        f"tests/{name}.py": (
+            f'"""A teammate\'s change: {doc}."""\n\nfrom app.service import Config\n\n\ndef {name}():\n{body}'
         )
     }
 

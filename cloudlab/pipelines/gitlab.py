@@ -151,6 +151,13 @@ def commit(project: Path, message: str) -> str:
     return commit_sha(project)
 
 
+def branch(project: Path, name: str) -> str:
+    """Switch the project to branch ``name`` (created if new), as a developer's feature branch; returns ``name``."""
+    exists = subprocess.run(["git", "rev-parse", "--verify", "-q", name], cwd=project, capture_output=True)
+    _git(Path(project), "checkout", "-q", *([] if exists.returncode == 0 else ["-b"]), name)
+    return name
+
+
 def commit_sha(project: Path) -> str:
     out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True)
     return out.stdout.strip()
