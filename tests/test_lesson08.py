@@ -12,6 +12,7 @@ import json
 import shutil
 
 import pytest
+import yaml
 from checktest import rejected_in_missing as rejected
 
 from cloudlab import database, deploy, pipelines
@@ -610,3 +611,94 @@ def test_a_broken_pipeline_file_is_a_clear_error(text, words):
     with pytest.raises(pipelines.PipelineError, match="could not run") as e:
         pipelines.run_pipeline(project, quiet=True)
     assert words in str(e.value) and "    at " not in str(e.value)  # the message, not a JavaScript stack
+
+
+# ====================================================================== one image through the course (lab, Docker)
+@pytest.fixture(scope="module")
+def engine():
+    from cloudlab import containers
+
+    if containers.connect(quiet=True) is None:
+        pytest.skip("no Docker engine answers and the lab cannot start one here")
+    return containers
+
+
+@pytest.mark.lab
+def test_one_image_reaches_make_cluster_and_the_pipeline(engine):
+    """Issue 20 item 2: lesson 05's build_orders, `make cluster`'s image step and lesson 08's pipeline (its
+    build, scan and deploy jobs) all have the same digest; then a secret planted in the image's history fails
+    scan-image (item 18), and nothing is deployed."""
+    import secrets
+
+    from cloudlab.lab import cluster
+    from cloudlab.lesson05 import build_orders
+
+    lesson05 = build_orders(show=False)
+    made = cluster.build_image()  # what `make cluster` does before `kind load docker-image`
+    assert made == {"lesson05": lesson05.tag, "image": cluster.image(), "id": lesson05.image_id}
+    assert engine.inspect(cluster.image())["Id"] == lesson05.image_id
+
+    image_vars, env = release.image_settings(quiet=True)
+    releases = release.work_dir() / "one-image-releases"
+    variables = {**image_vars, **release.pipeline_variables(releases=releases)}
+    project = release.prepare("one-image")
+    run = pipelines.run_pipeline(project, variables=variables, env=env, quiet=True, timeout=300)
+    jobs = ("lint", "unit-test", "deps", "build-image", "scan-image", "deploy-staging", "smoke-staging")
+    assert all(run.status(j) == "passed" for j in jobs), run.table() + run.logs()[-3000:]
+    staged = json.loads((releases / "staging.json").read_text())
+    assert staged["kind"] == "image" and staged["digest"] == lesson05.image_id, staged
+    assert lesson05.image_id in run.jobs["smoke-staging"].log  # the smoke test ran that very digest
+
+    # a secret in an ENV line: it sits in the image's config and history for anyone who pulls the image
+    dockerfile = project / "Dockerfile"
+    planted = "DB_PASSWORD=" + secrets.token_hex(8)
+    text = dockerfile.read_text().replace("FROM ${BASE} AS runtime\n", f"FROM ${{BASE}} AS runtime\nENV {planted}\n")
+    assert planted in text
+    dockerfile.write_text(text)
+    pipelines.commit(project, "a teammate's 'temporary' database password")
+    variables = {**image_vars, **release.pipeline_variables(releases=releases)}
+    run = pipelines.run_pipeline(project, variables=variables, env=env, quiet=True, timeout=300)
+    assert run.status("build-image") == "passed" and run.status("scan-image") == "failed", run.table()
+    assert "names a secret" in run.jobs["scan-image"].log and planted in run.jobs["scan-image"].log
+    assert not run.ran("deploy-staging") and not (releases / "staging.json").exists()
+
+
+def test_the_pipeline_builds_lesson05s_dockerfile_and_names_its_interpreter():
+    """No second Dockerfile (item 17): the project gets lesson 05's files; the pipeline's base is lesson 05's pinned
+    digest; no job relies on whichever `python` a shell finds first (issue 19, 0b)."""
+    assert not (release.PROJECT / "Dockerfile").exists() and not (release.PROJECT / "requirements.txt").exists()
+    project = release.prepare("files")
+    for name in release.IMAGE_FILES:
+        assert (project / name).read_bytes() == (release.IMAGE_SOURCES / name).read_bytes(), name
+    spec = yaml.safe_load((release.PROJECT / ".gitlab-ci.yml").read_text())
+    pinned = next(
+        ln for ln in (release.IMAGE_SOURCES / "Dockerfile").read_text().splitlines() if ln.startswith("ARG BASE=")
+    )
+    assert spec["variables"]["BASE_IMAGE"] == pinned.split("=", 1)[1]
+    scripts = [ln for job in spec.values() if isinstance(job, dict) for ln in job.get("script", [])]
+    assert scripts and all(" python" not in f" {ln}" and "python3" not in ln for ln in scripts), scripts
+    assert "--network none" in " ".join(spec["build-image"]["script"])
+    assert spec["deploy-production"]["resource_group"] == "production"
+    assert spec["deploy-production"]["rules"] == [{"if": "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH", "when": "manual"}]
+
+
+@needs_node
+def test_every_job_uses_the_interpreter_it_is_given_whatever_the_shell_reads(tmp_path):
+    """Issue 19 0b: a job shell that reads start-up files (here BASH_ENV) and puts another `python` first on PATH;
+    the jobs run "$PYTHON", so lint and the tests still pass."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for name in ("python", "python3"):
+        (fake / name).write_text("#!/bin/sh\necho 'No module named ruff (the wrong python)' >&2\nexit 1\n")
+        (fake / name).chmod(0o755)
+    startup = tmp_path / "bashrc"
+    startup.write_text(f'export PATH="{fake}:$PATH"\n')
+    project = release.prepare("interpreter")
+    run = pipelines.run_pipeline(
+        project,
+        jobs=("lint", "unit-test"),
+        variables={"IMAGE_BUILD": "no", **release.pipeline_variables()},
+        env={"BASH_ENV": str(startup)},
+        quiet=True,
+    )
+    assert run.status("lint") == "passed" and run.status("unit-test") == "passed", run.logs()[-2000:]
