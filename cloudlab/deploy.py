@@ -159,16 +159,10 @@ def switch(lb, to: str, health_timeout: float = 10.0) -> float:
 
 # ------------------------------------------------------------------ canary
 def canary_balancer(name: str, stable_port: int, canary_port: int, quiet: bool = False):
-    """One backend ``app``: ``stable`` at weight 100 and ``canary`` at weight 0 (no traffic yet)."""
-    return haproxy.Balancer(
-        name,
-        [
-            haproxy.Backend(
-                "app", [haproxy.Server("stable", stable_port, 100), haproxy.Server("canary", canary_port, 0)]
-            )
-        ],
-        quiet=quiet,
-    ).start()
+    """One backend ``app``: ``stable`` at weight 100 and ``canary`` at weight 0 (no traffic yet). No redispatch:
+    a request stable could not take is retried on stable, never handed to the canary (its share stays its weight)."""
+    servers = [haproxy.Server("stable", stable_port, 100), haproxy.Server("canary", canary_port, 0)]
+    return haproxy.Balancer(name, [haproxy.Backend("app", servers, redispatch=False)], quiet=quiet).start()
 
 
 def counters(lb, server: str, backend: str = "app") -> dict:

@@ -85,6 +85,8 @@ def image_settings(quiet: bool = False) -> tuple[dict, dict]:
         return {"IMAGE_BUILD": "no"}, {}
     variables = {"DOCKER": eng.client, **({"BASE_IMAGE": base} if base else {})}
     env = {k: v for k, v in eng.environ().items() if k.startswith("DOCKER")}
+    if not quiet:
+        print(f"the image jobs build on {eng.whose} (Docker {eng.version}), base {base or 'the pinned digest'}")
     return variables, env
 
 

@@ -135,9 +135,10 @@ def check_blue_green(r, ns):
         r.expect(
             deploy.live(lb) == "blue" and _versions(lb.url, 4) == {f"blue-{tag}"},
             f"a green that had just died (haproxy still said {said}) got no traffic: blue keeps serving",
-            f"green was killed a moment before `switch_to_green(lb, 1.5)` (haproxy still said {said}: its checks "
-            "notice a dead server only after `fall` failures) and the traffic went to it: it never became healthy "
-            "again. Ask green's /health yourself (deploy.healthy(lb.server_url('green', 'green'))) before switching",
+            f"a green that had just died got the traffic: it was killed a moment before `switch_to_green(lb, 1.5)` "
+            f"(haproxy still said {said}: its checks notice a dead server only after `fall` failures) and it never "
+            "became healthy again. Ask green's /health yourself (deploy.healthy(lb.server_url('green', 'green'))) "
+            "before switching",
         )
     finally:
         for name in ("l08-check-lb", GREEN, "l08-check-blue"):
@@ -146,32 +147,32 @@ def check_blue_green(r, ns):
 
 # ==================================================================== 08.4 canary
 CANARIES = {  # name: (canary's faults, stable's faults, what it is)
-    "good": ({}, {}, "a healthy version"),
-    "late": ({"fault_rate": 1.0, "fault_after": 20}, {}, "a version that fails every request after its first 20"),
+    "late": ({"fault_rate": 1.0, "fault_after": 12}, {}, "a version that fails every request after its first 12"),
     "slow": ({"latency_ms": 700}, {}, "a version 700 ms slower per request, without errors"),
-    # the whole service is slow today (a slow dependency): the new version is no slower than the old one
-    "slow-both": (
-        {"latency_ms": 300},
-        {"latency_ms": 300},
-        "a version as slow as the stable one (both 300 ms: a slow day), without errors",
+    # stable itself takes 150 ms today (a slow dependency); the new version is 130 ms slower: within the budget
+    "slow-day": (
+        {"latency_ms": 280},
+        {"latency_ms": 150},
+        "a healthy version 130 ms slower than stable on a day stable itself takes 150 ms (within 250 ms of stable)",
     ),
 }
-HEALTHY = ("good", "slow-both")  # canaries that must be promoted
-CANARY_SAMPLE = 12  # requests each observe() sends to the canary: a handful makes one slow request look like a trend
+HEALTHY = ("slow-day",)  # canaries that must be promoted
+CANARY_SAMPLE = 8  # requests each observe() sends to the canary: a handful makes one slow request look like a trend
 MAX_ERROR_RATIO, MAX_EXTRA_MS = 0.01, 250
 
 
-def _scenario(r, run_canary, stable, canary) -> dict:
+def _scenario(r, run_canary, stable, canary, slow: bool = False) -> dict:
     lb = deploy.canary_balancer("l08-check-lb", stable.port, canary.port, quiet=True)
     lb.wait_status("app", "stable", "UP", timeout=10)
     lb.wait_status("app", "canary", "UP", timeout=10)
     seen: list[dict] = []  # what each observe() showed: the check judges a rollback of a healthy canary by it
+    conc = 16 if slow else 8  # on a slow day requests mostly sleep: more at once, or the check takes many seconds
 
     def observe():
         weight = max(deploy.counters(lb, "canary")["weight"], 1)
-        n = max(60, -(-CANARY_SAMPLE * 100 // weight))  # haproxy's weighted round robin: ~12 reach the canary
+        n = max(40, -(-CANARY_SAMPLE * 100 // weight))  # haproxy's weighted round robin: ~8 reach the canary
         before = deploy.counters(lb, "canary")
-        obs.run_load(lb.url, n=n, concurrency=24, post_share=1.0, max_seconds=12, seed=len(seen) + 1)
+        obs.run_load(lb.url, n=n, concurrency=conc, post_share=1.0, max_seconds=12, seed=len(seen) + 1)
         d = deploy.delta(before, deploy.counters(lb, "canary"))
         seen.append({**d, "stable_ms": deploy.counters(lb, "stable")["avg_ms"]})
 
@@ -227,7 +228,7 @@ def check_canary(r, ns):
     stables = {
         "stable": deploy.start_instance("l08-check-stable", f"v1-{tag}", bk, wait=False, quiet=True),
         "stable-slow": deploy.start_instance(
-            "l08-check-stable-slow", f"v1-{tag}", bk, wait=False, quiet=True, **CANARIES["slow-both"][1]
+            "l08-check-stable-slow", f"v1-{tag}", bk, wait=False, quiet=True, **CANARIES["slow-day"][1]
         ),
     }
     canaries = {
@@ -244,22 +245,27 @@ def check_canary(r, ns):
         def stable_for(name):
             return stables["stable-slow" if CANARIES[name][1] else "stable"]
 
-        out = {name: _scenario(r, run_canary, stable_for(name), canaries[name]) for name in CANARIES}
+        def scenario(name):
+            return _scenario(r, run_canary, stable_for(name), canaries[name], slow=bool(CANARIES[name][1]))
+
+        out = {name: scenario(name) for name in CANARIES}
         for name in HEALTHY:
             for _ in range(2):  # a healthy canary rolled back on data that really crossed a threshold: the machine's
                 got = out[name]  # fault, not the controller's; watch it again (a wrong controller fails every time)
                 if got["result"] == "promoted" or not got["seen"] or not _really_bad(got["seen"][-1]):
                     break
-                out[name] = _scenario(r, run_canary, stable_for(name), canaries[name])
+                out[name] = scenario(name)
     finally:
         for inst in everyone:
             procs.stop(inst.name)
-    good, late, slow, both = out["good"], out["late"], out["slow"], out["slow-both"]
+    good, late, slow = out["slow-day"], out["late"], out["slow"]
     r.expect(
         good["result"] == "promoted" and good["canary"]["weight"] == 100,
-        "a healthy canary is promoted to 100 %",
-        f"a healthy canary ended as {good['result']!r} with weight {good['canary']['weight']}: "
-        f"it should be promoted to 100 % (what observe() showed: {_steps(good['seen']) or 'nothing'})",
+        "a healthy canary on a slow day (stable 150 ms, canary 130 ms more) is promoted to 100 %: latency is judged "
+        "against stable's",
+        f"{CANARIES['slow-day'][2]} ended as {good['result']!r} with weight {good['canary']['weight']}: it should be "
+        "promoted to 100 %. Compare the canary's avg_ms with the stable version's (deploy.counters(lb, 'stable')"
+        f"['avg_ms']) plus 250, not with a fixed number (what observe() showed: {_steps(good['seen']) or 'nothing'})",
     )
     r.expect(
         good["observes"] >= 3,
@@ -281,13 +287,6 @@ def check_canary(r, ns):
         slow["result"] == "rolled back" and slow["canary"]["weight"] == 0,
         "a slow version (700 ms more per request, no errors) is rolled back",
         f"{CANARIES['slow'][2]} ended as {slow['result']!r}: watch latency (avg_ms), not only errors",
-    )
-    r.expect(
-        both["result"] == "promoted" and both["canary"]["weight"] == 100,
-        "on a slow day (stable and canary both 300 ms) the canary is promoted: latency is judged against stable's",
-        f"{CANARIES['slow-both'][2]} ended as {both['result']!r}: compare the canary's avg_ms with the stable "
-        f"version's (deploy.counters(lb, 'stable')['avg_ms']), not with a fixed number (what observe() showed: "
-        f"{_steps(both['seen']) or 'nothing'})",
     )
     stable_version = f"v1-{tag}"
     wrong = {n: sorted(o["answered"]) for n, o in out.items() if o["result"] == "rolled back"}
