@@ -204,7 +204,7 @@ def canary(
     steps=(5, 25, 100),
     max_error_ratio: float = 0.01,
     max_extra_ms: float = 250.0,
-    min_requests: int = 10,
+    min_requests: int = 8,
     max_observes: int = 4,
     quiet: bool = False,
 ) -> str:
