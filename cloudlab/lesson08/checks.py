@@ -78,13 +78,16 @@ def check_pipeline(r, ns):
             project, variables=variables(releases), quiet=True, timeout=120, validate=validate, manual=manual
         )
 
+    def plan(name):  # what gitlab-ci-local plans for each job (rules evaluated): `when: manual` however written
+        return {j["name"]: j.get("when") for j in pipelines.list_jobs(prepare(name, text))}
+
     try:
-        with ThreadPoolExecutor(2) as pool:
+        with ThreadPoolExecutor(3) as pool:
             fg = pool.submit(run, f"{tag}-green", {}, green_dir / "releases", True)
             # the broken commit, with the gate opened: a person pressing the button must not ship it either
             fr = pool.submit(run, f"{tag}-red", broken, red_dir / "releases", False, ("deploy-production",))
-            green, red = fg.result(), fr.result()
-        kinds = {j["name"]: j.get("when") for j in pipelines.list_jobs(green.project)}
+            fk = pool.submit(plan, f"{tag}-plan")
+            green, red, kinds = fg.result(), fr.result(), fk.result()
     except pipelines.PipelineError as e:
         r.fail(f"gitlab-ci-local could not run your pipeline: {e}")
     # the good commit
