@@ -128,11 +128,11 @@ RUN uv pip install --no-cache --system --no-deps -e . \
  && rm -rf cloudlab.egg-info build
 
 # Every lesson's own pinned environment (checkov, Chaos Toolkit, the secret scanners and their hook, the
-# enforcing moto of lesson 07) in $CLOUDLAB_VENV_DIR, built by the lab's own code with the same uv and
+# enforcing moto of lesson 07, lesson 11's functions-framework) in $CLOUDLAB_VENV_DIR, built by the lab's own code with the same uv and
 # locks, so each carries the stamp `make lab` checks: nothing installs at run time as the learner.
 # (LocalStack and the shared moto run as compose services.) uv's cache stays in BuildKit, not the image.
 RUN --mount=type=cache,target=/root/.cache/uv \
-    python -m cloudlab.lab setup --venv checkov chaostoolkit secrets moto \
+    python -m cloudlab.lab setup --venv checkov chaostoolkit secrets moto functions \
  && ln -s /opt/checkov/bin/checkov /usr/local/bin/checkov \
  && ln -s /opt/chaostoolkit/bin/chaos /usr/local/bin/chaos \
  && rm -rf /opt/.installer /home/learner/course/.lab

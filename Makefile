@@ -27,12 +27,13 @@ stop:  ## stop the local cloud (emulators, lesson processes); JupyterLab keeps r
 stop-all:  ## also stop JupyterLab (refuses while notebooks are open; FORCE=1 stops anyway)
 	@$(LAB) down --all $(if $(FORCE),--force)
 
-status:  ## what runs, what listens, and your exercise progress (exit 1 when the cloud is down)
-	@rc=0; $(LAB) status || rc=$$?; \
-	$(VPY) -m cloudlab.checks 2>/dev/null || echo "  (progress appears once .venv exists: make setup)"; \
-	exit $$rc
+# The reason is the last line `status` prints. A failing recipe would make make add its own
+# "make: *** [Makefile:NN: status] Error 1" after it; SIGQUIT makes GNU make exit non-zero without a word
+# instead. The recipe stays alive a moment, so make's handler (not its main loop) reaps it.
+status:  ## what runs (the lab's and the lessons' processes), your progress; exit 1 when the cloud is down
+	@$(LAB) status || { kill -QUIT $$PPID; sleep 1; }
 
-logs:  ## the last lines of the emulators' and JupyterLab's logs
+logs:  ## what runs, what stopped and why, then each log's last lines without routine noise
 	@$(LAB) logs
 
 update:  ## take course updates (git pull) and refresh workspace/ without losing your edits
@@ -67,3 +68,22 @@ cluster:  ## create the course's kind cluster (needs kind + Docker), load the or
 
 cluster-down:  ## delete the course's kind cluster
 	@$(LAB) cluster-down
+
+# ---- The workshop room (docs/instructors/room.md): JupyterHub on this server, a lab per learner. Root only.
+.PHONY: hub hub-accounts hub-status hub-restart hub-stop
+hub:  ## start the workshop hub (JupyterHub) on 127.0.0.1:8000 (root; IP=... only as room.md says)
+	@$(LAB) setup --all
+	@$(if $(IP),CLOUDLAB_HUB_IP=$(IP)) $(PYTHON) -m cloudlab.hub up
+
+hub-accounts:  ## workshop accounts and login cards: SEATS=25 or NAMES=file.txt; INSTRUCTOR=1 the instructor's too
+	@$(PYTHON) -m cloudlab.hub accounts create $(if $(SEATS),--seats $(SEATS)) $(if $(NAMES),--names $(NAMES)) \
+	    $(if $(INSTRUCTOR),--instructor) $(if $(URL),--url $(URL))
+
+hub-status:  ## the hub, every learner's server, anything listening beyond 127.0.0.1
+	@$(PYTHON) -m cloudlab.hub status
+
+hub-restart:  ## restart only the hub process: the learners' servers keep running
+	@$(PYTHON) -m cloudlab.hub restart
+
+hub-stop:  ## stop every learner's server (their work stays in their homes), the hub and its proxy
+	@$(PYTHON) -m cloudlab.hub down

@@ -17,6 +17,7 @@ from . import aws, procs
 
 Removed = dict[str, list[str]]
 _EXTRAS: dict[str, list[Callable[[], Removed]]] = {}
+_KEEP: dict[str, set[str]] = {}
 
 
 def prefix(lesson: str) -> str:
@@ -33,6 +34,13 @@ def extra(lesson: str):
         return fn
 
     return deco
+
+
+def keep_running(lesson: str, *names: str) -> None:
+    """Processes a reset of ``lesson`` leaves running: emulators that are slow to start and that the lesson's
+    notebooks share (lesson 11's Java emulators). Its ``@extra`` hook wipes their data instead; `make stop`
+    still stops them."""
+    _KEEP.setdefault(f"{int(lesson):02d}", set()).update(names)
 
 
 def empty_and_delete_bucket(s3, name: str) -> None:
@@ -114,7 +122,7 @@ def reset_lesson(lesson: str, quiet: bool = False) -> Removed:
     except ModuleNotFoundError:
         pass
     p = prefix(nn)
-    removed: Removed = {"processes": procs.stop_all(p)}
+    removed: Removed = {"processes": procs.stop_all(p, keep=_KEEP.get(nn, set()))}
     wait_for_services(("s3", "sqs"), timeout=5)
     for hook in _EXTRAS.get(nn, []):
         _merge(removed, hook())

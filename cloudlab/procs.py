@@ -106,9 +106,12 @@ def stop(name: str, grace: float = 5.0, sig: int = signal.SIGTERM) -> int | None
     return code
 
 
-def stop_all(prefix: str = "") -> list[str]:
+def stop_all(prefix: str = "", keep=()) -> list[str]:
+    """Stop every process whose name starts with ``prefix``, except the names in ``keep``."""
     stopped = []
     for f in sorted(_dir().glob(f"{prefix}*.pid")):
+        if f.stem in keep:
+            continue
         stop(f.stem)
         stopped.append(f.stem)
     return stopped

@@ -226,7 +226,9 @@ def test_every_published_port_is_on_loopback(compose):
         "127.0.0.1:9093:9093",
         "127.0.0.1:9097:9097",
     }
-    assert set(PORTS.values()) == {int(p.split(":")[1]) for p in ports}
+    # lesson 11's emulators and function share JupyterLab's network and are published nowhere: only notebooks use them
+    lesson11 = {"pubsub", "firestore", "gcs", "function", "azurite_blob", "azurite_queue", "azurite_table"}
+    assert {v for k, v in PORTS.items() if k not in lesson11} == {int(p.split(":")[1]) for p in ports}
 
 
 @pytest.mark.parametrize(

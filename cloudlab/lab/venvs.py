@@ -100,6 +100,26 @@ VENVS = {
         "secret scanners and IAM linter: detect-secrets, trufflehog, pre-commit, parliament (lesson 07)",
         core=False,
     ),
+    "functions": VenvSpec(
+        "functions",
+        ("3.11", "3.12", "3.13"),
+        (PINS / "functions-lock.txt",),
+        (),
+        PINS / "functions-lock.txt",
+        "Google's functions-framework and the Cloud Storage client: the Cloud Function of lesson 11",
+        core=False,
+    ),
+    # The workshop hub (cloudlab.hub, `make hub`): JupyterHub and its authenticator run as root beside the
+    # learners' servers, never in the kernel the learners run code in.
+    "hub": VenvSpec(
+        "hub",
+        ("3.11", "3.12", "3.13"),
+        (PINS / "hub-lock.txt",),
+        (),
+        PINS / "hub-lock.txt",
+        "JupyterHub 5.5, NativeAuthenticator and the idle culler (the workshop hub)",
+        core=False,
+    ),
 }
 CORE = tuple(n for n, s in VENVS.items() if s.core)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -29,7 +30,10 @@ MANIFEST = ".workspace.json"
 
 
 def root(lab=None) -> Path:
-    """The learner's lab uses ``workspace/`` in the course folder; a test lab keeps its own under its state."""
+    """The learner's lab uses ``workspace/`` in the course folder; a test lab keeps its own under its state;
+    ``CLOUDLAB_WORKSPACE`` names another (a learner's home on the workshop hub)."""
+    if os.environ.get("CLOUDLAB_WORKSPACE"):
+        return Path(os.environ["CLOUDLAB_WORKSPACE"])
     if lab is not None and lab.profile != "lab":
         return lab.state / "workspace"
     return ROOT / "workspace"
@@ -101,7 +105,10 @@ def sync(ws: Path | None = None, course_root: Path = ROOT) -> dict[str, list[str
                 dest.write_text(text)
                 report["added"].append(rel)
             elif entry.get("course") == new_hash:
-                pass  # the course did not change this notebook
+                # The course did not change this notebook: nothing to do, and the manifest keeps describing the
+                # copy as the course wrote it (recording your edited sources here would make the next course
+                # change see an unedited copy and overwrite your answers).
+                continue
             elif entry and source_hash(dest) == entry.get("sources"):
                 dest.write_text(text)  # you did not edit it: take the new version
                 report["refreshed"].append(rel)
