@@ -272,8 +272,15 @@ def test_plots_return_figures():
     b = [(0.025, 20.0), (0.1, 50.0), (math.inf, 50.0)]
     assert obs.plot_latency(res, b, slo_s=0.05).axes
     assert obs.plot_waterfall(obs.traces(SPANS)["t1"]).axes
-    windows = {"5m": ([0, 1, 2], [0.0, 0.5, 0.1]), "1h": ([0, 1, 2], [0.0, 0.1, 0.1])}
+    windows = {"5m": ([0, 1, 2], [0.0, 0.5, 0.3]), "1h": ([0, 1, 2], [0.0, 0.1, 0.1])}
     assert obs.plot_windows(windows, {"page": 0.072}, "t", {"incident": 1}).axes
+    # a window longer than the history holds the same samples: both lines stay visible, the legend says so
+    windows["6h"] = ([1, 2, 3], [0.1, 0.1, 0.2])
+    ax = obs.plot_windows(windows).axes[0]
+    lines = {ln.get_label(): ln for ln in ax.get_lines()}
+    assert "6h (= 1h where they overlap)" in lines and "1h" in lines and "5m" in lines
+    widths = [lines[k].get_linewidth() for k in ("5m", "1h", "6h (= 1h where they overlap)")]
+    assert widths == sorted(widths, reverse=True) and lines["6h (= 1h where they overlap)"].get_linestyle() == "--"
     series = {k: [1.0, 2.0] for k in ("t", "rps", "error_pct", "p50", "p95", "p99", "in_flight", "cpu_pct")}
     assert len(obs.plot_dashboard(series, 0.25, 0.5).axes) == 4
 
