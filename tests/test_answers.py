@@ -9,7 +9,8 @@ from cloudlab import answers
 
 
 def _client_error():
-    return ClientError({"Error": {"Code": "NoSuchBucket", "Message": "The specified bucket does not exist"}}, "PutObject")
+    error = {"Error": {"Code": "NoSuchBucket", "Message": "The specified bucket does not exist"}}
+    return ClientError(error, "PutObject")
 
 
 def test_a_boto3_error_becomes_one_line_with_the_code_and_the_pointer():

@@ -308,7 +308,9 @@ def _bucket_bounds(buckets) -> tuple[float, ...] | None:
     try:
         bounds = tuple(float(b) for b in buckets)
     except (TypeError, ValueError):
-        raise prom.StackError(f"buckets should be numbers of seconds, such as (0.05, 0.1, 0.25), not {buckets!r:.80}")
+        raise prom.StackError(
+            f"buckets should be numbers of seconds, such as (0.05, 0.1, 0.25), not {buckets!r:.80}"
+        ) from None
     if not bounds or any(b <= 0 for b in bounds) or list(bounds) != sorted(set(bounds)):
         raise prom.StackError(f"buckets should be positive and increasing, each bound once: {bounds!r:.100}")
     return bounds

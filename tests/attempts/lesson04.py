@@ -47,7 +47,9 @@ groups:
         labels: {severity: page, slo: orders-availability, service: orders}
         annotations: {summary: fast burn, runbook_url: lessons/04_observability/runbook.md}
       - alert: OrdersErrorBudgetSlowBurn
-        expr: job:slo_errors_per_request:ratio_rate6h > (6 * 0.005) and job:slo_errors_per_request:ratio_rate30m > (6 * 0.005)
+        expr: |
+          job:slo_errors_per_request:ratio_rate6h > (6 * 0.005)
+            and job:slo_errors_per_request:ratio_rate30m > (6 * 0.005)
         for: 5m
         labels: {severity: ticket, slo: orders-availability, service: orders}
         annotations: {summary: slow burn, runbook_url: lessons/04_observability/runbook.md}
