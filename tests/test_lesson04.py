@@ -1456,6 +1456,27 @@ def test_docker_configs_are_what_the_lab_writes():
     assert (PORTS["prometheus"], PORTS["alertmanager"], PORTS["pager"]) == (9090, 9093, 9097)
 
 
+@needs_promtool
+def test_the_routing_file_the_lesson_shows_is_a_complete_config_with_the_labs_receivers():
+    """lessons/04_observability/alertmanager.yml passes amtool on its own; its receivers are the lab's (by name,
+    at the default lab's port), which the lab replaces with its own addresses."""
+    from pathlib import Path
+
+    import yaml
+
+    from cloudlab.lab import PORTS
+    from cloudlab.lesson04 import stack as stk
+
+    path = stk.LESSON_DIR / "alertmanager.yml"
+    assert promtool.check_am_config(path).ok
+    receivers = yaml.safe_load(path.read_text())["receivers"]
+    st = stk.Stack(Path("/nowhere"), None, None, f"http://127.0.0.1:{PORTS['pager']}", False)
+    lab = stk.lab_receivers(st, "arn:aws:sns:us-east-1:000000000000:t", "http://x")
+    assert [r["name"] for r in receivers] == [r["name"] for r in lab]
+    for r in receivers:
+        assert r["webhook_configs"][0]["url"] == f"http://127.0.0.1:{PORTS['pager']}/{r['name']}"
+
+
 def test_compose_runs_the_same_versions_as_debian_on_loopback():
     import yaml
 
