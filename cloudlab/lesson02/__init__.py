@@ -40,6 +40,7 @@ from .workdirs import (  # noqa: F401
     STATE_BUCKET,
     TEMPLATES,
     apply_workspaces,
+    back_to_local_state,
     list_state_objects,
     read_state,
     remote,
