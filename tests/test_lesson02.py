@@ -603,14 +603,20 @@ def test_02_2_wrong_answers_are_rejected_and_the_solution_passes(l02_lab, tmp_pa
     rejected(check, "has workspace 'exercise' selected")
     restore()
 
-    ex1.write("backend.tf", backend_tf)  # -reconfigure (Terraform's message names it first): an empty state in S3
-    ex1.init(backend_config=cfg, reconfigure=True)
-    rejected(check, f"does not list {lesson02.EX_REPORTS_BUCKET}", "migrate=True moves it")
-    ex1.init(backend_config=cfg, migrate=True)  # ... and moving it now finds nothing to move
-    rejected(check, f"does not list {lesson02.EX_REPORTS_BUCKET}")
-    # the task cell starts from exercise 1's local state, so the answer can be run again
+    ex1.write("backend.tf", backend_tf)  # -reconfigure with a local state: Terraform stops (it would have to ask)
+    with pytest.raises(tfm.TerraformError, match="migrate=True"):
+        ex1.init(backend_config=cfg, reconfigure=True)
+    rejected(check, "not initialised with the s3 backend")
+
+    other = tfm.backend_config("ex-module/terraform.tfstate", lesson02.STATE_BUCKET)
+    ex1.init(backend_config=other, migrate=True)  # moved to a key nobody looks at, ...
+    rejected(check, "the state key is 'ex-module/terraform.tfstate'")
+    # ... then the task cell runs again: it starts from exercise 1's local state, so any answer can follow
     assert "back where exercise 1 left it" in lesson02.back_to_local_state(ex1)
     assert lesson02.back_to_local_state(ex1).startswith("ex1 is as exercise 1 left it")
+    assert "ex-module/terraform.tfstate" not in [
+        o["Key"] for o in s3.list_objects_v2(Bucket=lesson02.STATE_BUCKET).get("Contents", [])
+    ]
     ex1.write("backend.tf", backend_tf)  # the solution
     ex1.init(backend_config=cfg, migrate=True)
     check(ns={})
@@ -701,9 +707,8 @@ def test_02_3_wrong_answers_are_rejected_and_the_solution_passes(l02_lab):
     clean()
 
     envs.write("main.tf", ENVS_SOLUTION.replace('"String"', '"SecureString"').replace("insecure_value", "value"))
-    for ws in lesson02.EX_SIZES:  # a secret's type for public configuration
-        envs.workspace(ws)
-        envs.apply()
+    envs.workspace("staging")  # a secret's type for public configuration
+    envs.apply()
     rejected(check, "/l02/ex/staging/instance-size is a SecureString, not a String")
     envs.write("main.tf", ENVS_SOLUTION.replace("insecure_value", "value"))  # fixed, with `value` ...
     for ws in lesson02.EX_SIZES:
