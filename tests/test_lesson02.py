@@ -334,6 +334,19 @@ def test_bucket_report_reads_real_settings():
 
 
 @pytest.mark.lab
+def test_the_teams_secrets_key_is_made_once_and_rotates():
+    import cloudlab
+
+    cloudlab.connect(quiet=True)
+    arn = lesson02.bootstrap_secrets_key(quiet=True)
+    assert lesson02.bootstrap_secrets_key(quiet=True) == arn  # found by its alias the second time
+    kms = cloudlab.client("kms")
+    assert kms.get_key_rotation_status(KeyId=arn)["KeyRotationEnabled"]
+    assert kms.describe_key(KeyId=lesson02.SECRETS_KEY_ALIAS)["KeyMetadata"]["Arn"] == arn
+    assert 'secrets_key = "alias/l02-app-secrets"' in (lesson02.TEMPLATES / "secret" / "main.tf").read_text()
+
+
+@pytest.mark.lab
 def test_wait_for_lock_reads_the_lock_object():
     import cloudlab
 

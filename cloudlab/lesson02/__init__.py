@@ -19,6 +19,8 @@ from .cloud import (  # noqa: F401
     DRIFT_BUCKET,
     DRIFT_NOTE,
     DRIFT_PARAM,
+    SECRETS_KEY_ALIAS,
+    bootstrap_secrets_key,
     bootstrap_state_bucket,
     bucket_report,
     cfn_deploy,

@@ -5,31 +5,18 @@ variable "db_password" {
   sensitive   = true
 }
 
-# The key that encrypts both parameters: a customer-managed KMS key (lesson 07), not the account's AWS-managed
-# aws/ssm key. Its policy says who may use it, it rotates every year, and disabling it locks the secret away.
-data "aws_caller_identity" "current" {}
-
-resource "aws_kms_key" "app_secrets" {
-  description             = "l02: the app's secrets in SSM Parameter Store"
-  enable_key_rotation     = true
-  deletion_window_in_days = 7
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Sid       = "TheAccountDecidesThroughIAM"
-      Effect    = "Allow"
-      Principal = { AWS = "arn:aws:iam::${data.aws_caller_identity.current.account_id}:root" }
-      Action    = "kms:*"
-      Resource  = "*"
-    }]
-  })
+# Both parameters are encrypted with the team's customer-managed KMS key (lesson 07 shows why a key of your own,
+# with its own policy and rotation, and not the account's AWS-managed aws/ssm key). The security team's bootstrap
+# made it once (lesson02.bootstrap_secrets_key()); stacks refer to it by its alias.
+locals {
+  secrets_key = "alias/l02-app-secrets"
 }
 
 # 1. The usual way: `value`. The variable is sensitive, so plans and logs show (sensitive value).
 resource "aws_ssm_parameter" "db_password_v1" {
   name   = "/l02/app/db-password-v1"
   type   = "SecureString"
-  key_id = aws_kms_key.app_secrets.arn
+  key_id = local.secrets_key
   value  = var.db_password
 }
 
@@ -38,7 +25,7 @@ resource "aws_ssm_parameter" "db_password_v1" {
 resource "aws_ssm_parameter" "db_password" {
   name             = "/l02/app/db-password"
   type             = "SecureString"
-  key_id           = aws_kms_key.app_secrets.arn
+  key_id           = local.secrets_key
   value_wo         = var.db_password
   value_wo_version = 1
 }
