@@ -342,8 +342,8 @@ def test_the_teams_secrets_key_is_made_once_and_rotates():
     assert lesson02.bootstrap_secrets_key(quiet=True) == arn  # found by its alias the second time
     kms = cloudlab.client("kms")
     assert kms.get_key_rotation_status(KeyId=arn)["KeyRotationEnabled"]
-    assert kms.describe_key(KeyId=lesson02.SECRETS_KEY_ALIAS)["KeyMetadata"]["Arn"] == arn
-    assert 'secrets_key = "alias/l02-app-secrets"' in (lesson02.TEMPLATES / "secret" / "main.tf").read_text()
+    assert kms.describe_key(KeyId=lesson02.APP_KMS_ALIAS)["KeyMetadata"]["Arn"] == arn
+    assert 'kms_key = "alias/l02-app-secrets"' in (lesson02.TEMPLATES / "secret" / "main.tf").read_text()
 
 
 @pytest.mark.lab

@@ -16,10 +16,10 @@ from .checks import (  # noqa: F401
     check_workspaces,
 )
 from .cloud import (  # noqa: F401
+    APP_KMS_ALIAS,
     DRIFT_BUCKET,
     DRIFT_NOTE,
     DRIFT_PARAM,
-    SECRETS_KEY_ALIAS,
     bootstrap_secrets_key,
     bootstrap_state_bucket,
     bucket_report,

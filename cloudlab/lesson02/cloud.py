@@ -166,10 +166,10 @@ def bootstrap_state_bucket(name: str = STATE_BUCKET, quiet: bool = False) -> str
     return name
 
 
-SECRETS_KEY_ALIAS = "alias/l02-app-secrets"
+APP_KMS_ALIAS = "alias/l02-app-secrets"
 
 
-def bootstrap_secrets_key(alias: str = SECRETS_KEY_ALIAS, quiet: bool = False) -> str:
+def bootstrap_secrets_key(alias: str = APP_KMS_ALIAS, quiet: bool = False) -> str:
     """The team's customer-managed KMS key for its secrets, made once (like the state bucket) and found by its alias:
     rotated every year, its policy the account's default. Returns its ARN; prints the boto3 calls it makes."""
     kms = aws.client("kms")
