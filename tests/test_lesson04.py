@@ -1537,6 +1537,17 @@ def test_a_rule_file_with_a_syntax_error_is_never_loaded(tmp_path, monkeypatch):
         stk.restart_service(faults=1)
 
 
+def test_a_reset_removes_the_exercise_files_an_earlier_run_left(here):
+    """A tests file left by a solved run would let the blank exercise's check 04.5 read an old answer."""
+    from cloudlab.lesson04 import files
+
+    for name in files.EXERCISE_FILES:
+        (here / name).write_text("left by an earlier run\n")
+    (here / "mine.txt").write_text("not the lesson's")
+    assert sorted(files._reset_exercise_files()["exercise files next to this notebook"]) == sorted(files.EXERCISE_FILES)
+    assert [p.name for p in here.iterdir()] == ["mine.txt"]
+
+
 @pytest.mark.lab
 def test_alertmanager_down_while_an_alert_fires_says_so(stack):
     """The last lab test: it stops Alertmanager (the fixture stops the rest)."""
