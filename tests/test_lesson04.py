@@ -1311,6 +1311,14 @@ WRONG_HOOKS = {
 """,
         "no span named inventory.reserve",
     ),
+    "internal-kind": (  # the precise property: a call to another service is a CLIENT span, not the default INTERNAL
+        """
+    with tracer.start_as_current_span("inventory.reserve",
+                                      attributes={"inventory.item": item, "inventory.quantity": qty}):
+        return call(item, qty)
+""",
+        "its kind is INTERNAL",
+    ),
     "reserves-twice": (  # doing more: the result is read once for the span and once to return it
         """
     with tracer.start_as_current_span("inventory.reserve", kind=SpanKind.CLIENT,
