@@ -578,6 +578,24 @@ def test_each_mutant_really_is_wrong(tmp_path, mutant):
     assert wrong, f"the mutant {mutant!r} passes every story: the stories cannot tell it apart"
 
 
+def test_route_settings_are_inherited_as_alertmanager_does():
+    import yaml
+
+    from cloudlab.lesson04.checks_alerting import route_settings, timing_problems
+
+    route = yaml.safe_load(SOLUTION_ROUTES)["route"]
+    assert timing_problems(route) == []
+    assert [w for w, _ in route_settings(route)] == ["route", "route.routes[0]"]
+    assert route_settings(route)[1][1]["repeat_interval"] == "4h"  # inherited from the parent route
+    bare = {"receiver": "tickets", "routes": [{"receiver": "pager", "group_by": ["alertname", "slo"]}]}
+    assert timing_problems(bare) == ["route has no group_by: all its alerts, of every SLO, share one notification"]
+    child = dict(route, routes=[{"receiver": "pager", "repeat_interval": "5m", "group_wait": "0s"}])
+    assert timing_problems(child) == [
+        "route.routes[0] has group_wait: 0s, the task says 30s",
+        "route.routes[0] has repeat_interval: 5m, the task says 4h",
+    ]
+
+
 def test_composite_rules_are_read_like_aws():
     from cloudlab.lesson04.checks_more import parse_rule
 

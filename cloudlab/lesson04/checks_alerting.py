@@ -53,6 +53,7 @@ def route_settings(route: dict, inherited: dict | None = None, path: str = "rout
                 here[key] = prom.format_duration(prom.parse_duration(str(route[key])))
             except ValueError:
                 here[key] = str(route[key])
+            here[f"{key} as written"] = str(route[key])
     out = [(path, here)]
     for i, child in enumerate(route.get("routes") or []):
         out += route_settings(child, here, f"{path}.routes[{i}]")
@@ -70,7 +71,8 @@ def timing_problems(route: dict) -> list[str]:
             problems.append(f"{where} groups by {eff['group_by']}, not [alertname, slo]")
         for key, value in want.items():
             if eff[key] != value:
-                problems.append(f"{where} has {key}: {eff[key]}, the task says {TIMING[key]}")
+                written = eff.get(f"{key} as written", eff[key])
+                problems.append(f"{where} has {key}: {written}, the task says {TIMING[key]}")
     return problems
 
 
