@@ -124,6 +124,21 @@ def lint() -> int:
     return rc
 
 
+def machine_cpu() -> tuple[float, float]:
+    """(busy, idle) core-seconds of the whole machine since boot, from /proc/stat; (0, 0) where it is missing.
+
+    Daemons the shards use but do not reap (dockerd, the emulators' servers) count here and not in wait4's figure.
+    """
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return 0.0, 0.0
+    ticks = [int(x) for x in fields[:8]]
+    hz = os.sysconf("SC_CLK_TCK")
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    return (sum(ticks) - idle) / hz, idle / hz
+
+
 def main(argv: list[str] | None = None) -> int:
     extra = list(argv if argv is not None else sys.argv[1:])
     lint_rc = lint()
@@ -132,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     except retry.RetryError as e:
         print(f"[test] retry notebooks: {e}", flush=True)
         return 1
-    procs, logs, t0 = {}, {}, time.monotonic()
+    procs, logs, t0, cpu0 = {}, {}, time.monotonic(), machine_cpu()
     for i, (name, args) in enumerate(plan.items()):
         env = _env(i, name)
         log = ROOT / ".lab" / "test-run" / f"{name}.log"
@@ -181,6 +196,14 @@ def main(argv: list[str] | None = None) -> int:
     for name, (_c, wall, cpu) in sorted(done.items(), key=lambda kv: -kv[1][1]):
         print(f"[test] shard {name}: {wall:.0f} s wall, {cpu:.0f} s CPU (its test lab and notebooks included)")
     print(f"[test] all shards done in {took:.0f} s, {sum(v[2] for v in done.values()):.0f} s CPU in all")
+    busy, idle = (b - a for a, b in zip(cpu0, machine_cpu()))
+    if busy + idle > 0:
+        cores = os.cpu_count() or 1
+        print(
+            f"[test] the machine ({cores} cores) was busy {busy:.0f} core-seconds of {busy + idle:.0f} "
+            f"({100 * busy / (busy + idle):.0f} %), daemons included",
+            flush=True,
+        )
     failed = total.get("failed", 0) + total.get("errors", 0) + (0 if ok or total.get("failed") else 1)
     print(f"{total.get('passed', 0)} passed, {failed} failed, {total.get('skipped', 0)} skipped")
     return 0 if ok and lint_rc == 0 else 1
