@@ -87,10 +87,24 @@ def test_retry_rules(tag, outputs, ok):
 
 @pytest.mark.parametrize("lesson", [le.id for le in course.lessons() if le.ready and le.id != "00"])
 def test_wrong_attempts_fit_their_lesson(lesson, tmp_path):
-    """Every ready lesson with tasks has tests/attempts/lessonNN.py: it covers every task and builds a retry notebook."""
+    """Every ready lesson with tasks has tests/attempts/lessonNN.py: each task covered, a retry notebook built."""
     assert (retry.ATTEMPTS_DIR / f"lesson{lesson}.py").exists(), (
         f"lesson {lesson} is ready but has no tests/attempts/lesson{lesson}.py: a wrong attempt for each task "
         "(make test runs every task blank, then wrong, then right, in one kernel)"
     )
     path = retry.write(lesson, tmp_path)
     assert json.loads(path.read_text())["cells"]
+
+
+def test_make_test_reports_the_machine_and_the_costliest_tests(tmp_path, monkeypatch, capsys):
+    from cloudlab.authoring import testrun
+
+    busy, idle = testrun.machine_cpu()
+    assert busy > 0 and idle >= 0
+    monkeypatch.setattr(testrun, "state_dir", lambda shard: tmp_path / shard)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "test-cpu.json").write_text('{"tests/test_x.py::slow": 9.5, "tests/test_x.py::fast": 0.1}')
+    (tmp_path / "a" / "notebook-times.json").write_text('{"notebooks/01_x.ipynb": 12.0}')
+    testrun._costliest({"a": [], "b": []}, n=1)
+    out = capsys.readouterr().out
+    assert "9.5  tests/test_x.py::slow" in out and "fast" not in out and "12.0  notebooks/01_x.ipynb" in out

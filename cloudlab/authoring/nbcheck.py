@@ -8,7 +8,8 @@ a crash inside the check) fails the test: that is a bug.
 
 In every folder it also refuses output a learner should never see: float noise such as
 ``0.07200000000000006`` (format numbers for people) and raw epoch-millisecond timestamps in a cell's
-result (show a time). It writes each notebook's wall time to ``$CLOUDLAB_STATE_DIR/notebook-times.json``.
+result (show a time). It writes each notebook's wall time to ``$CLOUDLAB_STATE_DIR/notebook-times.json``, and each
+other test's CPU seconds (its own and its finished child processes') to ``test-cpu.json`` beside it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import time
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from . import CHECK_TAG, TODO_TAG
 from .retry import BLANK_TAG, FAIL_TAG, ROUND_TAG
 
 _times: dict[str, float] = {}
+_cpu: dict[str, float] = {}
 FLOAT_NOISE = re.compile(r"(?<![\w.])\d+\.\d{10,}(?!\d)")
 EPOCH_MS = re.compile(r"(?<![\w.:/-])1[5-9]\d{11}(?![\w.])")
 
@@ -86,6 +89,22 @@ def _is_cell(item) -> bool:
     return type(item).__name__ == "IPyNbCell"
 
 
+def _cpu_seconds() -> float:
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """A test's CPU time, setup and teardown included (a notebook's cells run in its kernel: not counted here)."""
+    c0 = _cpu_seconds()
+    try:
+        return (yield)
+    finally:
+        if not _is_cell(item):
+            _cpu[item.nodeid] = _cpu_seconds() - c0
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
     t0 = time.monotonic()
@@ -137,10 +156,12 @@ def pytest_runtest_call(item):
 
 def pytest_sessionfinish(session):
     state = os.environ.get("CLOUDLAB_STATE_DIR")
-    if not state or not _times:
+    if not state:
         return
-    path = Path(state) / "notebook-times.json"
-    try:
-        path.write_text(json.dumps({k: round(v, 1) for k, v in sorted(_times.items())}, indent=1))
-    except OSError:
-        pass
+    for name, data in (("notebook-times.json", _times), ("test-cpu.json", _cpu)):
+        if not data:
+            continue
+        try:
+            (Path(state) / name).write_text(json.dumps({k: round(v, 1) for k, v in sorted(data.items())}, indent=1))
+        except OSError:
+            pass

@@ -10,6 +10,7 @@ Each shard's output is printed whole when it ends; the last line sums them up.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -139,6 +140,25 @@ def machine_cpu() -> tuple[float, float]:
     return (sum(ticks) - idle) / hz, idle / hz
 
 
+def _costliest(plan, n: int = 20) -> None:
+    """The tests that took the most CPU across the shards (what to make cheaper first) and the notebooks' times."""
+    cpu, nbs = {}, {}
+    for name in plan:
+        for file, into in (("test-cpu.json", cpu), ("notebook-times.json", nbs)):
+            try:
+                into.update(json.loads((state_dir(name) / file).read_text()))
+            except (OSError, ValueError):
+                pass
+    if cpu:
+        print(f"[test] {n} tests that used the most CPU (s, own and finished children):", flush=True)
+        for test, s in sorted(cpu.items(), key=lambda kv: -kv[1])[:n]:
+            print(f"[test]   {s:6.1f}  {test}")
+    if nbs:
+        print("[test] notebooks, wall seconds per run (the second run of a shard's pass adds to the first):")
+        for nb, s in sorted(nbs.items()):
+            print(f"[test]   {s:6.1f}  {nb}")
+
+
 def main(argv: list[str] | None = None) -> int:
     extra = list(argv if argv is not None else sys.argv[1:])
     lint_rc = lint()
@@ -196,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, (_c, wall, cpu) in sorted(done.items(), key=lambda kv: -kv[1][1]):
         print(f"[test] shard {name}: {wall:.0f} s wall, {cpu:.0f} s CPU (its test lab and notebooks included)")
     print(f"[test] all shards done in {took:.0f} s, {sum(v[2] for v in done.values()):.0f} s CPU in all")
-    busy, idle = (b - a for a, b in zip(cpu0, machine_cpu()))
+    _costliest(plan)
+    busy, idle = (b - a for a, b in zip(cpu0, machine_cpu(), strict=True))
     if busy + idle > 0:
         cores = os.cpu_count() or 1
         print(
