@@ -224,6 +224,14 @@ def check_hardening(r, ns):
                 f"{c.get('name')}: runAsGroup is 0, the root group: whatever the image leaves writable for its group "
                 "becomes writable for the service. Use the service's own group (10001)",
             )
+        seccomp = sec.get("seccompProfile") if isinstance(sec.get("seccompProfile"), dict) else {}
+        if seccomp.get("type") == "Unconfined":
+            r.expect(
+                False,
+                "",
+                f"{c.get('name')}: seccompProfile Unconfined switches off the runtime's syscall filter, so code "
+                "running in the container may call every syscall of the node's kernel: use type RuntimeDefault",
+            )
         caps = (sec.get("capabilities") or {}).get("drop") or []
         added = (sec.get("capabilities") or {}).get("add") or []
         r.expect(
