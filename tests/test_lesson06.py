@@ -602,7 +602,7 @@ NETPOL_WRONG = [
     # the backing port to every address: an egress rule without `to:` (issue 20 item 10, issue 21 pattern 2)
     (
         NETPOL.replace(BACKING, "    - ports:\n        - {port: {{ .Values.aws.backingPort }}, protocol: TCP}\n"),
-        ("port 5000 anywhere else",),
+        ("anywhere else",),
     ),
     # DNS to anywhere: a DNS rule without `to:`
     (NETPOL.replace(DNS_PEER, "    - ports:"), ("DNS to a server on the internet",)),
@@ -746,3 +746,254 @@ def test_checkov_scans_manifests_under_a_hidden_folder(tmp_path):
     rep = scanners.checkov(folder, framework="kubernetes", quiet=True)
     assert rep["resources"] > 0 and "CKV_K8S_8" in {f[0] for f in rep["failed"]}, rep
     assert rep["command"].startswith("cd ")
+
+
+# ================================================================== fresh wrong answers (review of issue 21, round 2)
+# Mistakes of kinds the cases above do not cover: written from the task text as a contract, tried against the real
+# check, and kept here once the check refuses them. Each case names the pattern it belongs to.
+FRESH_RESOURCES = [
+    # units: a bare number is bytes (the learner meant MiB)
+    ({"requests": {"cpu": "100m", "memory": 96}, "limits": {"memory": 128}}, ("memory request",)),
+    # units: kibibytes where mebibytes were meant
+    ({"requests": {"cpu": "100m", "memory": "96Ki"}, "limits": {"memory": "128Ki"}}, ("memory request",)),
+    # today's measurement as the request, no headroom
+    ({"requests": {"cpu": "100m", "memory": "52Mi"}, "limits": {"memory": "60Mi"}}, ("memory request",)),
+    # units: cores where millicores were meant
+    ({"requests": {"cpu": "100", "memory": "96Mi"}, "limits": {"memory": "128Mi"}}, ("between 10m and 1",)),
+    # more than asked: a limit 20 times the need "to be safe"
+    ({"requests": {"cpu": "100m", "memory": "96Mi"}, "limits": {"memory": "1Gi"}}, ("neighbours",)),
+]
+
+
+@pytest.mark.parametrize("resources,words", FRESH_RESOURCES)
+def test_resources_fresh_wrong(ex, resources, words):
+    ex.update_values({"resources": resources})
+    rejected(lesson06.check_resources, None, *words)
+
+
+@pytest.mark.lab
+def test_probes_startup_on_the_dependency_is_rejected(ex):
+    """Neighbouring problem: the startup probe on the dependency check; a pod that starts while its bucket is slow is
+    killed and restarted again and again (a startup probe that fails restarts the container, like liveness)."""
+    ex.update_values(
+        _probes(startup={"httpGet": {"path": "/ready", "port": "http"}, "periodSeconds": 2, "failureThreshold": 30})
+    )
+    rejected(lesson06.check_probes, None, "startup /ready answers 503 while the bucket is unreachable")
+
+
+# Wrong in the values themselves: the check refuses them before it starts the service (no lab needed).
+FRESH_PROBES = [
+    # the precise property: the port by number where the task names the port "http"
+    (
+        _probes(
+            startup={"httpGet": {"path": "/health", "port": 8080}, "periodSeconds": 2, "failureThreshold": 30},
+            liveness={"httpGet": {"path": "/health", "port": 8080}, "periodSeconds": 10, "failureThreshold": 3},
+            readiness={"httpGet": {"path": "/ready", "port": 8080}, "periodSeconds": 5, "failureThreshold": 2},
+        ),
+        ("by its number", "task names the port http"),
+    ),
+    # copied from a TLS example: the kubelet would speak HTTPS to a plain HTTP server, every probe fails
+    (
+        _probes(
+            readiness={
+                "httpGet": {"path": "/ready", "port": "http", "scheme": "HTTPS"},
+                "periodSeconds": 5,
+                "failureThreshold": 2,
+            }
+        ),
+        ("scheme 'HTTPS'",),
+    ),
+    # copied from a Docker HEALTHCHECK: `host` makes the kubelet probe its own node, not the pod
+    (
+        _probes(liveness={"httpGet": {"path": "/health", "port": "http", "host": "127.0.0.1"}, "failureThreshold": 3}),
+        ("sets host '127.0.0.1'",),
+    ),
+    # lifecycle and time: a stuck process is restarted only after 100 minutes
+    (
+        _probes(
+            liveness={"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 600, "failureThreshold": 10}
+        ),
+        ("only after 6000 s", "Restart within 300 s"),
+    ),
+    # lifecycle and time: a hanging bucket makes each readiness probe wait 60 s: two minutes before traffic stops
+    (
+        _probes(
+            readiness={
+                "httpGet": {"path": "/ready", "port": "http"},
+                "periodSeconds": 5,
+                "failureThreshold": 2,
+                "timeoutSeconds": 60,
+            }
+        ),
+        ("120 s of failures", "timeoutSeconds"),
+    ),
+]
+
+
+@pytest.mark.parametrize("probes,words", FRESH_PROBES)
+def test_probes_fresh_wrong(ex, probes, words):
+    ex.update_values(probes)
+    msg = rejected(lesson06.check_probes, None, *words)
+    assert "fix the lines above first" in msg
+
+
+SELECTOR = '{{- include "orders.selectorLabels" . | nindent 4 }}'
+FRESH_SERVICE = [
+    # more than asked: a public load balancer where the Service only has to reach its pods inside the cluster
+    (SERVICE.replace("spec:\n", "spec:\n  type: LoadBalancer\n", 1), ("type LoadBalancer", "public address")),
+    (SERVICE.replace("spec:\n", "spec:\n  type: NodePort\n", 1), ("type NodePort", "every node")),
+    # wider than asked: traffic also goes to pods that are not ready (copied from a StatefulSet's headless Service)
+    (SERVICE.replace("spec:\n", "spec:\n  publishNotReadyAddresses: true\n", 1), ("publishNotReadyAddresses",)),
+    # the object's labels (with the version) where the pods' labels were meant
+    (SERVICE.replace(SELECTOR, '{{- include "orders.labels" . | nindent 4 }}'), ("but the pods carry",)),
+    # the release's name where the chart's name belongs
+    (
+        SERVICE.replace(
+            SELECTOR, "app.kubernetes.io/name: {{ .Release.Name }}\n    app.kubernetes.io/instance: {{ .Release.Name }}"
+        ),
+        ("but the pods carry",),
+    ),
+]
+
+
+@pytest.mark.parametrize("text,words", FRESH_SERVICE)
+def test_service_fresh_wrong(ex, text, words):
+    ex.write("templates/service.yaml", text)
+    rejected(lesson06.check_service, None, *words)
+
+
+FRESH_HPA = [
+    # the controller holds its answer within minReplicas..maxReplicas: with at most 5 pods it wants 5, not 6
+    (
+        HPA,
+        {"autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 5, "target": 60}},
+        6,
+        ("controller computes 5", "held within minReplicas..maxReplicas (2..5)"),
+    ),
+    # lifecycle: scale-in switched off (copied from a flapping fix): it grows and never gives pods back
+    (
+        HPA.replace("  metrics:", "  behavior:\n    scaleDown:\n      selectPolicy: Disabled\n  metrics:"),
+        HPA_VALUES,
+        6,
+        ("scaleDown.selectPolicy is Disabled", "never scales in"),
+    ),
+    # today's name: a second release in the namespace would create the same HorizontalPodAutoscaler
+    (
+        HPA.replace("metadata:\n  name: {{ .Release.Name }}", "metadata:\n  name: orders-hpa"),
+        HPA_VALUES,
+        6,
+        ("HorizontalPodAutoscaler/orders-hpa again",),
+    ),
+    # the arithmetic done with another target than the chart's
+    (HPA, HPA_VALUES, 8, ("controller computes 6",)),
+    # memory where CPU utilization was asked
+    (HPA.replace("name: cpu", "name: memory"), HPA_VALUES, 6, ("no cpu Utilization target",)),
+]
+
+
+@pytest.mark.parametrize("hpa,values,desired,words", FRESH_HPA)
+def test_hpa_fresh_wrong(ex, hpa, values, desired, words):
+    solve(ex, 1)
+    ex.write("templates/hpa.yaml", hpa)
+    ex.update_values(values)
+    rejected(lesson06.check_hpa, {"desired_replicas": desired}, *words)
+
+
+def test_hpa_answer_held_within_min_and_max_passes(ex):
+    solve(ex, 4)
+    ex.update_values({"autoscaling": {"maxReplicas": 5}})
+    lesson06.check_hpa(ns={"desired_replicas": 5})
+
+
+BACKING_PEER = """        - namespaceSelector:
+            matchLabels: {kubernetes.io/metadata.name: l06-backing}
+          podSelector:
+            matchLabels: {app.kubernetes.io/name: backing}"""
+FRESH_NETPOL = [
+    # wider than asked: every pod of l06-backing, not only the backing pods
+    (
+        NETPOL.replace(
+            BACKING_PEER,
+            "        - namespaceSelector:\n            matchLabels: {kubernetes.io/metadata.name: l06-backing}",
+        ),
+        ("still allowed: the service calling another pod of l06-backing",),
+    ),
+    # the classic YAML slip: two peers (OR) where one peer with both selectors (AND) was meant
+    (
+        NETPOL.replace(
+            BACKING_PEER,
+            "        - namespaceSelector:\n"
+            "            matchLabels: {kubernetes.io/metadata.name: l06-backing}\n"
+            "        - podSelector:\n            matchLabels: {app.kubernetes.io/name: backing}",
+        ),
+        ("still allowed: the service calling another pod of l06-backing", "means OR"),
+    ),
+    # today's value: port 5000 typed in where the task says aws.backingPort
+    (
+        NETPOL.replace("{port: {{ .Values.aws.backingPort }}, protocol: TCP}", "{port: 5000, protocol: TCP}"),
+        ("blocked, but the service needs it", "which the check set to", "typed in"),
+    ),
+    # today's name: the default deny named once for the namespace; a second release would create it again
+    (
+        NETPOL.replace("name: {{ .Release.Name }}-default-deny", "name: default-deny"),
+        ("NetworkPolicy/default-deny again",),
+    ),
+    # kube-dns selected in the policy's own namespace (no namespaceSelector)
+    (
+        NETPOL.replace(
+            "        - namespaceSelector:\n            matchLabels: {kubernetes.io/metadata.name: kube-system}\n"
+            "          podSelector:\n            matchLabels: {k8s-app: kube-dns}",
+            "        - podSelector:\n            matchLabels: {k8s-app: kube-dns}",
+        ),
+        ("blocked, but the service needs it: DNS lookups",),
+    ),
+]
+
+
+@pytest.mark.parametrize("text,words", FRESH_NETPOL)
+def test_netpol_fresh_wrong(ex, text, words):
+    ex.write("templates/networkpolicy.yaml", text)
+    rejected(lesson06.check_netpol, None, *words)
+
+
+FRESH_HARDEN = [
+    # "fixing" CKV_K8S_15 with pull policy Always: kind has no registry to pull from (ErrImagePull)
+    (
+        _harden(
+            image={"tag": lesson06.IMAGE_TAG, "pullPolicy": "Always"},
+            annotations={"checkov.io/skip2": HARDENING["annotations"]["checkov.io/skip2"]},
+        ),
+        ("imagePullPolicy Always", "ErrImagePull"),
+    ),
+    # a digest copied from somewhere: well-formed, and the image of nothing make cluster built
+    (
+        _harden(
+            image={"digest": "sha256:" + "ab" * 32},
+            annotations={"checkov.io/skip1": HARDENING["annotations"]["checkov.io/skip1"]},
+        ),
+        ("pinned by a digest", "lesson06.IMAGE_TAG"),
+    ),
+    # the right tag on another repository
+    (_harden(image={"repository": "orders", "tag": lesson06.IMAGE_TAG}), ("the repository 'orders'",)),
+    # a user the kubelet can check, but no runAsNonRoot to make it check
+    (
+        _harden(
+            podSecurityContext={"runAsUser": 10001, "runAsGroup": 10001, "seccompProfile": {"type": "RuntimeDefault"}}
+        ),
+        ("runAsNonRoot=None",),
+    ),
+    # seccomp switched off where the task's scanner wants the runtime's default
+    (
+        _harden(podSecurityContext={**HARDENING["podSecurityContext"], "seccompProfile": {"type": "Unconfined"}}),
+        ("seccompProfile Unconfined", "RuntimeDefault", "fix the lines above first"),
+    ),
+]
+
+
+@pytest.mark.parametrize("values,words", FRESH_HARDEN)
+def test_hardening_fresh_wrong(ex, values, words):
+    solve(ex, 5)
+    v = {**ex.values, **values}
+    v["image"] = {**ex.values["image"], **values.get("image", {})}
+    ex.write("values.yaml", yaml.safe_dump(v, sort_keys=False))
+    rejected(lesson06.check_hardening, None, *words)

@@ -16,14 +16,17 @@ from . import EX_NAMESPACE, IMAGE_TAG, RELEASE, exercise_chart, live_backing
 _LIVE_DONE: dict[str, bool] = {}
 
 
-def render(r, release: str = RELEASE, namespace: str = EX_NAMESPACE) -> k8s.Manifest:
-    """The chart's objects for one release, valid, with one Deployment; else a [missing] line and stop."""
+def render(
+    r, release: str = RELEASE, namespace: str = EX_NAMESPACE, set_values: dict | None = None, validate: bool = True
+) -> k8s.Manifest:
+    """The chart's objects for one release, valid, with one Deployment; else a [missing] line and stop.
+    ``set_values``: values the notebook never used (``helm template --set``)."""
     chart = exercise_chart()
     try:
-        m = k8s.helm_template(chart.path, release, namespace, quiet=True)
+        m = k8s.helm_template(chart.path, release, namespace, set_values=set_values, quiet=True)
     except k8s.RenderError as e:
         r.fail(f"helm could not render your chart ({chart.path}): {str(e).splitlines()[-1][:300]}")
-    problems = k8s.validate(m)
+    problems = k8s.validate(m) if validate else []
     if problems:
         r.fail(
             "the rendered objects do not validate: "
@@ -36,20 +39,38 @@ def render(r, release: str = RELEASE, namespace: str = EX_NAMESPACE) -> k8s.Mani
     return m
 
 
-def renders(r) -> tuple[k8s.Manifest, k8s.Manifest]:
-    """(the notebook's render, a render as a release and namespace the chart has never seen)."""
+def renders(r, set_values: dict | None = None) -> tuple[k8s.Manifest, k8s.Manifest]:
+    """(the notebook's render, a render as a release and namespace the chart has never seen, with ``set_values``)."""
     m = render(r)
     nonce = secrets.token_hex(3)
     release, namespace = f"shop-{nonce}", f"l06-chk-{nonce}"
-    fresh = render(r, release, namespace)
+    fresh = render(r, release, namespace, set_values)
+    given = ", ".join(f"{k}={v}" for k, v in (set_values or {}).items())
     r.expect(
         True,
         f"`helm template` renders {len(m)} objects, all valid for Kubernetes {k8s.K8S_VERSION} (strict), as release "
-        f"{RELEASE} and again as release {release} in namespace {namespace} (names your chart has not seen)",
+        f"{RELEASE} and again as release {release} in namespace {namespace}"
+        + (f" with {given}" if given else "")
+        + " (inputs your chart has not seen)",
         "",
     )
     same_namespace(r, fresh, namespace)
     return m, fresh
+
+
+def twin(r, m: k8s.Manifest) -> k8s.Manifest:
+    """The chart as a second release in the namespace of ``m`` (a canary, a second tenant): what it would create."""
+    namespace = k8s.meta(m.get("Deployment")).get("namespace")
+    return render(r, f"twin-{secrets.token_hex(3)}", namespace, validate=False)
+
+
+def clashes(m: k8s.Manifest, other: k8s.Manifest, kinds=None) -> list[str]:
+    """``kind/name`` of the objects two renders in one namespace would both create (helm refuses the second)."""
+
+    def names(objs):
+        return {(o.get("kind"), k8s.meta(o).get("name")) for o in objs if kinds is None or o.get("kind") in kinds}
+
+    return [f"{k}/{n}" for k, n in sorted(names(m) & names(other), key=str)]
 
 
 def same_namespace(r, m: k8s.Manifest, namespace: str) -> None:

@@ -11,10 +11,12 @@ import secrets
 from .. import aws, k8s
 from ..checks import check
 from . import EX_NAMESPACE, HPA_SCENARIO, MEASURED_RSS_MIB, MEMORY_FLOOR_MIB, RELEASE, probe_paths
-from .chartcheck import live, render, renders
+from .chartcheck import clashes, live, renders, twin
 
 MEMORY_REQUEST_MAX_MIB = 256  # about 5x the measured need: more reserves memory the node then lacks for others
+MEMORY_LIMIT_MAX_MIB = 512  # about 10x the measured need: above it one leaking pod takes what its neighbours need
 READINESS_REACTION_MAX_S = 30  # a pod that cannot serve leaves the Service within this (period x threshold)
+LIVENESS_REACTION_MAX_S = 300  # a stuck process is restarted within this
 
 
 # ------------------------------------------------------------------ 06.1
@@ -38,9 +40,9 @@ def _memory(r, what: str, value) -> float | None:
     hints=[
         "Set `resources` in values.yaml: requests for cpu and memory, and a memory limit. The service "
         f"uses about {MEASURED_RSS_MIB} MiB.",
-        "Memory is in bytes with binary suffixes: 96Mi, not 96m (m means thousandths). The limit must be "
-        f"at least the request and leave headroom above the measured need; keep the request under "
-        f"{MEMORY_REQUEST_MAX_MIB} MiB.",
+        "Memory is in bytes with binary suffixes: 96Mi, not 96m (m means thousandths) nor 96 (bytes). The limit "
+        f"must be at least the request and leave headroom above the measured need; keep the request under "
+        f"{MEMORY_REQUEST_MAX_MIB} MiB and the limit under {MEMORY_LIMIT_MAX_MIB} MiB.",
         'ex.update_values({"resources": {"requests": {"cpu": "100m", "memory": "96Mi"}, '
         '"limits": {"cpu": "500m", "memory": "128Mi"}}})',
     ],
@@ -73,11 +75,15 @@ def check_resources(r, ns):
         ),
     )
     r.expect(
-        mem_lim is not None and mem_req is not None and mem_lim >= mem_req and MEMORY_FLOOR_MIB <= mem_lim <= 1024,
+        mem_lim is not None
+        and mem_req is not None
+        and mem_lim >= mem_req
+        and MEMORY_FLOOR_MIB <= mem_lim <= MEMORY_LIMIT_MAX_MIB,
         f"a memory limit of {lim.get('memory')}, not below the request (the kernel OOM-kills the container there)",
         f"the memory limit is {lim.get('memory')!r}: the kernel OOM-kills the container when it uses more, so set one "
-        f"at or above the request and the measured {MEASURED_RSS_MIB} MiB plus headroom (and under 1Gi: a limit far "
-        "above what it uses lets one leaking pod starve its neighbours)",
+        f"at or above the request and the measured {MEASURED_RSS_MIB} MiB plus headroom (and at most "
+        f"{MEMORY_LIMIT_MAX_MIB}Mi, about ten times the need: a limit far above what it uses lets one leaking pod "
+        "take the memory its neighbours were promised)",
     )
     r.expect(
         cpu_lim is None or (cpu_req is not None and cpu_lim >= cpu_req),
@@ -94,14 +100,26 @@ def check_resources(r, ns):
 
 
 # ------------------------------------------------------------------ 06.2
+def _acts_after(probe) -> float:
+    """Seconds of failures before a probe acts: failureThreshold x the longer of periodSeconds and timeoutSeconds (the
+    kubelet waits for a probe to time out before the next one), plus initialDelaySeconds."""
+    if not isinstance(probe, dict):
+        return 0.0
+    try:
+        every = max(float(probe.get("periodSeconds", 10)), float(probe.get("timeoutSeconds", 1)))
+        return float(probe.get("failureThreshold", 3)) * every + float(probe.get("initialDelaySeconds", 0))
+    except (TypeError, ValueError):
+        return 0.0
+
+
 @check(
     "06.2",
     "Startup, liveness and readiness probes on the service's real endpoints",
     hints=[
         "Set `probes` in values.yaml with three httpGet probes (startup, liveness, readiness) on the port named http.",
-        "Liveness asks 'is the process stuck?' (/health, no dependencies); readiness asks 'can it serve now?' "
-        "(/ready, which checks the bucket) and must react within 30 s. Never restart a pod because a dependency is "
-        "slow.",
+        "Liveness asks 'is the process stuck?' (/health, no dependencies; restart within 5 minutes); readiness asks "
+        "'can it serve now?' (/ready, which checks the bucket) and must react within 30 s. Startup, like liveness, "
+        "restarts the container when it fails: never restart a pod because a dependency is slow.",
         'ex.update_values({"probes": {"startup": {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 2, '
         '"failureThreshold": 30}, "liveness": {"httpGet": {"path": "/health", "port": "http"}, "failureThreshold": 3}, '
         '"readiness": {"httpGet": {"path": "/ready", "port": "http"}, "periodSeconds": 5, "failureThreshold": 2}}})',
@@ -123,10 +141,27 @@ def check_probes(r, ns):
             continue
         paths[kind_] = path
         r.expect(
-            port in ports and (not isinstance(port, int) or port == ports.get("http")),
-            f"the {kind_} probe's port {port!r} is the container's port {ports.get(port)}",
-            f"the {kind_} probe's port {port!r} is not a port of the container (it has {sorted(map(str, ports))}): "
-            "use the named port http",
+            port == "http",
+            f"the {kind_} probe's port is the container's port named http ({ports.get('http')})",
+            f"the {kind_} probe's port is {port!r}, "
+            + (
+                "the container's port by its number: the task names the port http; by name, the probe follows the "
+                "container if its port changes"
+                if isinstance(port, int) and port == ports.get("http")
+                else f"not a port of the container (it has {sorted(map(str, ports))}): use the named port http"
+            ),
+        )
+        get = probe.get("httpGet") or {}
+        r.expect(
+            str(get.get("scheme", "HTTP")).upper() == "HTTP" and "host" not in get,
+            f"the kubelet calls the pod itself over plain HTTP ({kind_})",
+            f"the {kind_} probe "
+            + (
+                f"sets host {get.get('host')!r}: the kubelet then calls that address (its own node for 127.0.0.1), "
+                "not the pod; leave host out"
+                if "host" in get
+                else f"uses scheme {get.get('scheme')!r}: the service speaks plain HTTP, so every probe would fail"
+            ),
         )
     r.require(len(paths) == 3, "all three probes are there", "add the missing probes (see above)")
     live_fail = probes["liveness"].get("failureThreshold", 3) if isinstance(probes["liveness"], dict) else 0
@@ -135,6 +170,14 @@ def check_probes(r, ns):
         f"liveness tolerates {live_fail} failures in a row (one slow moment does not restart the pod)",
         f"liveness failureThreshold is {live_fail!r}: one slow response would restart the pod (use 2 or more)",
     )
+    stuck = _acts_after(probes["liveness"])
+    r.expect(
+        stuck <= LIVENESS_REACTION_MAX_S,
+        f"a stuck process is restarted within {stuck:.0f} s",
+        f"liveness restarts a stuck process only after {stuck:.0f} s of failures (failureThreshold x the longer of "
+        f"periodSeconds and timeoutSeconds): all that time the pod holds its share of capacity and serves nothing. "
+        f"Restart within {LIVENESS_REACTION_MAX_S} s",
+    )
     budget = k8s.probe_budget(probes["startup"])
     r.expect(
         budget >= 20,
@@ -142,13 +185,16 @@ def check_probes(r, ns):
         f"the startup probe allows only {budget:.0f} s (failureThreshold x periodSeconds): a slow start on a busy "
         "node would be killed before it is up; allow 20 s or more",
     )
-    reaction = k8s.probe_budget(probes["readiness"])
+    reaction = _acts_after(probes["readiness"])
     r.expect(
         reaction <= READINESS_REACTION_MAX_S,
         f"readiness takes a pod out of traffic within {reaction:.0f} s of its bucket becoming unreachable",
-        f"readiness needs {reaction:.0f} s of failures (failureThreshold x periodSeconds) before the pod leaves the "
+        f"readiness needs {reaction:.0f} s of failures (failureThreshold x the longer of periodSeconds and "
+        "timeoutSeconds: a probe that waits for a slow bucket delays the next one) before the pod leaves the "
         f"Service: for that long every request to it fails. React within {READINESS_REACTION_MAX_S} s",
     )
+    if r.wrong:
+        r.fail("fix the lines above first; then this check starts the service and calls your probe paths")
     bucket = f"l06-probe-{secrets.token_hex(4)}"
     s3 = aws.client("s3")
     seen = probe_paths(
@@ -177,9 +223,13 @@ def check_probes(r, ns):
         "while the service cannot serve orders (the service's /ready does)",
     )
     r.expect(
-        up.get(sp) == 200,
-        f"startup {sp} answers 200 once the process is up",
-        f"startup {sp} answers {up.get(sp)}: the pod would never count as started",
+        up.get(sp) == 200 and down.get(sp) == 200,
+        f"startup {sp} answers 200 once the process is up, with or without its bucket",
+        f"startup {sp} answers {up.get(sp)}: the pod would never count as started"
+        if up.get(sp) != 200
+        else f"startup {sp} answers {down.get(sp)} while the bucket is unreachable: a failing startup probe restarts "
+        "the container (like liveness), so a pod that starts while its bucket is slow is restarted again and again. "
+        "Starting is about the process, not its dependencies",
     )
     cluster = live(r, live_m)
     if cluster is not None:
@@ -188,10 +238,6 @@ def check_probes(r, ns):
 
 
 # ------------------------------------------------------------------ 06.3
-def _names(objs) -> set:
-    return {(o.get("kind"), k8s.meta(o).get("name")) for o in objs}
-
-
 @check(
     "06.3",
     "The Service reaches the pods",
@@ -234,21 +280,43 @@ def check_service(r, ns):
         "the selector also matches another workload's pods",
     )
     # A second release of the same chart in the same namespace (a canary, a second tenant): its pods are not ours.
-    namespace = k8s.meta(svc).get("namespace")
-    twin = render(r, f"twin-{secrets.token_hex(3)}", namespace)
-    twin_pods = k8s.pod_labels(twin.get("Deployment"))
+    other = twin(r, m)
+    twin_pods = k8s.pod_labels(other.get("Deployment"))
     r.expect(
         not (isinstance(sel, dict) and sel and k8s.selector_matches(sel, twin_pods)),
         "it does not select the pods of another release of the chart in the same namespace",
         f"the selector {sel} also matches the pods of another release of this chart in the same namespace "
         f"({twin_pods}): half the requests would go to the other release. Select on the instance label too",
     )
-    clash = _names(twin) & _names(m)
+    clash = clashes(other, m)
     r.expect(
         not clash,
         "two releases in one namespace get objects of their own names",
-        f"two releases in one namespace would both create {', '.join(f'{k}/{n}' for k, n in sorted(clash)[:3])}: "
+        f"two releases in one namespace would both create {', '.join(clash[:3])}: "
         "name objects from the release ({{ .Release.Name }})",
+    )
+    kind_ = spec.get("type", "ClusterIP")
+    r.expect(
+        kind_ == "ClusterIP" and not spec.get("externalIPs"),
+        "a ClusterIP Service: it reaches the pods from inside the cluster only (outside traffic comes through the "
+        "Ingress)",
+        f"type {kind_}"
+        + (f" with externalIPs {spec.get('externalIPs')}" if spec.get("externalIPs") else "")
+        + ": "
+        + {
+            "LoadBalancer": "on a cloud this creates a load balancer with a public address (billed by the hour, open "
+            "to the internet)",
+            "NodePort": "this opens a port on every node of the cluster",
+            "ExternalName": "this is a DNS alias to a name outside the cluster, not the pods",
+        }.get(kind_, "it is reachable from outside the cluster")
+        + ". The task asks only for a Service that reaches its pods: leave type out (ClusterIP); outside traffic "
+        "comes through the Ingress",
+    )
+    r.expect(
+        not spec.get("publishNotReadyAddresses"),
+        "only ready pods get traffic",
+        "publishNotReadyAddresses: true sends traffic to pods that are not ready, which is what readiness exists to "
+        "stop (it is for a StatefulSet's peers finding each other): leave it out",
     )
     c = k8s.container(dep, "orders") or k8s.container(dep)
     named = {p.get("name"): p.get("containerPort") for p in c.get("ports") or [] if isinstance(p, dict)}
@@ -283,9 +351,11 @@ def check_service(r, ns):
         "autoscaling on in values.yaml. Utilization is a share of the CPU *request*.",
         "scaleTargetRef: apiVersion apps/v1, kind Deployment, name {{ .Release.Name }}; minReplicas 2 or more; a cpu "
         "Resource metric of type Utilization. desired = ceil(current x utilization / target), except that within "
-        "a 10 % tolerance (0.9 <= utilization / target <= 1.1) the controller keeps the current count.",
+        "a 10 % tolerance (0.9 <= utilization / target <= 1.1) the controller keeps the current count; and it never "
+        "goes below minReplicas or above maxReplicas.",
         "ratio = 90 / <your averageUtilization>; "
-        "desired_replicas = 4 if abs(ratio - 1) <= 0.1 else math.ceil(4 * ratio)",
+        "desired_replicas = 4 if abs(ratio - 1) <= 0.1 else math.ceil(4 * ratio), then "
+        "min(max(desired_replicas, minReplicas), maxReplicas)",
     ],
 )
 def check_hpa(r, ns):
@@ -312,6 +382,22 @@ def check_hpa(r, ns):
         isinstance(lo, int) and isinstance(hi, int) and 2 <= lo < hi,
         f"{lo} to {hi} replicas (never a single pod)",
         f"minReplicas={lo!r} maxReplicas={hi!r}: keep at least 2 and leave room to grow",
+    )
+    behavior = spec.get("behavior") if isinstance(spec.get("behavior"), dict) else {}
+    off = [d for d in ("scaleUp", "scaleDown") if (behavior.get(d) or {}).get("selectPolicy") == "Disabled"]
+    r.expect(
+        not off,
+        "it may scale both ways",
+        f"behavior.{off[0] if off else ''}.selectPolicy is Disabled: the autoscaler never scales "
+        + ("in, so the pods it adds in a peak are paid for ever after" if "scaleDown" in off else "out")
+        + ". To calm a flapping autoscaler, lengthen stabilizationWindowSeconds instead",
+    )
+    clash = clashes(twin(r, m), m, {"HorizontalPodAutoscaler"})
+    r.expect(
+        not clash,
+        "a second release in the namespace would get an autoscaler of its own name",
+        f"a second release in the same namespace would create {', '.join(clash)} again (helm refuses it): name it "
+        "from the release ({{ .Release.Name }})",
     )
     target = None
     for metric in spec.get("metrics") or []:
@@ -345,21 +431,25 @@ def check_hpa(r, ns):
     got = r.need(ns, "desired_replicas", int)
     if isinstance(target, int) and target > 0:
         current, util = HPA_SCENARIO["replicas"], HPA_SCENARIO["cpu_utilization"]
-        want = k8s.hpa_desired(current, util, target)
+        bounded = isinstance(lo, int) and isinstance(hi, int) and lo <= hi
+        raw = k8s.hpa_desired(current, util, target)
+        want = k8s.hpa_desired(current, util, target, min_replicas=lo, max_replicas=hi) if bounded else raw
         within = abs(util / target - 1) <= 0.1
+        held = f", held within minReplicas..maxReplicas ({lo}..{hi})" if want != raw else ""
         r.expect(
             got == want,
             f"desired_replicas = {got}: "
             + (
                 f"{util} / {target} is within the 10 % tolerance, so the controller keeps {current}"
                 if within
-                else f"ceil({current} x {util} / {target})"
-            ),
+                else f"ceil({current} x {util} / {target}) = {raw}"
+            )
+            + held,
             f"desired_replicas is {got}; with your target of {target} % the controller computes {want} "
             + (
                 f"({util} / {target} = {util / target:.2f} is within the 10 % tolerance: it does nothing)"
                 if within
-                else "(round UP: ceil, never down)"
+                else f"(ceil({current} x {util} / {target}) = {raw}: round UP, never down{held})"
             ),
         )
     cluster = live(r, live_m)

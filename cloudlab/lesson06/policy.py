@@ -4,11 +4,13 @@ rendered as a release and namespace it has never seen (:mod:`.chartcheck`)."""
 from __future__ import annotations
 
 import re
+import secrets
 
 from .. import k8s
 from ..checks import check
+from ..lab import cluster as kind
 from . import EX_NAMESPACE, IMAGE_TAG, workdir
-from .chartcheck import live, renders
+from .chartcheck import clashes, live, renders, twin
 
 # The findings this lab cannot meet, and so the only ones a skip is accepted for (the lesson explains both).
 SKIPPABLE = {
@@ -34,27 +36,45 @@ FIX_HINTS = {
 
 
 # ------------------------------------------------------------------ 06.5
-def _flows(dep, namespace: str, svc_port_name_map):
+def _flows(dep, namespace: str, svc_port_name_map, port: int):
+    """The connections that must pass and those that must not; ``port`` is aws.backingPort as the check rendered it."""
     pod = k8s.Endpoint(namespace, k8s.pod_labels(dep), svc_port_name_map)
     other = k8s.Endpoint(namespace, {"app": "debug"}, {})
     ingress_ctl = k8s.Endpoint("ingress", {"app": "ingress-controller"}, {})
     dns = k8s.Endpoint("kube-system", {"k8s-app": "kube-dns"}, {"dns": 53})
-    backing = k8s.Endpoint("l06-backing", {"app.kubernetes.io/name": "backing"}, {"http": 5000})
+    backing = k8s.Endpoint("l06-backing", {"app.kubernetes.io/name": "backing"}, {"http": port})
+    neighbour = k8s.Endpoint("l06-backing", {"app": "debug"}, {})
     outside = k8s.Endpoint(ip="203.0.113.10")
     must = [
         ("traffic from another namespace (the ingress controller) to the http port", ingress_ctl, pod, "http", "TCP"),
         ("DNS lookups (kube-dns, 53/UDP)", pod, dns, 53, "UDP"),
         ("DNS over TCP (kube-dns, 53/TCP: answers too large for UDP)", pod, dns, 53, "TCP"),
-        ("the backing services (S3/SQS stand-in in l06-backing, 5000/TCP)", pod, backing, 5000, "TCP"),
+        (
+            f"the backing services (S3/SQS stand-in in l06-backing) on aws.backingPort, which the check set to {port}"
+            + ("" if port == 5000 else ": a port typed in (5000) instead of {{ .Values.aws.backingPort }} misses it"),
+            pod,
+            backing,
+            port,
+            "TCP",
+        ),
     ]
     must_not = [
         ("the service calling an address on the internet (203.0.113.10:443)", pod, outside, 443, "TCP"),
         (
-            "the service calling port 5000 anywhere else (203.0.113.10:5000): an egress rule without `to:` allows "
+            f"the service calling port {port} anywhere else (203.0.113.10:{port}): an egress rule without `to:` allows "
             "every address on its ports",
             pod,
             outside,
-            5000,
+            port,
+            "TCP",
+        ),
+        (
+            f"the service calling another pod of l06-backing on port {port}: a namespaceSelector alone (or next to "
+            "the podSelector as a second `- ` peer, which means OR) allows every pod of that namespace; one peer "
+            "with both selectors means AND",
+            pod,
+            neighbour,
+            port,
             "TCP",
         ),
         (
@@ -65,7 +85,7 @@ def _flows(dep, namespace: str, svc_port_name_map):
             53,
             "UDP",
         ),
-        ("another pod of the namespace reaching the backing services", other, backing, 5000, "TCP"),
+        ("another pod of the namespace reaching the backing services", other, backing, port, "TCP"),
         ("anyone reaching the pods on a port other than http (9090)", ingress_ctl, pod, 9090, "TCP"),
     ]
     return must, must_not
@@ -85,7 +105,8 @@ def _flows(dep, namespace: str, svc_port_name_map):
     ],
 )
 def check_netpol(r, ns):
-    live_m, m = renders(r)
+    port = 5000 + secrets.randbelow(900) + 100  # aws.backingPort as the notebook never set it
+    live_m, m = renders(r, {"aws.backingPort": port})
     dep = m.get("Deployment")
     namespace = k8s.meta(dep).get("namespace")
     policies = m.all("NetworkPolicy")
@@ -108,15 +129,22 @@ def check_netpol(r, ns):
         "are wide open",
     )
     ports = k8s.container_ports(k8s.container(dep, "orders") or k8s.container(dep))
-    must, must_not = _flows(dep, namespace, {k: v for k, v in ports.items() if isinstance(k, str)})
-    for what, src, dst, port, proto in must:
+    must, must_not = _flows(dep, namespace, {k: v for k, v in ports.items() if isinstance(k, str)}, port)
+    for what, src, dst, to, proto in must:
         r.expect(
-            k8s.allowed(policies, src, dst, port, proto),
+            k8s.allowed(policies, src, dst, to, proto),
             f"allowed: {what}",
             f"blocked, but the service needs it: {what}",
         )
-    for what, src, dst, port, proto in must_not:
-        r.expect(not k8s.allowed(policies, src, dst, port, proto), f"blocked: {what}", f"still allowed: {what}")
+    for what, src, dst, to, proto in must_not:
+        r.expect(not k8s.allowed(policies, src, dst, to, proto), f"blocked: {what}", f"still allowed: {what}")
+    clash = clashes(twin(r, m), m, {"NetworkPolicy"})
+    r.expect(
+        not clash,
+        "a second release in the namespace would get policies of its own names",
+        f"a second release in the same namespace would create {', '.join(clash)} again (helm refuses to install "
+        "it): name every policy from the release ({{ .Release.Name }}-...)",
+    )
     cluster = live(r, live_m)
     if cluster is not None:
         labels = k8s.pod_labels(live_m.get("Deployment"))
@@ -126,12 +154,23 @@ def check_netpol(r, ns):
 
 # ------------------------------------------------------------------ 06.6
 def _image_problem(image) -> str | None:
-    """What the task asks: a digest, or the source-hash tag `make cluster` built (a version tag can be re-pushed)."""
+    """What the task asks: the image `make cluster` built, by its source-hash tag (kind loads it without a registry,
+    so there is no registry digest to pin, and a version tag can be pushed again with other content)."""
     problem = k8s.image_problem(image)
     if problem:
         return problem
-    _, tag, digest = k8s.split_image(image)
-    if digest or tag == IMAGE_TAG:
+    repo, tag, digest = k8s.split_image(image)
+    built, _, _ = k8s.split_image(kind.image())
+    if digest:
+        return (
+            f"{image!r} is pinned by a digest: kind loads the image `make cluster` built without a registry, so it "
+            "has no registry digest and a pod that names one cannot start here (that is why CKV_K8S_43 gets a skip "
+            f"in this lab). Use its tag, lesson06.IMAGE_TAG ({IMAGE_TAG}). With a registry, the digest the registry "
+            "reports for the image you pushed is the better pin"
+        )
+    if repo != built:
+        return f"{image!r}: the repository {repo!r} is not the image `make cluster` built ({built})"
+    if tag == IMAGE_TAG:
         return None
     return (
         f"{image!r}: the tag {tag!r} is not the image `make cluster` built ({IMAGE_TAG}); "
@@ -141,7 +180,7 @@ def _image_problem(image) -> str | None:
             if re.fullmatch(r"v?\d+(\.\d+)*([-.].*)?", str(tag))
             else ""
         )
-        + "use lesson06.IMAGE_TAG (or pin a digest, image@sha256:...)"
+        + "use lesson06.IMAGE_TAG"
     )
 
 
@@ -185,6 +224,14 @@ def check_hardening(r, ns):
                 f"{c.get('name')}: runAsGroup is 0, the root group: whatever the image leaves writable for its group "
                 "becomes writable for the service. Use the service's own group (10001)",
             )
+        seccomp = sec.get("seccompProfile") if isinstance(sec.get("seccompProfile"), dict) else {}
+        if seccomp.get("type") == "Unconfined":
+            r.expect(
+                False,
+                "",
+                f"{c.get('name')}: seccompProfile Unconfined switches off the runtime's syscall filter, so code "
+                "running in the container may call every syscall of the node's kernel: use type RuntimeDefault",
+            )
         caps = (sec.get("capabilities") or {}).get("drop") or []
         added = (sec.get("capabilities") or {}).get("add") or []
         r.expect(
@@ -207,6 +254,14 @@ def check_hardening(r, ns):
             problem is None,
             f"{c.get('name')}: the immutable image {c.get('image')} (what `make cluster` built)",
             f"{c.get('name')}: {problem}",
+        )
+        r.expect(
+            c.get("imagePullPolicy") != "Always",
+            f"{c.get('name')}: imagePullPolicy {c.get('imagePullPolicy') or '(default)'}: the node uses the image "
+            "kind loaded",
+            f"{c.get('name')}: imagePullPolicy Always makes the node pull the image from its registry on every start, "
+            "and kind loaded it without one: the pod would stay in ErrImagePull. This lab cannot meet CKV_K8S_15: "
+            "skip it with that reason (on a platform with a registry, Always with an immutable tag works)",
         )
     if len(r.wrong) > ok_before:
         r.fail("fix the lines above first; then this check also runs checkov on the rendered chart")

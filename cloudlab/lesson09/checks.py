@@ -144,6 +144,15 @@ def check_retry(r, ns):
         "the waits are not spread over 0..limit: with full jitter each wait is random.uniform(0, limit), "
         "so many callers do not all come back at the same moment",
     )
+    piles = _piles(delays)
+    r.expect(
+        not piles,
+        "no wait value repeats: no two callers come back at the same moment",
+        "; ".join(f"{k} of {len(delays[n - 1])} waits before retry {n} were exactly {v:g} s" for n, v, k in piles[:2])
+        + ": callers that drew it all come back at the same moment. A cap applied after the jitter "
+        "(min(cap, uniform(0, base * 2**(n-1)))) piles the waits up at the cap: jitter the capped limit, "
+        "uniform(0, min(cap, base * 2**(n-1)))",
+    )
 
     _other_settings(r, retry, sleep, delays, calls)
 
@@ -195,6 +204,20 @@ def check_retry(r, ns):
         f"(gaps {[round(g, 3) for g in gaps]} s) and the call gave {box}; with the default `sleep` it should "
         "really wait, and return the answer",
     )
+
+
+def _piles(delays) -> list[tuple[int, float, int]]:
+    """(retry n, wait, how often) for a wait value that more than 1 in 20 runs drew exactly: random.uniform never
+    draws the same float twice, so such a pile is a fixed value mixed into the jitter (a cap applied after it)."""
+    piles = []
+    for n in range(1, ATTEMPTS):
+        counts: dict[float, int] = {}
+        for d in delays.get(n - 1, []):
+            counts[round(d, 6)] = counts.get(round(d, 6), 0) + 1
+        value, k = max(counts.items(), key=lambda kv: kv[1], default=(0.0, 0))
+        if k > RUNS // 20:
+            piles.append((n, value, k))
+    return piles
 
 
 def _other_settings(r, retry, sleep, delays, calls):
