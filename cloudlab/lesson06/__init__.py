@@ -2,7 +2,8 @@
 
 The toolkit :mod:`cloudlab.k8s` renders and validates; this module knows the lesson's files
 (``lessons/06_kubernetes/``), the exercise chart (a copy in the lab's work folder), the service's
-measured needs, and the live extras (the in-cluster backing services). The checks are in ``checks``.
+measured needs, and the live extras (the in-cluster backing services). The checks are in ``checks``,
+``scaling`` (06.4) and ``policy`` (06.5, 06.6).
 """
 
 from __future__ import annotations
@@ -324,5 +325,6 @@ def _reset() -> dict:
     return removed
 
 
-from .checks import check_hpa, check_probes, check_resources, check_service  # noqa: E402, F401
+from .checks import check_probes, check_resources, check_service  # noqa: E402, F401
 from .policy import check_hardening, check_netpol  # noqa: E402, F401
+from .scaling import check_hpa  # noqa: E402, F401
