@@ -164,6 +164,25 @@ def test_relay_forwards_both_ways_and_counts_connections():
     server.close()
 
 
+def test_relay_delay_holds_each_request_not_each_chunk():
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    with Relay(server.getsockname()[1], delay=0.5) as relay:
+        client = socket.create_connection(("127.0.0.1", relay.port), timeout=3)
+        conn, _ = server.accept()
+        conn.settimeout(3)
+        t0 = time.monotonic()
+        client.sendall(b"GET")
+        assert conn.recv(3) == b"GET" and time.monotonic() - t0 >= 0.5
+        t0 = time.monotonic()
+        conn.sendall(b"200")
+        assert client.recv(3) == b"200" and time.monotonic() - t0 < 0.5  # answers are not held
+        client.close()
+        conn.close()
+    server.close()
+
+
 def test_function_file_keeps_the_work_apart_from_both_shells():
     from cloudlab.multicloud import functions
 
@@ -200,6 +219,24 @@ def emu():
     cloudlab.connect(quiet=True)
     emulators.start()
     return emulators
+
+
+@pytest.mark.lab
+def test_the_pubsub_emulator_accepts_an_ack_deadline_below_the_services_minimum(emu):
+    """The lesson says so (the real service's minimum is 10 s): keep the claim true for the pinned emulator."""
+    import uuid
+
+    pub, sub = guard.publisher(), guard.subscriber()
+    tag = uuid.uuid4().hex[:8]
+    topic = pub.topic_path(guard.project(), f"l11-t-deadline-{tag}")
+    name = sub.subscription_path(guard.project(), f"l11-t-deadline-{tag}")
+    pub.create_topic(name=topic)
+    try:
+        sub.create_subscription(request={"name": name, "topic": topic, "ack_deadline_seconds": 5})
+        assert sub.get_subscription(subscription=name).ack_deadline_seconds == 5
+        sub.delete_subscription(subscription=name)
+    finally:
+        pub.delete_topic(topic=topic)
 
 
 @pytest.mark.lab

@@ -157,7 +157,7 @@ def _race(r, cls, real, bucket, port):
 
 
 # ======================================================================= 11.2 the Azure queue adapter
-PROBE_LEASE = 6  # seconds: a lease the notebook never uses (the contract uses 2 and 30)
+PROBE_LEASE = 4  # seconds: a lease the notebook never uses (the contract uses 2 and 30)
 
 
 @check(
