@@ -290,16 +290,19 @@ def test_the_supervisor_restarts_a_killed_and_a_hung_instance(lab_state):
     fleet.save_state({"instances": {"l09-web-a": {"port": port, "netns": None, "cmd": cmd, "env": {}, "spare": False}}})
     procs.start("l09-web-a", cmd, python=False)
     assert net.wait_http(f"http://127.0.0.1:{port}/", 5)
-    procs.start(fleet.SUPERVISOR, ["-m", "cloudlab.reliability.fleet", "supervise", "--interval", "0.1"])
-    time.sleep(0.5)
+    sup = procs.start(fleet.SUPERVISOR, ["-m", "cloudlab.reliability.fleet", "supervise", "--interval", "0.1"])
+    # a loaded machine (CI runs several shards on two cores) can take seconds to start a Python process:
+    # wait for the supervisor's first line, not a fixed time
+    assert _wait(lambda: '"supervising"' in sup.output(), 30)
     faults.kill("l09-web-a", quiet=True)
-    assert _wait(lambda: len(fleet.supervisor_events()) == 1 and net.answers(f"http://127.0.0.1:{port}/"))
+    assert _wait(lambda: len(fleet.supervisor_events()) == 1 and net.answers(f"http://127.0.0.1:{port}/"), 30)
     assert fleet.supervisor_events()[0]["reason"] == "exited"
-    time.sleep(0.5)  # the supervisor sees it healthy once (before that, a startup grace applies)
+    # the supervisor sees it healthy once (before that, a startup grace applies): its 0.5 s health checks answer
+    time.sleep(1.0)
     faults.freeze("l09-web-a", 10, quiet=True)  # alive but silent: only a health check notices
-    assert _wait(lambda: len(fleet.supervisor_events()) == 2, 8)
+    assert _wait(lambda: len(fleet.supervisor_events()) == 2, 20)
     assert fleet.supervisor_events()[1]["reason"] == "unhealthy"
-    assert _wait(lambda: net.answers(f"http://127.0.0.1:{port}/"))
+    assert _wait(lambda: net.answers(f"http://127.0.0.1:{port}/"), 30)
 
 
 def _wait(cond, seconds=6.0):

@@ -124,6 +124,21 @@ def lint() -> int:
     return rc
 
 
+def machine_cpu() -> tuple[float, float]:
+    """(busy, idle) core-seconds of the whole machine since boot, from /proc/stat; (0, 0) where it is missing.
+
+    Daemons the shards use but do not reap (dockerd, the emulators' servers) count here and not in wait4's figure.
+    """
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return 0.0, 0.0
+    ticks = [int(x) for x in fields[:8]]
+    hz = os.sysconf("SC_CLK_TCK")
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    return (sum(ticks) - idle) / hz, idle / hz
+
+
 def main(argv: list[str] | None = None) -> int:
     extra = list(argv if argv is not None else sys.argv[1:])
     lint_rc = lint()
@@ -132,25 +147,15 @@ def main(argv: list[str] | None = None) -> int:
     except retry.RetryError as e:
         print(f"[test] retry notebooks: {e}", flush=True)
         return 1
-    procs, logs, t0 = {}, {}, time.monotonic()
+    procs, logs, t0, cpu0 = {}, {}, time.monotonic(), machine_cpu()
     for i, (name, args) in enumerate(plan.items()):
         env = _env(i, name)
         log = ROOT / ".lab" / "test-run" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         logs[name] = log
-        cmd = [
-            sys.executable,
-            "-m",
-            "cloudlab.lab",
-            "--profile",
-            "test",
-            "run",
-            "--",
-            sys.executable,
-            *PYTEST,
-            *args,
-            *extra,
-        ]
+        timings = ["--durations=15", f"--junitxml={state_dir(name) / 'junit.xml'}"]  # every test's time, kept
+        cmd = [sys.executable, "-m", "cloudlab.lab", "--profile", "test", "run", "--", sys.executable, *PYTEST]
+        cmd += [*timings, *args, *extra]
         port = Lab.from_env("test", env).localstack_port
         print(
             f"[test] shard {name}: {len(args)} paths, lab on port {port} (output in {log.relative_to(ROOT)})",
@@ -158,15 +163,23 @@ def main(argv: list[str] | None = None) -> int:
         )
         procs[name] = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
 
-    def heartbeat():
-        while any(p.poll() is None for p in procs.values()):
-            time.sleep(60)
-            running = [n for n, p in procs.items() if p.poll() is None]
-            if running:
-                print(f"[test] {time.monotonic() - t0:.0f} s, still running: {', '.join(running)}", flush=True)
+    done: dict[str, tuple[int, float, float]] = {}  # shard: (exit code, wall seconds, CPU seconds of its processes)
 
-    threading.Thread(target=heartbeat, daemon=True).start()
-    codes = {name: p.wait() for name, p in procs.items()}
+    def reap(name: str, proc: subprocess.Popen) -> None:
+        _, status, usage = os.wait4(proc.pid, 0)  # the shard's own CPU time, children included
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        done[name] = (proc.returncode, time.monotonic() - t0, usage.ru_utime + usage.ru_stime)
+
+    waiters = [threading.Thread(target=reap, args=item, daemon=True) for item in procs.items()]
+    for w in waiters:
+        w.start()
+    while any(w.is_alive() for w in waiters):
+        for w in waiters:
+            w.join(timeout=60 / len(waiters))
+        running = [n for n in procs if n not in done]
+        if running:
+            print(f"[test] {time.monotonic() - t0:.0f} s, still running: {', '.join(running)}", flush=True)
+    codes = {name: done[name][0] for name in procs}
     total: dict[str, int] = {}
     for name in plan:
         text = logs[name].read_text(errors="replace")
@@ -180,7 +193,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[test] shard {name} collected no tests: that is a failure here")
         elif c != 0:
             print(f"[test] shard {name} failed (exit {c}); its log: {logs[name]}")
-    print(f"[test] all shards done in {took:.0f} s")
+    for name, (_c, wall, cpu) in sorted(done.items(), key=lambda kv: -kv[1][1]):
+        print(f"[test] shard {name}: {wall:.0f} s wall, {cpu:.0f} s CPU (its test lab and notebooks included)")
+    print(f"[test] all shards done in {took:.0f} s, {sum(v[2] for v in done.values()):.0f} s CPU in all")
+    busy, idle = (b - a for a, b in zip(cpu0, machine_cpu()))
+    if busy + idle > 0:
+        cores = os.cpu_count() or 1
+        print(
+            f"[test] the machine ({cores} cores) was busy {busy:.0f} core-seconds of {busy + idle:.0f} "
+            f"({100 * busy / (busy + idle):.0f} %), daemons included",
+            flush=True,
+        )
     failed = total.get("failed", 0) + total.get("errors", 0) + (0 if ok or total.get("failed") else 1)
     print(f"{total.get('passed', 0)} passed, {failed} failed, {total.get('skipped', 0)} skipped")
     return 0 if ok and lint_rc == 0 else 1

@@ -278,7 +278,7 @@ def base_tarball(suite: str = "bookworm", include=BASE_INCLUDE) -> Path:
 def _build_base_tarball(suite: str, include, key: str, tar: Path, exe: str = "debootstrap") -> Path:
     root = cache_dir() / f"rootfs-{key}"
     shutil.rmtree(root, ignore_errors=True)
-    say(f"building the local base image once: debootstrap --variant=minbase {suite} (about 30 s) ...")
+    say(f"building the local base image once: debootstrap --variant=minbase {suite} (a minute or two) ...")
     cmd = [exe, "--variant=minbase", f"--include={','.join(include)}", suite, str(root), debian_mirror()]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
