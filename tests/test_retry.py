@@ -87,7 +87,7 @@ def test_retry_rules(tag, outputs, ok):
 
 @pytest.mark.parametrize("lesson", [le.id for le in course.lessons() if le.ready and le.id != "00"])
 def test_wrong_attempts_fit_their_lesson(lesson, tmp_path):
-    """Every ready lesson with tasks has tests/attempts/lessonNN.py: it covers every task and builds a retry notebook."""
+    """Every ready lesson with tasks has tests/attempts/lessonNN.py: it covers every task, builds a retry notebook."""
     assert (retry.ATTEMPTS_DIR / f"lesson{lesson}.py").exists(), (
         f"lesson {lesson} is ready but has no tests/attempts/lesson{lesson}.py: a wrong attempt for each task "
         "(make test runs every task blank, then wrong, then right, in one kernel)"

@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, (_c, wall, cpu) in sorted(done.items(), key=lambda kv: -kv[1][1]):
         print(f"[test] shard {name}: {wall:.0f} s wall, {cpu:.0f} s CPU (its test lab and notebooks included)")
     print(f"[test] all shards done in {took:.0f} s, {sum(v[2] for v in done.values()):.0f} s CPU in all")
-    busy, idle = (b - a for a, b in zip(cpu0, machine_cpu()))
+    busy, idle = (b - a for a, b in zip(cpu0, machine_cpu(), strict=True))
     if busy + idle > 0:
         cores = os.cpu_count() or 1
         print(
