@@ -11,17 +11,9 @@ import os
 
 from .. import cleanup, net
 from ..multicloud import emulators, guard
-from .checks import (  # noqa: F401
-    EX_ARCHIVE_BUCKET,
-    EX_CLAIMS,
-    EX_PUSH,
-    EX_TOPIC,
-    check_azure_queue,
-    check_egress,
-    check_function,
-    check_gcs_store,
-    check_idempotent,
-)
+from .checks import EX_ARCHIVE_BUCKET, EX_PUSH, EX_TOPIC, check_egress, check_function  # noqa: F401
+from .checks_adapters import check_azure_queue, check_gcs_store  # noqa: F401
+from .checks_idem import EX_CLAIMS, check_idempotent  # noqa: F401
 
 cleanup.keep_running("11", *emulators.PROC.values())
 

@@ -128,7 +128,12 @@ def release_returns_at_once(queue, tag: str) -> str:
     back = _receive(queue, 1, 30, wait=3)
     _expect(back and back[0].body == body, "a released message did not come back within 3 s (its 30 s lease)")
     queue.ack(back[0])
-    return f"release: back after {time.monotonic() - t0:.1f} s, not after its 30 s lease"
+    _expect(
+        back[0].id == got[0].id and back[0].attempts == got[0].attempts + 1,
+        f"the released message came back as id {back[0].id} with attempts {back[0].attempts} (it was id {got[0].id}, "
+        f"attempts {got[0].attempts}): release must return THAT message, its delivery count raised, not send a new one",
+    )
+    return f"release: back after {time.monotonic() - t0:.1f} s, not after its 30 s lease, the same message"
 
 
 def _receive(queue, n, lease, wait):

@@ -53,17 +53,22 @@ class MessageQueue(Protocol):
 
 
 def consume(queue: MessageQueue, handler, max_messages: int = 10, lease_seconds: int = 10) -> dict[str, int]:
-    """One poll: receive, call ``handler(message)`` on each, ack what succeeded, release what raised.
+    """One poll: receive, call ``handler(message)`` on each, ack what succeeded, release what raised, and leave
+    what the handler says is ``"in-progress"`` (another worker holds it: the message comes back when its lease
+    ends, without an ack or a release).
 
-    The loop of every queue worker, on any cloud. Returns counts: received, acked, released."""
-    counts = {"received": 0, "acked": 0, "released": 0}
+    The loop of every queue worker, on any cloud. Returns counts: received, acked, released, left."""
+    counts = {"received": 0, "acked": 0, "released": 0, "left": 0}
     for m in queue.receive(max_messages=max_messages, lease_seconds=lease_seconds):
         counts["received"] += 1
         try:
-            handler(m)
+            outcome = handler(m)
         except Exception:  # noqa: BLE001 - any failure: give the message back for another try
             queue.release(m)
             counts["released"] += 1
+            continue
+        if outcome == "in-progress":
+            counts["left"] += 1
             continue
         queue.ack(m)
         counts["acked"] += 1

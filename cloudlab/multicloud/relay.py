@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 
 
 class Relay:
-    """``with Relay(target_port) as r: ... r.url ... r.connections``"""
+    """``with Relay(target_port) as r: ... r.url ... r.connections``
 
-    def __init__(self, target_port: int, target_host: str = "127.0.0.1"):
+    ``delay``: seconds added before each request the client sends (the first bytes after a pause), so two
+    clients that read and then write interleave the way a slow network makes them: a check widens a race."""
+
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1", delay: float = 0.0):
         self.target = (target_host, target_port)
+        self.delay = float(delay)
         self.connections = 0
         self._server = socket.socket()
         self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -70,16 +75,20 @@ class Relay:
             with self._lock:
                 self.connections += 1
                 self._socks += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            for a, b, delay in ((client, upstream, self.delay), (upstream, client, 0.0)):
+                threading.Thread(target=self._pump, args=(a, b, delay), daemon=True).start()
 
     @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
+    def _pump(src: socket.socket, dst: socket.socket, delay: float = 0.0) -> None:
+        last = 0.0
         try:
             while True:
                 data = src.recv(65536)
                 if not data:
                     break
+                if delay and time.monotonic() - last > 0.05:  # a new request, not the rest of one
+                    time.sleep(delay)
+                last = time.monotonic()
                 dst.sendall(data)
         except OSError:
             pass

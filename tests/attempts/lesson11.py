@@ -30,10 +30,12 @@ ATTEMPTS = {
         "order = json.loads(message.body)\n"
         'claim = db.collection("l11-charged").document(message.id)\n'
         "try:\n"
-        '    claim.create({"order": order["id"]})\n'
+        '    claim.create({"status": "charging", "expires": clock() + lease_s})\n'
         "except FirestoreConflict:\n"
-        "    return\n"
-        "charge(order)"
+        '    return "duplicate" if claim.get().get("status") == "charged" else "in-progress"\n'
+        "charge(order)\n"
+        'claim.update({"status": "charged"})\n'
+        'return "charged"'
     ),
     # 11.4: the bucket written into the function (the check deploys it again with another ARCHIVE_BUCKET);
     # the subscription itself is right
