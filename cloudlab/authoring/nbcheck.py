@@ -25,6 +25,7 @@ from . import CHECK_TAG, TODO_TAG
 from .retry import BLANK_TAG, FAIL_TAG, ROUND_TAG
 
 _times: dict[str, float] = {}
+_cells: dict[str, dict[int, dict]] = {}  # notebook -> code cell number -> {"s": seconds, "image": bool}
 FLOAT_NOISE = re.compile(r"(?<![\w.])\d+\.\d{10,}(?!\d)")
 EPOCH_MS = re.compile(r"(?<![\w.:/-])1[5-9]\d{11}(?![\w.])")
 
@@ -99,6 +100,10 @@ def pytest_runtest_call(item):
                 else str(item.path)
             )
             _times[key] = _times.get(key, 0.0) + time.monotonic() - t0
+            outs = item.test_outputs or []
+            image = any(k.startswith("image/") for o in outs for k in (o.get("data") or {}))
+            seen = _cells.setdefault(key, {})  # the first run of a cell: a second pass runs warm
+            seen.setdefault(item.cell_num, {"s": round(time.monotonic() - t0, 2), "image": image})
     if _is_cell(item):
         outputs = item.test_outputs or []
         lines = [ln for ln in str(item.cell.get("source", "")).splitlines() if ln.strip()]
@@ -142,5 +147,7 @@ def pytest_sessionfinish(session):
     path = Path(state) / "notebook-times.json"
     try:
         path.write_text(json.dumps({k: round(v, 1) for k, v in sorted(_times.items())}, indent=1))
+        cells = {k: {str(n): c for n, c in sorted(v.items())} for k, v in sorted(_cells.items())}
+        (Path(state) / "cell-times.json").write_text(json.dumps(cells, indent=0))
     except OSError:
         pass

@@ -1,0 +1,409 @@
+"""The wrong answers learners are likely to give, read from the wrong-answer tests, so the notes cannot drift.
+
+Every check's wrong answers live in ``tests/test_lessonNN.py``, each proved rejected through
+``tests/checktest.py``'s ``rejected(check, ns, *words)``. This module reads those files with :mod:`ast` (nothing
+is imported or run) and returns one :class:`WrongAnswer` per call, and per case of a parametrized test:
+
+* the **check** (its id from the ``@check("NN.k", ...)`` that decorates the function called);
+* the **words** the check's message must contain (a literal, a parametrize value, a module constant indexed by
+  the case, or, where a word is built at run time, the expression's text);
+* a **description** of the wrong answer: the comment on the case or on the call, the lines of setup before a
+  call, the case's id, the docstring of the helper it uses, or the case's own source, in that order.
+
+Which calls ran, and with which words, is recorded at run time (``CLOUDLAB_REJECTED_LOG``, written by
+``checktest.rejected``); :func:`unseen` compares such a record with this reading, so a test written in a form
+this reader does not follow fails ``make test`` instead of going missing from the notes.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import outline
+
+ROOT = outline.ROOT
+TESTS = ROOT / "tests"
+REJECTERS = ("rejected", "rejected_in_missing", "rejected_in_one_missing_line")
+
+
+@dataclass(frozen=True)
+class WrongAnswer:
+    lesson: str
+    check_id: str
+    description: str
+    words: tuple[str, ...]
+    test: str  # test function name, with the case id in brackets
+    file: str  # tests/test_lessonNN.py
+    line: int  # the line of the rejected(...) call
+    end_line: int = 0  # its last line (a call may span several)
+
+    @property
+    def key(self) -> tuple:
+        return (self.file, self.line, self.check_id, self.words)
+
+
+class Opaque:
+    """A value this reader cannot compute (a lambda, a call): kept as its source text."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def __repr__(self):
+        return self.text
+
+
+def _comments(lines: list[str], first: int, last: int) -> list[str]:
+    """The comments on lines first..last (1-based, inclusive): whole-line comments and trailing ones."""
+    out = []
+    for ln in lines[max(first, 1) - 1 : last]:
+        m = re.search(r"(?:^|\s)#\s?(.*)$", ln)
+        if m and "fmt: skip" not in m.group(1) and "noqa" not in m.group(1) and not ln.strip().startswith("#!"):
+            text = m.group(1).strip()
+            if text and not re.match(r"^-{3,}|^={3,}|^\d\d\.\d", text):
+                out.append(text)
+    return out
+
+
+def _plumbing(st: ast.stmt) -> bool:
+    """A statement that sets a test up, not the learner's answer: imports, asserts, fixtures unpacked, clients."""
+    if isinstance(st, ast.Assert | ast.Import | ast.ImportFrom):
+        return True
+    if isinstance(st, ast.Assign):
+        names = {n.id for t in st.targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+        src = ast.unparse(st.value)
+        return isinstance(st.value, ast.Name) or "check" in names or bool(re.search(r"\.client\(|scenario\(", src))
+    return isinstance(st, ast.Assign | ast.AugAssign) or bool(re.match(r"^\w+\.quiet = ", ast.unparse(st)))
+
+
+def _pretty(name: str) -> str:
+    return name.strip("_").replace("_", " ").replace("-", " ")
+
+
+class Reader:
+    def __init__(self, path: Path):
+        self.path = path
+        self.text = path.read_text()
+        self.lines = self.text.splitlines()
+        self.tree = ast.parse(self.text)
+        self.lesson = re.search(r"test_lesson(\d\d)", path.name).group(1)
+        self.consts: dict[str, ast.AST] = {}
+        self.defs: dict[str, ast.AST] = {}
+        self.rejecters: dict[str, str] = {}  # local name -> "plain" | "words-first"
+        self.checks = outline.check_ids()
+        for node in self.tree.body:
+            if isinstance(node, ast.ImportFrom) and node.module == "checktest":
+                for a in node.names:
+                    if a.name in REJECTERS:
+                        self.rejecters[a.asname or a.name] = "plain"
+            elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                self.consts[node.targets[0].id] = node.value
+            elif isinstance(node, ast.FunctionDef | ast.ClassDef):
+                self.defs[node.name] = node
+        for name, fn in self.defs.items():  # a module's own wrapper: def rejected(check, *words, ns=None)
+            if isinstance(fn, ast.FunctionDef) and "checktest.rejected" in ast.unparse(fn) and fn.args.vararg:
+                self.rejecters[name] = "words-first"
+
+    # ------------------------------------------------------------------ a tiny evaluator
+    def value(self, node, env: dict, local: dict, depth: int = 0):
+        if depth > 12:
+            return Opaque(ast.unparse(node))
+        ev = lambda n: self.value(n, env, local, depth + 1)  # noqa: E731
+        if isinstance(node, ast.Constant):
+            return node.value
+        if isinstance(node, ast.Tuple | ast.List):
+            return tuple(ev(e) for e in node.elts)
+        if isinstance(node, ast.Dict):
+            try:
+                return {ev(k): ev(v) for k, v in zip(node.keys, node.values, strict=True) if k is not None}
+            except TypeError:
+                return Opaque(ast.unparse(node))
+        if isinstance(node, ast.Name):
+            if node.id in env:
+                return ev(env[node.id]) if isinstance(env[node.id], ast.AST) else env[node.id]
+            if node.id in local:
+                return local[node.id] if not isinstance(local[node.id], ast.AST) else ev(local[node.id])
+            if node.id in self.consts:
+                return ev(self.consts[node.id])
+            return Opaque(node.id)
+        if isinstance(node, ast.Subscript):
+            container, index = ev(node.value), ev(node.slice)
+            try:
+                return container[index]
+            except (TypeError, KeyError, IndexError):
+                return Opaque(ast.unparse(node))
+        if isinstance(node, ast.Starred):
+            return ev(node.value)
+        if isinstance(node, ast.JoinedStr):
+            parts = []
+            for v in node.values:
+                inner = ev(v.value) if isinstance(v, ast.FormattedValue) else v.value
+                parts.append(str(inner) if isinstance(inner, str | int | float) else "…")
+            return "".join(parts)
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") in ("sorted", "list", "tuple") and node.args:
+            inner = ev(node.args[0])
+            if isinstance(inner, dict | tuple):
+                keys = list(inner)
+                return tuple(sorted(keys) if node.func.id == "sorted" else keys)
+        return Opaque(ast.unparse(node))
+
+    # ------------------------------------------------------------------ calls
+    def calls(self) -> list[WrongAnswer]:
+        out = []
+        for fn in self.tree.body:
+            if isinstance(fn, ast.FunctionDef) and fn.name.startswith("test_"):
+                out += self._in_test(fn)
+        return out
+
+    def _locals(self, fn: ast.FunctionDef) -> dict:
+        local: dict = {}
+        for node in ast.walk(fn):
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                t = node.targets[0]
+                if isinstance(t, ast.Name):
+                    local[t.id] = node.value
+                elif isinstance(t, ast.Tuple) and all(isinstance(e, ast.Name) for e in t.elts):
+                    if isinstance(node.value, ast.Tuple) and len(node.value.elts) == len(t.elts):
+                        for e, v in zip(t.elts, node.value.elts, strict=True):
+                            local[e.id] = v
+                    else:
+                        for i, e in enumerate(t.elts):
+                            local[e.id] = ast.Subscript(node.value, ast.Constant(i))
+        return local
+
+    def _cases(self, fn: ast.FunctionDef) -> tuple[list[str], list[tuple[dict, str, int, int]]]:
+        """(argnames, [(env, id, first line, last line)]) of the function's parametrize decorators (a product)."""
+        groups = []
+        for d in fn.decorator_list:
+            if not (isinstance(d, ast.Call) and ast.unparse(d.func).endswith("parametrize") and len(d.args) >= 2):
+                continue
+            names = self.value(d.args[0], {}, {})
+            names = [n.strip() for n in names.split(",")] if isinstance(names, str) else list(names)
+            ids_node = next((k.value for k in d.keywords if k.arg == "ids"), None)
+            ids = self.value(ids_node, {}, {}) if ids_node is not None else None
+            argvalues = d.args[1]
+            if isinstance(argvalues, ast.Name) and isinstance(self.consts.get(argvalues.id), ast.List | ast.Tuple):
+                argvalues = self.consts[argvalues.id]
+            if isinstance(argvalues, ast.List | ast.Tuple):
+                items = argvalues.elts
+            else:
+                keys = self.value(argvalues, {}, {})
+                items = [ast.Constant(k) for k in keys] if isinstance(keys, tuple) else []
+            cases = []
+            for i, item in enumerate(items):
+                case_id = ids[i] if isinstance(ids, tuple) and i < len(ids) else ""
+                if isinstance(item, ast.Call) and ast.unparse(item.func).endswith("param"):
+                    case_id = next((k.value.value for k in item.keywords if k.arg == "id"), case_id)
+                    item = ast.Tuple(item.args) if len(names) > 1 else item.args[0]
+                vals = item.elts if len(names) > 1 and isinstance(item, ast.Tuple) else [item]
+                env = dict(zip(names, vals, strict=False))
+                if not case_id and isinstance(item, ast.Constant) and isinstance(item.value, str):
+                    case_id = item.value
+                cases.append((env, str(case_id), getattr(item, "lineno", 0), getattr(item, "end_lineno", 0)))
+            groups.append(cases)
+        if not groups:
+            return [], [({}, "", 0, 0)]
+        product = []
+        for combo in itertools.product(*groups):
+            env = {k: v for c in combo for k, v in c[0].items()}
+            product.append((env, "-".join(c[1] for c in combo if c[1]), combo[0][2], combo[0][3]))
+        return [], product
+
+    def _check_id(self, node, env: dict, local: dict) -> str:
+        name = node.attr if isinstance(node, ast.Attribute) else getattr(node, "id", "")
+        if not name.startswith("check_"):
+            target = env.get(name) or local.get(name)
+            if isinstance(target, ast.AST):
+                return self._check_id(target, env, local)
+            return ""
+        return self.checks.get(f"lesson{self.lesson}.{name}", "")
+
+    def _in_test(self, fn: ast.FunctionDef) -> list[WrongAnswer]:
+        local = self._locals(fn)
+        _, cases = self._cases(fn)
+        calls = [
+            n
+            for n in ast.walk(fn)
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in self.rejecters
+        ]
+        # every statement line that closes a step: a rejected(...) call, or a check called for the solution
+        steps = sorted(
+            n.lineno
+            for n in ast.walk(fn)
+            if isinstance(n, ast.Call) and (n in calls or re.match(r"^(check|.*check_\w+)$", ast.unparse(n.func)))
+        )
+        out = []
+        for call in sorted(calls, key=lambda c: c.lineno):
+            words_first = self.rejecters[call.func.id] == "words-first"
+            word_nodes = call.args[1:] if words_first else call.args[2:]
+            loops = self._loop_bindings(fn, call)
+            for env, case_id, first, last in cases:
+                for loop_env in loops:
+                    full = {**env, **loop_env}
+                    words = self._words(word_nodes, full, local)
+                    if words is None:
+                        continue  # a parametrize case that is the solution (words None)
+                    check = self._check_id(call.args[0], full, local) if call.args else ""
+                    self._case_words = words
+                    desc = self._describe(fn, call, steps, full, case_id, first, last)
+                    test = f"{fn.name}[{case_id}]" if case_id else fn.name
+                    rel = str(self.path.relative_to(ROOT)) if self.path.is_relative_to(ROOT) else str(self.path)
+                    out.append(WrongAnswer(self.lesson, check, desc, words, test, rel, call.lineno, call.end_lineno))
+        return out
+
+    def _loop_bindings(self, fn, call) -> list[dict]:
+        """``for fn, ns in [(check_a, {}), ...]: rejected(fn, ns)``: one binding per item of a literal list."""
+        for node in ast.walk(fn):
+            if isinstance(node, ast.For) and any(c is call for c in ast.walk(node)):
+                if isinstance(node.iter, ast.List | ast.Tuple) and isinstance(node.target, ast.Tuple):
+                    names = [e.id for e in node.target.elts if isinstance(e, ast.Name)]
+                    return [dict(zip(names, item.elts, strict=False)) for item in node.iter.elts]
+        return [{}]
+
+    def _words(self, nodes, env: dict, local: dict) -> tuple[str, ...] | None:
+        words: list[str] = []
+        for n in nodes:
+            v = self.value(n, env, local)
+            if v is None:
+                return None
+            items = v if isinstance(v, tuple) else (v,)
+            words += [str(w) if not isinstance(w, Opaque) else f"<{w.text}>" for w in items]
+        return tuple(words)
+
+    def _describe(self, fn, call, steps: list[int], env: dict, case_id: str, first: int, last: int) -> str:
+        said = _comments(self.lines, call.lineno, call.end_lineno or call.lineno)
+        if first:  # a parametrize case: its own comments, else the comment lines just above it
+            own = _comments(self.lines, first, last)
+            above = []
+            k = first - 1
+            while k > 0 and self.lines[k - 1].strip().startswith("#"):
+                above.insert(0, self.lines[k - 1].strip().lstrip("#").strip())
+                k -= 1
+            said = own or above or said
+        elif not said:  # a step of a sequential test: the comments of the setup since the previous step
+            before = [s for s in steps if s < call.lineno]
+            start = (before[-1] + 1) if before else fn.body[0].lineno
+            said = _comments(self.lines, start, call.lineno - 1)
+        parts = [s for s in said if s]
+        if not parts and not first:
+            parts = self._step(fn, call, steps)
+        if not parts:
+            parts = self._what(fn, call, env)
+        if any("not defined" in w for w in self._case_words):
+            parts = ["the task left blank (nothing defined yet)"]
+        text = "; ".join(dict.fromkeys(p for p in parts if p))
+        if case_id and _pretty(case_id).lower() not in text.lower():
+            text = f"{_pretty(case_id)}: {text}" if text else _pretty(case_id)
+        return (text or _pretty(fn.name.removeprefix("test_")))[:300]
+
+    def _step(self, fn, call, steps: list[int]) -> list[str]:
+        """A sequential test's step without a comment: the test's docstring or name when it holds this one call,
+        else the setup statements since the previous step (their source)."""
+        calls = [n for n in ast.walk(fn) if isinstance(n, ast.Call) and getattr(n.func, "id", "") in self.rejecters]
+        if len(calls) == 1:
+            doc = ast.get_docstring(fn)
+            name = _pretty(fn.name.removeprefix("test_"))
+            if doc or re.search(r"\b(rejects?|refuses?|fails?|without|wrong|when|if|a|an)\b", name):
+                return [doc.split("\n")[0] if doc else name]
+        before = [s for s in steps if s < call.lineno]
+        start = (before[-1] + 1) if before else fn.body[0].lineno
+        setup = [ast.unparse(st) for st in fn.body if start <= st.lineno < call.lineno and not _plumbing(st)]
+        if not setup and not before:
+            return ["nothing done yet"]
+        text = "; ".join(setup)
+        return [f"`{text}`" if len(text) <= 200 else f"`{text[:197]}...`"] if setup else []
+
+    def _what(self, fn, call, env: dict) -> list[str]:
+        """No comment says what the wrong answer is: the helper's docstring, or the answer's own source."""
+        words_args = call.args[1:] if self.rejecters[call.func.id] == "words-first" else call.args[2:]
+        in_words = {n.id for a in words_args for n in ast.walk(a) if isinstance(n, ast.Name)}
+        in_rest = {n.id for a in call.args[:1] + call.args[1:2] for n in ast.walk(a) if isinstance(n, ast.Name)}
+        in_body = {n.id for n in ast.walk(fn) if isinstance(n, ast.Name)} - in_words
+        shown = {k: v for k, v in env.items() if k in in_rest | in_body or k not in in_words}
+        values = list(shown.values())
+        if not values and len(call.args) > 1 and not (self.rejecters[call.func.id] == "words-first"):
+            values = [call.args[1]]
+        out = []
+        for v in values:
+            if not isinstance(v, ast.AST) or (isinstance(v, ast.Constant) and v.value in (None, {})):
+                continue
+            name = v.id if isinstance(v, ast.Name) else ""
+            if isinstance(v, ast.Constant) and isinstance(v.value, str) and len(v.value) < 60 and "\n" not in v.value:
+                out.append(_pretty(v.value))
+            elif name in self.defs:
+                out.append(self._helper_doc(name))
+            else:
+                helpers = [n.id for n in ast.walk(v) if isinstance(n, ast.Name) and n.id in self.defs]
+                docs = [self._helper_doc(h, pretty=False) for h in helpers]
+                doc = next((d for d in docs if d), "")
+                if not doc and isinstance(v, ast.Dict) and len(helpers) == 1 and len(v.keys) == 1:
+                    doc = f"`{helpers[0]}`"  # {"GcsStore": GcsSubstring}: the class's name says it
+                src = ast.unparse(v)
+                out.append(doc or (f"`{src}`" if len(src) <= 160 else f"`{src[:157]}...`"))
+        return out
+
+    def _helper_doc(self, name: str, pretty: bool = True) -> str:
+        d = self.defs[name]
+        doc = ast.get_docstring(d)
+        if doc:
+            return doc.split("\n")[0].rstrip(".")
+        said = _comments(self.lines, d.lineno, d.lineno)
+        if said:
+            return said[0]
+        return _pretty(name) if pretty else ""
+
+
+def read(root: Path = ROOT) -> list[WrongAnswer]:
+    """Every wrong answer of every lesson's tests, in file order."""
+    out = []
+    for path in sorted((root / "tests").glob("test_lesson[0-9][0-9].py")):
+        out += Reader(path).calls()
+    return out
+
+
+def by_check(answers: list[WrongAnswer]) -> dict[str, list[WrongAnswer]]:
+    out: dict[str, list[WrongAnswer]] = {}
+    for a in answers:
+        out.setdefault(a.check_id, []).append(a)
+    return out
+
+
+def matches(recorded: dict, answer: WrongAnswer) -> bool:
+    """A recorded call (file, line, check, words) is this answer: the same place and check, and every word
+    equal, or matching a word built at run time (``…`` in an f-string, ``<expr>`` for an expression)."""
+    if (recorded["file"], recorded["check"]) != (answer.file, answer.check_id):
+        return False
+    if not answer.line <= recorded["line"] <= max(answer.line, answer.end_line):
+        return False
+    if len(recorded["words"]) != len(answer.words):
+        return False
+    for got, want in zip(recorded["words"], answer.words, strict=True):
+        if want.startswith("<") and want.endswith(">"):
+            continue
+        pattern = ".*".join(re.escape(p) for p in want.split("…"))
+        if not re.fullmatch(pattern, got, re.S):
+            return False
+    return True
+
+
+def unseen(records: list[dict], answers: list[WrongAnswer] | None = None) -> list[dict]:
+    """The recorded rejected(...) calls that no extracted wrong answer matches (the notes would miss them)."""
+    answers = read() if answers is None else answers
+    index: dict[str, list[WrongAnswer]] = {}
+    for a in answers:
+        index.setdefault(a.file, []).append(a)
+    return [r for r in records if not any(matches(r, a) for a in index.get(r["file"], []))]
+
+
+def read_records(paths) -> list[dict]:
+    out = []
+    for p in paths:
+        try:
+            out += [json.loads(ln) for ln in Path(p).read_text().splitlines() if ln.strip()]
+        except (OSError, ValueError):
+            continue
+    return out
