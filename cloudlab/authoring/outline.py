@@ -217,7 +217,8 @@ def _task(cells: list[dict], i: int, text: str, section: str) -> Task:
 @functools.cache
 def check_ids(root: Path = ROOT) -> dict[str, str]:
     """``{"lesson01.check_config": "01.1", ...}`` from every ``@check("NN.k", ...)`` in ``cloudlab/lessonNN``,
-    plus ``{"01.1": title}`` under the key ``"title:01.1"`` (read with ast, nothing imported)."""
+    plus each check's title under ``"title:01.1"`` and its hints (one a line) under ``"hints:01.1"`` (read with
+    ast, nothing imported)."""
     out: dict[str, str] = {}
     for path in sorted((root / "cloudlab").glob("lesson[0-9][0-9]*")):
         files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
@@ -234,9 +235,17 @@ def check_ids(root: Path = ROOT) -> dict[str, str]:
                     if isinstance(d, ast.Call) and getattr(d.func, "id", "") == "check" and d.args:
                         cid = ast.literal_eval(d.args[0]) if isinstance(d.args[0], ast.Constant) else ""
                         title = d.args[1].value if len(d.args) > 1 and isinstance(d.args[1], ast.Constant) else ""
+                        hints = next((k.value for k in d.keywords if k.arg == "hints"), None)
+                        if hints is None and len(d.args) > 2:
+                            hints = d.args[2]
+                        try:
+                            hints = list(ast.literal_eval(hints)) if hints is not None else []
+                        except ValueError:
+                            hints = []
                         if cid:
                             out[f"{lesson}.{node.name}"] = cid
                             out[f"title:{cid}"] = title
+                            out[f"hints:{cid}"] = "\n".join(hints)
     return out
 
 

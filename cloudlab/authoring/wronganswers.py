@@ -289,7 +289,7 @@ class Reader:
             start = (before[-1] + 1) if before else fn.body[0].lineno
             said = _comments(self.lines, start, call.lineno - 1)
         parts = [s for s in said if s]
-        if not parts and not first:
+        if not parts and not first and not case_id:
             parts = self._step(fn, call, steps)
         if not parts:
             parts = self._what(fn, call, env)
