@@ -105,7 +105,7 @@ measure:  ## run a lesson alone on a brand-new lab: machine time per section, pe
 	@$(VPY) -m cloudlab.authoring.measure $(L)
 
 room-check:  ## on the room's machine image: per lesson, ready or not, with the fix (under a minute)
-	@$(PYTHON) -m cloudlab.authoring.roomcheck
+	@$(PYTHON) -m cloudlab.roomcheck
 
 catchup:  ## give a lesson what earlier lessons would have built (images ...), so it can be the first: make catchup L=08
 	@$(VPY) -m cloudlab.catchup $(L)
@@ -114,4 +114,4 @@ progress-export:  ## write your progress to a file a team lead can collect (prog
 	@$(PYTHON) -m cloudlab.team export $(if $(NAME),--name "$(NAME)") $(if $(OUT),--out $(OUT))
 
 progress-report:  ## a team lead: one table from collected progress files: make progress-report FILES="a.json b.json"
-	@$(PYTHON) -m cloudlab.team report $(FILES)
+	@$(PYTHON) -m cloudlab.team report $(FILES) $(if $(CSV),--csv)

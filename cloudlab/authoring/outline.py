@@ -251,26 +251,27 @@ def check_ids(root: Path = ROOT) -> dict[str, str]:
 
 @functools.cache
 def figure_functions(root: Path = ROOT) -> frozenset[str]:
-    """Names of the functions in ``cloudlab/`` that draw a figure (call matplotlib's ``subplots``/``figure``),
-    and of those in the same module that call one of them: what a notebook cell calls to show a figure."""
-    names: set[str] = set()
+    """Names of the public functions in ``cloudlab/`` that draw a figure: those that call matplotlib's
+    ``subplots``/``figure``, and those that call one of them (in any module, to a fixed point: a widget that
+    draws through a plot helper counts). What a notebook cell calls to show a figure."""
+    bodies: dict[str, str] = {}
     for f in sorted((root / "cloudlab").rglob("*.py")):
         if "authoring" in f.parts:
             continue
         text = f.read_text()
-        if "matplotlib" not in text:
-            continue
-        tree = ast.parse(text)
-        funcs = {n.name: n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and not n.name.startswith("_")}
-        drawing = {
-            name for name, fn in funcs.items() if re.search(r"\.(subplots|figure)\(", ast.get_source_segment(text, fn))
+        for n in ast.parse(text).body:  # module level: a method's name (update, run) says nothing in a notebook
+            if isinstance(n, ast.ClassDef) or (isinstance(n, ast.FunctionDef) and not n.name.startswith("_")):
+                bodies[n.name] = bodies.get(n.name, "") + (ast.get_source_segment(text, n) or "")
+    drawing = {name for name, body in bodies.items() if re.search(r"\.(subplots|figure)\(", body)}
+    while True:  # a call by its bare name (imported, or in the same module): `plot_options(...)`, `Calculator(...)`
+        more = {
+            name
+            for name, body in bodies.items()
+            if name not in drawing and any(re.search(rf"(?<![\w.]){re.escape(d)}\(", body) for d in drawing)
         }
-        for name, fn in funcs.items():
-            seg = ast.get_source_segment(text, fn) or ""
-            if any(re.search(rf"\b{d}\(", seg) for d in drawing):
-                drawing.add(name)
-        names |= drawing
-    return frozenset(names)
+        if not more:
+            return frozenset(drawing)
+        drawing |= more
 
 
 def lesson_outline(lesson: course.Lesson) -> Outline:
