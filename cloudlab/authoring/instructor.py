@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import course
-from . import outline, timing, wronganswers
+from . import outline, packpages, timing, wronganswers
 
 ROOT = course.ROOT
 DOCS = ROOT / "docs" / "instructors"
@@ -257,6 +257,10 @@ def pages() -> dict[Path, str]:
             out[DOCS / f"{le.stem}.md"] = page(le, answers, times[le.id])
     out[DOCS / "agendas.md"] = agenda.page(times)
     out[DOCS / "README.md"] = index(times)
+    for name in packpages.BLOCKS:  # hand-written pages with generated blocks (measured needs, roles, figures)
+        text = packpages.render(DOCS / name)
+        if text is not None:
+            out[DOCS / name] = text
     return out
 
 

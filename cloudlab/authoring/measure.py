@@ -164,6 +164,7 @@ def measure(lesson: course.Lesson, base_env: dict) -> dict:
         "notebook_s": {Path(k).parts[0]: v for k, v in times.items()},
         "section_s": sections(lesson, cells),
         "figure_cells": {k: sorted(int(n) for n, c in v.items() if c.get("image")) for k, v in cells.items()},
+        "sources": {p: outline.sources_hash(ROOT / p) for p in paths},  # what was measured: cell numbers hold
         "peak_rss_mib": round(sampler.peak_rss / MIB),
         "disk_mib": round(sampler.peak_disk / MIB),
         "load": [round(x, 1) for x in (*load_before, *os.getloadavg())],
@@ -171,6 +172,17 @@ def measure(lesson: course.Lesson, base_env: dict) -> dict:
     if rc != 0:
         result["tail"] = log.read_text(errors="replace")[-2000:]
     return result
+
+
+def setup_sizes() -> dict:
+    """Disk of what is installed once and shared by every lesson (the environments, the caches)."""
+    lab = Lab.from_env()
+    return {
+        "measured_on": time.strftime("%Y-%m-%d"),
+        "kernel_mib": round(disk_bytes([ROOT / ".venv"]) / MIB),
+        "venvs_mib": round(disk_bytes([lab.venvs]) / MIB),
+        "cache_mib": round(disk_bytes([ROOT / ".lab" / "cache"]) / MIB),
+    }
 
 
 def load() -> dict:
@@ -191,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     wanted = [course.by_id(x) for x in args.lessons] or [le for le in course.lessons() if le.ready]
     data = load()
+    data["_setup"] = setup_sizes()
     bad = 0
     for le in wanted:
         print(f"[measure] lesson {le.id} on a new lab ...", flush=True)

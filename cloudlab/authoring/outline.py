@@ -274,6 +274,15 @@ def figure_functions(root: Path = ROOT) -> frozenset[str]:
         drawing |= more
 
 
+def sources_hash(path: Path) -> str:
+    """A hash of a notebook's code cells: a measurement keyed by code cell number holds while it is unchanged."""
+    import hashlib
+
+    nb = json.loads(Path(path).read_text())
+    code = [source(c) for c in nb.get("cells", []) if c.get("cell_type") == "code"]
+    return hashlib.sha256(json.dumps(code).encode()).hexdigest()[:16]
+
+
 def lesson_outline(lesson: course.Lesson) -> Outline:
     return read(lesson.path("notebooks"))
 
