@@ -83,7 +83,7 @@ def test_the_solution_notebook_makes_an_exercise_whose_check_fails_until_it_is_d
     monkeypatch.setenv("CLOUDLAB_PROGRESS_FILE", str(tmp_path / "progress.json"))
     lesson90 = _load_check(d)
     cells = [
-        {"cell_type": "markdown", "metadata": {}, "source": "## Task 1 · Keep secrets out of the image\n\n**Goal:** ..."},
+        {"cell_type": "markdown", "metadata": {}, "source": "## Task 1 · Keep secrets out of the image"},
         {"cell_type": "code", "metadata": {}, "source": code["task-cell"], "outputs": [], "execution_count": None},
         {"cell_type": "code", "metadata": {"tags": ["check"]}, "source": code["check-cell"], "outputs": [],
          "execution_count": None},

@@ -27,8 +27,8 @@ def figures_lacking_text(root: Path = course.ROOT) -> list[tuple[str, outline.Fi
 def requirements(measured: dict | None = None) -> str:
     measured = timing.measured() if measured is None else measured
     rows = [
-        "| # | lesson | peak memory (RSS) | disk during the lesson | machine time, 3 notebooks | first on a fresh lab | "
-        "tools beyond the kernel |",
+        "| # | lesson | peak memory (RSS) | disk during the lesson | machine time, 3 notebooks | "
+        "first on a fresh lab | tools beyond the kernel |",
         "|---|---|---|---|---|---|---|",
     ]
     for le in course.lessons():
@@ -63,7 +63,8 @@ def requirements(measured: dict | None = None) -> str:
             "",
             f"Installed once, shared by every lesson: the course kernel's environment {setup.get('kernel_mib')} MiB, "
             f"the tools' environments (LocalStack, moto, checkov, scanners ...) {setup.get('venvs_mib')} MiB, "
-            f"caches (the Debian base image, wheels) {setup.get('cache_mib')} MiB; measured {setup.get('measured_on')}.",
+            f"caches (the Debian base image, wheels) {setup.get('cache_mib')} MiB; "
+            f"measured {setup.get('measured_on')}.",
         ]
     return "\n".join(rows + notes)
 
