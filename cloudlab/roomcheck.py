@@ -90,7 +90,23 @@ def lesson_verdict(le: course.Lesson, lab: Lab, states: dict[str, tuple[str, str
             v.lines.append(f"{name}: installed when a learner first opens the lesson: `sudo make setup ALL=1` now")
         elif state == "OPT":
             v.optional.append(f"{name}: {tools.TOOLS[name].optional or 'optional'}")
+    if "docker" in le.tools and states.get("docker", ("", ""))[0] == "OK" and not base_image_ready(lab):
+        v.state = "SETUP" if v.state == "READY" else v.state
+        v.lines.append(
+            "the lab's own Docker engine will build its Debian base image at the first build (debootstrap: about 30 s, "
+            "minutes on a busy machine): build it once on the image with `make measure L=05`"
+        )
     return v
+
+
+def base_image_ready(lab: Lab) -> bool:
+    """True when builds do not wait for the base image: a learner's own engine (they pull python:3.11-slim), or the
+    lab's debootstrap base already cached (:func:`cloudlab.lab.docker.base_tarball`)."""
+    from .lab import docker
+
+    if docker.answering_host(lab) and not docker.answering_host(lab).endswith(docker.lab_socket(lab)):
+        return True
+    return any(docker.cache_dir().glob("debian-bookworm-*.tar"))
 
 
 def machine(lessons: list[course.Lesson], measured: dict, learners: int = 1) -> Verdict:
