@@ -326,7 +326,9 @@ answers learners give and what the check tells them.
 Commands: `make instructor-notes` (regenerate these pages; `CHECK=1` only checks), `make instructor-notebooks` (an
 instructor's copy of each notebook with these notes as cells tagged `instructor`, in `workspace/instructor/`),
 `make record-timing L=NN TEACHING=m EXERCISES=m` (after a workshop), `make measure L=NN` (machine time and memory on
-a fresh lab), `make room-check`, `make catchup L=NN`, `make progress-export`.
+a fresh lab), `make room-check`, `make catchup L=NN`, `make progress-export`. On the workshop hub, write the
+instructor's notebooks into the instructor account's own workspace, where no learner can read them:
+`sudo make instructor-notebooks OUT=<the instructor's home>/workspace/instructor` (see room.md for the homes).
 """
 
 

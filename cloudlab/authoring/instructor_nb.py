@@ -68,8 +68,14 @@ def instructor_notebook(lesson: course.Lesson, folder: str, lt: timing.LessonTim
 
 
 def write_notebooks(target: Path) -> list[Path]:
+    """Write the instructor's notebooks into ``target``. Run as root into another user's home (the instructor's
+    account on the workshop hub), the files belong to that user, readable by nobody else."""
+    import os
+
     answers, times = wronganswers.read(), timing.all_times()
     target.mkdir(parents=True, exist_ok=True)
+    owner = next((d.stat() for d in (target, *target.parents) if d.exists()), None)
+    foreign = os.geteuid() == 0 and owner is not None and owner.st_uid != 0
     written = []
     for le in course.lessons():
         if not le.ready:
@@ -79,6 +85,10 @@ def write_notebooks(target: Path) -> list[Path]:
                 p = target / f"{le.stem}{suffix}.instructor.ipynb"
                 p.write_text(json.dumps(instructor_notebook(le, folder, times[le.id], answers), indent=1) + "\n")
                 written.append(p)
+    if foreign:
+        for path in [target, *written]:
+            os.chown(path, owner.st_uid, owner.st_gid)
+            os.chmod(path, 0o700 if path.is_dir() else 0o600)
     return written
 
 
