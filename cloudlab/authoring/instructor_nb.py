@@ -73,9 +73,9 @@ def write_notebooks(target: Path) -> list[Path]:
     import os
 
     answers, times = wronganswers.read(), timing.all_times()
-    target.mkdir(parents=True, exist_ok=True)
-    owner = next((d.stat() for d in (target, *target.parents) if d.exists()), None)
+    owner = next((d.stat() for d in (target, *target.parents) if d.exists()), None)  # before mkdir makes it root's
     foreign = os.geteuid() == 0 and owner is not None and owner.st_uid != 0
+    target.mkdir(parents=True, exist_ok=True)
     written = []
     for le in course.lessons():
         if not le.ready:
