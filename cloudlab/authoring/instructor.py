@@ -203,7 +203,7 @@ def _moments(ol: outline.Outline, notes: Notes | None) -> list[str]:
     for i, mo in enumerate(ol.moments, 1):
         answer = expected(notes, mo)
         mins = f" ({mo.minutes} min)" if mo.minutes else ""
-        out.append(f"{i}. **{mo.kind}**{mins}, in *{mo.section}*: {_md(mo.first_sentence)}")
+        out.append(f"{i}. **{mo.kind}**{mins}, in *{mo.section}*: {_md(mo.question)}")
         if answer:
             out.append(f"   - Expected: {_md(answer)}")
         elif mo.kind == "Predict":

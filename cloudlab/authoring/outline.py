@@ -59,6 +59,14 @@ class Moment:
     minutes: int | None = None  # "Your turn (2 minutes)"
 
     @property
+    def question(self) -> str:
+        """What the learner is asked: the paragraph from the bold marker on (at most 400 characters)."""
+        body = re.sub(r"\s+", " ", self.text).strip()
+        start = MOMENT.search(body)
+        rest = body[start.end() :].strip() if start else body
+        return rest if len(rest) <= 400 else rest[:397].rsplit(" ", 1)[0] + " ..."
+
+    @property
     def first_sentence(self) -> str:
         body = re.sub(r"\s+", " ", self.text).strip()
         start = MOMENT.search(body)
