@@ -101,8 +101,26 @@ class Report:
                 "exception (or return); exiting is for the end of a program."
             )
         except Exception as e:
-            shown = ", ".join([repr(a)[:60] for a in args] + [f"{k}={v!r:.60}" for k, v in kwargs.items()])
+            shown = ", ".join([shown_arg(a) for a in args] + [f"{k}={shown_arg(v, k)}" for k, v in kwargs.items()])
             self.fail(f"`{getattr(fn, '__name__', fn)}({shown})` raised {type(e).__name__}: {e}")
+
+
+SECRET_NAMES = ("password", "passwd", "secret", "token", "key", "credential")
+
+
+def shown_arg(value, name: str = "") -> str:
+    """An argument as a failure message shows it: short, and never a secret a check handed to learner code
+    (a keyword named like one, or a string that looks like a password: long, no spaces, letters and digits)."""
+    if isinstance(value, str):
+        looks_secret = (
+            len(value) >= 12
+            and not any(c in value for c in " /:.")
+            and any(c.isdigit() for c in value)
+            and any(c.isalpha() for c in value)
+        )
+        if looks_secret or any(word in name.lower() for word in SECRET_NAMES):
+            return f"<hidden: {len(value)} characters>"
+    return f"{value!r:.60}"
 
 
 class CheckSpec:

@@ -167,3 +167,25 @@ def test_a_pass_is_a_green_box_in_a_notebook(monkeypatch):
     monkeypatch.setattr(IPython.display, "display", shown.append)
     demo({"double": lambda x: 2 * x})
     assert len(shown) == 1 and isinstance(shown[0], checks.Passed) and "PASS 99.1" in repr(shown[0])
+
+
+def test_a_failure_never_echoes_a_secret_the_check_passed():
+    import secrets
+
+    from cloudlab.checks import check
+
+    fake = "Zq" + secrets.token_hex(7)  # made at run time: 16 characters, letters and digits
+    word = secrets.token_urlsafe(5)
+
+    @check("99.8", "secret echo", hints=["h"])
+    def c(r, ns):
+        def store(name, value, password=None):
+            raise ValueError("boom")
+
+        r.call(store, "l07-app/db", fake, password=word)
+
+    with pytest.raises(CheckFailed) as e:
+        c({})
+    msg = str(e.value)
+    assert "'l07-app/db'" in msg and "boom" in msg
+    assert fake not in msg and word not in msg and "<hidden: 16 characters>" in msg
