@@ -39,7 +39,7 @@ def instructor_notebook(lesson: course.Lesson, folder: str, lt: timing.LessonTim
             head.append("What matters most: " + " · ".join(_md(k) for k in notes.key_points))
         inserts.setdefault(1, []).append("\n\n".join(head))
         for s in ol.sections:
-            if s.cells and s.heading in mins:
+            if s.cells and s.heading in mins and s.heading != "Introduction":  # the title's note says the rest
                 note = f"*{s.heading}*: about {_mins(mins[s.heading][0])} min ({mins[s.heading][1]})."
                 if s.heading in skip:
                     note += f" Skip it when short of time: {_md(skip[s.heading])}"
