@@ -189,11 +189,32 @@ def page(lesson: course.Lesson, answers: list[wronganswers.WrongAnswer], lt: tim
         clock += mins
     out.append("")
     out += _moments(ol, notes)
+    gap, sections = longest_gap(ol, lt)
+    if gap >= 10:
+        where = "; ".join(sections)
+        out += [
+            f"Longest stretch without a learner moment: about {gap:.0f} min ({where}): ask a question of your own "
+            "there (the course's rule: every ~10 minutes the learner does something).",
+            "",
+        ]
     if notes and notes.stuck:
         out += ["## Where learners get stuck", ""] + [f"- {_md(s)}" for s in notes.stuck] + [""]
     if sol:
         out += _exercises(lesson, sol, answers, info, notes)
     return "\n".join(out).rstrip() + "\n"
+
+
+def longest_gap(ol: outline.Outline, lt: timing.LessonTime) -> tuple[float, list[str]]:
+    """(minutes, sections) of the longest run of sections with no predict-then-run or "your turn" moment."""
+    mins = {h: m for h, m, _ in lt.section_minutes()}
+    best: tuple[float, list[str]] = (0.0, [])
+    run: list[str] = []
+    for s in ol.sections:
+        run = [] if s.moments else [*run, s.heading]
+        total = sum(mins.get(h, 0) for h in run)
+        if total > best[0]:
+            best = (total, list(run))
+    return best
 
 
 def _moments(ol: outline.Outline, notes: Notes | None) -> list[str]:
