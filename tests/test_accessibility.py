@@ -18,7 +18,7 @@ import pytest
 from cloudlab import course, figures
 from cloudlab.authoring import outline, packpages
 
-LACKING = 18  # figures without alt text or a caption on 2026-12-06 (docs/instructors/accessibility.md lists them)
+LACKING = 19  # figures without alt text or a caption on 2026-12-06 (docs/instructors/accessibility.md lists them)
 
 
 def lacking() -> list[str]:

@@ -54,17 +54,23 @@ def test_the_hand_written_data_matches_the_notebooks():
     exists; a lesson still being built says TODO (and the generator reports it)."""
     problems = [p for p in instructor.report() if "is a TODO" not in p]
     assert not problems, "\n".join(problems)
+    todo = [p for p in instructor.report() if "is a TODO" in p]
     for le in READY:
         notes = instructor.load_notes(le.id)
-        assert notes and notes.status == "ready" and len(notes.key_points) >= 2, le.id
+        assert notes is not None, f"lessons/instructor/{le.id}.toml is missing"
+        if notes.status == "todo":  # a lesson that became ready before its notes were written: reported, and shown
+            assert notes.todo and any(f"{le.id}.toml is a TODO" in p for p in todo), le.id
+            assert "TODO" in (instructor.DOCS / f"{le.stem}.md").read_text()
+        else:
+            assert len(notes.key_points) >= 2, le.id
 
 
 def test_lessons_being_built_have_a_todo_the_generator_reports():
     todo = [p for p in instructor.report() if "is a TODO" in p]
     for lid in ("10", "12"):
         notes = instructor.load_notes(lid)
-        assert notes is not None and notes.status == "todo" and notes.todo, lid
-        assert any(f"lesson {lid}" in p for p in todo), todo
+        if notes.status == "todo":
+            assert notes.todo and any(f"{lid}.toml is a TODO" in p for p in todo), todo
 
 
 def test_the_pages_are_linked_from_the_readme_and_the_index():

@@ -178,8 +178,9 @@ def read(path: Path) -> Outline:
             current.cells.append(i)
             current.code_cells.append(code_n)
             current.code_lines += sum(1 for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#"))
-            drawn = sorted(c for c in calls if re.search(rf"(?<![\w]){re.escape(c)}\s*\(", text))
-            drawn += ["matplotlib"] if re.search(r"\bplt\.(subplots|figure|plot|show)\(", text) else []
+            written = text.lstrip().startswith("%%writefile")  # a file's source (a Lambda handler): nothing is shown
+            drawn = [] if written else sorted(c for c in calls if re.search(rf"(?<![\w]){re.escape(c)}\s*\(", text))
+            drawn += ["matplotlib"] if not written and re.search(r"\bplt\.(subplots|figure|plot|show)\(", text) else []
             if drawn:
                 out.figures.append(Figure(i, code_n, current.heading, drawn, _figure_text(cells, i, text)))
             tags = cell.get("metadata", {}).get("tags", [])

@@ -18,6 +18,7 @@ this reader does not follow fails ``make test`` instead of going missing from th
 from __future__ import annotations
 
 import ast
+import copy
 import itertools
 import json
 import re
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import outline
-from .wronganswers_text import Describer, Opaque, comment_map  # noqa: F401 (Opaque: part of the API)
+from .wronganswers_text import Describer, Opaque, _pretty, comment_map  # noqa: F401 (Opaque: part of the API)
 
 ROOT = outline.ROOT
 TESTS = ROOT / "tests"
@@ -61,6 +62,9 @@ class Reader(Describer):
         self.rejecters: dict[str, str] = {}  # local name -> "plain" | "words-first"
         self.checks = outline.check_ids()
         for node in self.tree.body:
+            if isinstance(node, ast.ImportFrom) and node.module and (path.parent / f"{node.module}.py").exists():
+                if node.module != "checktest":  # wrong answers kept in a module of their own (lesson12_answers)
+                    self._import(path.parent / f"{node.module}.py", node.names)
             if isinstance(node, ast.ImportFrom) and node.module == "checktest":
                 for a in node.names:
                     if a.name in REJECTERS:
@@ -72,6 +76,26 @@ class Reader(Describer):
         for name, fn in self.defs.items():  # a module's own wrapper: def rejected(check, *words, ns=None)
             if isinstance(fn, ast.FunctionDef) and "checktest.rejected" in ast.unparse(fn) and fn.args.vararg:
                 self.rejecters[name] = "words-first"
+
+    def _import(self, module: Path, names) -> None:
+        """The constants and helpers a test imports from a module beside it, without their line numbers (those
+        belong to the other file: no comment of this file describes them)."""
+        wanted = {a.name: a.asname or a.name for a in names}
+        tree = ast.parse(module.read_text())
+        for node in tree.body:
+            name = None
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                name, value = node.targets[0].id, node.value
+            elif isinstance(node, ast.FunctionDef | ast.ClassDef):
+                name, value = node.name, node
+            if name in wanted:
+                value = copy.deepcopy(value)
+                for n in ast.walk(value):
+                    for attr in ("lineno", "end_lineno"):
+                        if hasattr(n, attr):
+                            setattr(n, attr, None)
+                target = self.consts if isinstance(node, ast.Assign) else self.defs
+                target[wanted[name]] = value
 
     # ------------------------------------------------------------------ a tiny evaluator
     def value(self, node, env: dict, local: dict, depth: int = 0):
@@ -122,7 +146,67 @@ class Reader(Describer):
         for fn in self.tree.body:
             if isinstance(fn, ast.FunctionDef) and fn.name.startswith("test_"):
                 out += self._in_test(fn)
+                out += self._through_helpers(fn)
         return out
+
+    def _rejecter_calls(self, fn) -> list[ast.Call]:
+        calls = [n for n in ast.walk(fn) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
+        return [n for n in calls if n.func.id in self.rejecters]
+
+    def _through_helpers(self, fn: ast.FunctionDef) -> list[WrongAnswer]:
+        """A test that hands its wrong answers to a helper of the module (``_file_check(in_tmp, check, name,
+        right, WRONG)``): the helper's rejected(...) calls, with its parameters bound to this call's arguments. At
+        run time they are recorded at this call's line (the test's frame), so that is their line here too."""
+        local = self._locals(fn)
+        out = []
+        for site in [n for n in ast.walk(fn) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]:
+            helper = self.defs.get(site.func.id)
+            if not isinstance(helper, ast.FunctionDef) or helper.name.startswith("test_"):
+                continue
+            inner = self._rejecter_calls(helper)
+            if not inner or site.func.id in self.rejecters:
+                continue
+            params = [a.arg for a in helper.args.args]
+            defaults = dict(zip(params[len(params) - len(helper.args.defaults) :], helper.args.defaults, strict=True))
+            bound = {**defaults, **dict(zip(params, site.args, strict=False))}
+            bound.update({k.arg: k.value for k in site.keywords if k.arg})
+            bound = {k: (self._as_dict(v, {}, local) or v) for k, v in bound.items()}
+            hl = self._locals(helper)
+            for call in inner:
+                word_nodes = call.args[2:]
+                for loop_env, label in self._loop_bindings(helper, call, bound, hl):
+                    env = {**bound, **loop_env}
+                    words = self._words(word_nodes, env, hl)
+                    if words is None:
+                        continue
+                    check = self._check_id(call.args[0], env, hl) if call.args else ""
+                    desc = label or _pretty(fn.name.removeprefix("test_"))
+                    out.append(WrongAnswer(self.lesson, check, desc, words, fn.name, self._rel(), site.lineno,
+                                           site.end_lineno))  # fmt: skip
+        return out
+
+    def _rel(self) -> str:
+        return str(self.path.relative_to(ROOT)) if self.path.is_relative_to(ROOT) else str(self.path)
+
+    def _as_dict(self, node, env: dict, local: dict, depth: int = 0) -> ast.Dict | None:
+        """A dict the test builds (a literal, a module constant, ``dict(X)``, a local plus its ``d[k] = v``
+        additions) as one literal, or None."""
+        if depth > 8 or node is None:
+            return None
+        if isinstance(node, ast.Dict):
+            return node
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "dict" and len(node.args) == 1:
+            return self._as_dict(node.args[0], env, local, depth + 1)
+        if isinstance(node, ast.Name):
+            target = env.get(node.id) if node.id in env else local.get(node.id, self.consts.get(node.id))
+            base = self._as_dict(target, env if node.id not in env else {}, local, depth + 1)
+            extra = local.get(f"{node.id}[]", [])
+            if base is not None and extra:  # d[k] = v: a new key, or a new value for a key it had
+                items = {ast.unparse(k): (k, v) for k, v in zip(base.keys, base.values, strict=True) if k is not None}
+                items.update({ast.unparse(k): (k, v) for k, v in extra})
+                return ast.Dict(keys=[k for k, _ in items.values()], values=[v for _, v in items.values()])
+            return base
+        return None
 
     def _locals(self, fn: ast.FunctionDef) -> dict:
         local: dict = {}
@@ -131,6 +215,8 @@ class Reader(Describer):
                 t = node.targets[0]
                 if isinstance(t, ast.Name):
                     local[t.id] = node.value
+                elif isinstance(t, ast.Subscript) and isinstance(t.value, ast.Name):
+                    local.setdefault(f"{t.value.id}[]", []).append((t.slice, node.value))  # d[k] = v
                 elif isinstance(t, ast.Tuple) and all(isinstance(e, ast.Name) for e in t.elts):
                     if isinstance(node.value, ast.Tuple) and len(node.value.elts) == len(t.elts):
                         for e, v in zip(t.elts, node.value.elts, strict=True):
@@ -205,29 +291,50 @@ class Reader(Describer):
         for call in sorted(calls, key=lambda c: c.lineno):
             words_first = self.rejecters[call.func.id] == "words-first"
             word_nodes = call.args[1:] if words_first else call.args[2:]
-            loops = self._loop_bindings(fn, call)
             for env, case_id, first, last in cases:
-                for loop_env in loops:
+                for loop_env, label in self._loop_bindings(fn, call, env, local):
                     full = {**env, **loop_env}
                     words = self._words(word_nodes, full, local)
                     if words is None:
                         continue  # a parametrize case that is the solution (words None)
                     check = self._check_id(call.args[0], full, local) if call.args else ""
                     self._case_words = words
-                    desc = self._describe(fn, call, steps, full, case_id, first, last)
+                    desc = label or self._describe(fn, call, steps, full, case_id, first, last)
                     test = f"{fn.name}[{case_id}]" if case_id else fn.name
-                    rel = str(self.path.relative_to(ROOT)) if self.path.is_relative_to(ROOT) else str(self.path)
-                    out.append(WrongAnswer(self.lesson, check, desc, words, test, rel, call.lineno, call.end_lineno))
+                    out.append(
+                        WrongAnswer(self.lesson, check, desc, words, test, self._rel(), call.lineno, call.end_lineno)
+                    )
         return out
 
-    def _loop_bindings(self, fn, call) -> list[dict]:
-        """``for fn, ns in [(check_a, {}), ...]: rejected(fn, ns)``: one binding per item of a literal list."""
+    def _loop_bindings(self, fn, call, env: dict, local: dict) -> list[tuple[dict, str]]:
+        """[(binding, label)] of the loop around ``call``: ``for fn, ns in [(check_a, {}), ...]`` (a literal list),
+        ``for label, text in WRONG.items()``, ``for ns in WRONG.values()``, ``for key in WRONG`` (a dict: the label
+        is its key, which says what the wrong answer is). [({}, "")] outside a loop."""
         for node in ast.walk(fn):
-            if isinstance(node, ast.For) and any(c is call for c in ast.walk(node)):
-                if isinstance(node.iter, ast.List | ast.Tuple) and isinstance(node.target, ast.Tuple):
-                    names = [e.id for e in node.target.elts if isinstance(e, ast.Name)]
-                    return [dict(zip(names, item.elts, strict=False)) for item in node.iter.elts]
-        return [{}]
+            if not (isinstance(node, ast.For) and any(c is call for c in ast.walk(node))):
+                continue
+            target = node.target
+            if isinstance(node.iter, ast.List | ast.Tuple) and isinstance(target, ast.Tuple):
+                names = [e.id for e in target.elts if isinstance(e, ast.Name)]
+                return [(dict(zip(names, item.elts, strict=False)), "") for item in node.iter.elts]
+            it, how = node.iter, "keys"
+            if isinstance(it, ast.Call) and isinstance(it.func, ast.Attribute) and it.func.attr in ("items", "values"):
+                it, how = it.func.value, it.func.attr
+            d = self._as_dict(it, env, local)
+            if d is None:
+                continue
+            out = []
+            for k, v in zip(d.keys, d.values, strict=True):
+                label = k.value if isinstance(k, ast.Constant) and isinstance(k.value, str) else ""
+                if how == "items" and isinstance(target, ast.Tuple) and len(target.elts) == 2:
+                    binding = {target.elts[0].id: k, target.elts[1].id: v}
+                elif isinstance(target, ast.Name):
+                    binding = {target.id: v if how == "values" else k}
+                else:
+                    continue
+                out.append((binding, label))
+            return out
+        return [({}, "")]
 
     def _words(self, nodes, env: dict, local: dict) -> tuple[str, ...] | None:
         words: list[str] = []
