@@ -89,7 +89,10 @@ def problems(lesson: course.Lesson, notes: Notes | None, ol: outline.Outline) ->
     """What is wrong between the data file and the notebook: entries that match nothing (stale), moments without
     an expected answer, skips of sections that do not exist. Empty when the notes are in sync."""
     if notes is None:
-        return [f"lessons/instructor/{lesson.id}.toml is missing"]
+        return [
+            f"lessons/instructor/{lesson.id}.toml is missing: lesson {lesson.id} is ready in lessons/course.toml; "
+            "write its notes as in 09.toml (or a TODO as in 10.toml), then run `make instructor-notes`"
+        ]
     if notes.status == "todo":
         return [f"lessons/instructor/{lesson.id}.toml is a TODO: {notes.todo or 'write the notes'}"]
     out = []
@@ -329,7 +332,7 @@ wrong-answer tests, the measured runs, and a small hand-written file per lesson 
 
 | page | what it is for |
 |---|---|
-| [Agendas](agendas.md) | a 2-hour taster, a half day, one day, two days: sections with start times and breaks |
+| [Agendas](agendas.md) | a 2-hour taster, a half day, one day, two days, a third day: sections, start times, breaks |
 | [Pre-workshop checklist](checklist.md) | what to send learners a week before; measured needs; `make room-check` |
 | [Team onboarding](team.md) | lessons per role (backend, platform, SRE), progress files, your own exercise |
 | [Accessibility](accessibility.md) | figures with text, check output readable without colour |
@@ -359,8 +362,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--notebooks", metavar="DIR", nargs="?", const="", default=None,
                     help="write the instructor's notebooks (default: <workspace>/instructor)")  # fmt: skip
     args = ap.parse_args(argv)
-    for line in report():
+    todo = report()
+    for line in todo:
         print(f"[instructor] TODO {line}")
+    if args.check and any(".toml is missing" in line for line in todo):
+        print("[instructor] a ready lesson has no lessons/instructor file (above): the tests fail until it has one")
+        return 1
     if args.notebooks is not None:
         from ..lab import workspace
         from .instructor_nb import write_notebooks
