@@ -18,12 +18,31 @@ import pytest
 from cloudlab import course, figures
 from cloudlab.authoring import outline, packpages
 
-LACKING = 19  # figures without alt text or a caption on 2026-12-06 (docs/instructors/accessibility.md lists them)
+LACKING = 0  # figures without alt text or a caption, outside OWNED_ELSEWHERE (docs/instructors/accessibility.md)
+# Notebooks whose figures other people are finishing right now: their figures without text are listed on the page but
+# not counted, each with the reason. An entry whose notebook has every figure described fails (remove it).
+OWNED_ELSEWHERE = {
+    "10_capstone-incident-response": "lesson 10 is being finished on branch l10 by its author: its plot_timeline and "
+    "plot_bill figures (lesson, solution and exercise notebooks) get their alt text there, not in the pack",
+}
+
+
+def _elsewhere(nb: str) -> bool:
+    return any(f"/{stem}.ipynb" in nb for stem in OWNED_ELSEWHERE)
 
 
 def lacking() -> list[str]:
     return [f"{nb} code cell {f.code_index} ({', '.join(f.calls)}), in '{f.section}'"
-            for nb, f in packpages.figures_lacking_text()]  # fmt: skip
+            for nb, f in packpages.figures_lacking_text() if not _elsewhere(nb)]  # fmt: skip
+
+
+def test_owned_elsewhere_is_not_stale():
+    lacking_all = [nb for nb, _ in packpages.figures_lacking_text()]
+    for stem, why in OWNED_ELSEWHERE.items():
+        assert why, stem
+        present = list(course.ROOT.glob(f"*/{stem}.ipynb"))
+        if present:  # merged: it must still have a figure without text (before the merge there is nothing to check)
+            assert any(f"/{stem}.ipynb" in nb for nb in lacking_all), f"{stem}: every figure has text: remove it"
 
 
 @pytest.mark.xfail(LACKING > 0, strict=True, reason=f"{LACKING} figures still lack alt text or a caption")
