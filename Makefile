@@ -87,3 +87,31 @@ hub-restart:  ## restart only the hub process: the learners' servers keep runnin
 
 hub-stop:  ## stop every learner's server (their work stays in their homes), the hub and its proxy
 	@$(PYTHON) -m cloudlab.hub down
+
+# ---- The instructor's and team lead's pack (docs/instructors/README.md). Generated pages are checked by the tests.
+.PHONY: instructor-notes instructor-notebooks record-timing measure room-check catchup progress-export progress-report
+instructor-notes:  ## regenerate docs/instructors/ (lesson notes, agendas) from the course's data (CHECK=1: only check)
+	@$(PYTHON) -m cloudlab.authoring.instructor $(if $(CHECK),--check)
+
+instructor-notebooks:  ## an instructor's copy of each notebook, notes as cells tagged `instructor`, in workspace/instructor/
+	@$(PYTHON) -m cloudlab.authoring.instructor --notebooks $(OUT)
+
+record-timing:  ## after a workshop: make record-timing L=04 TEACHING=62 EXERCISES=55 [SECTION="Alert fatigue=12"] [NOTE=...]
+	@$(PYTHON) -m cloudlab.authoring.timing $(L) $(if $(TEACHING),--teaching $(TEACHING)) \
+	    $(if $(EXERCISES),--exercises $(EXERCISES)) $(if $(SECTION),--section "$(SECTION)") $(if $(NOTE),--note "$(NOTE)")
+
+measure:  ## run a lesson alone on a brand-new lab: machine time per section, peak memory, disk (L=05; all without L)
+	@$(LAB) setup --all
+	@$(VPY) -m cloudlab.authoring.measure $(L)
+
+room-check:  ## on the room's machine image: per lesson, ready or not, with the fix (under a minute)
+	@$(PYTHON) -m cloudlab.roomcheck
+
+catchup:  ## give a lesson what earlier lessons would have built (images ...), so it can be the first: make catchup L=08
+	@$(VPY) -m cloudlab.catchup $(L)
+
+progress-export:  ## write your progress to a file a team lead can collect (progress-<name>-<date>.json)
+	@$(PYTHON) -m cloudlab.team export $(if $(NAME),--name "$(NAME)") $(if $(OUT),--out $(OUT))
+
+progress-report:  ## a team lead: one table from collected progress files: make progress-report FILES="a.json b.json"
+	@$(PYTHON) -m cloudlab.team report $(FILES) $(if $(CSV),--csv)

@@ -28,6 +28,7 @@ from .retry import BLANK_TAG, FAIL_TAG, ROUND_TAG
 
 _times: dict[str, float] = {}
 _cpu: dict[str, float] = {}
+_cells: dict[str, dict[int, dict]] = {}  # notebook -> code cell number -> {"s": seconds, "image": bool}
 FLOAT_NOISE = re.compile(r"(?<![\w.])\d+\.\d{10,}(?!\d)")
 EPOCH_MS = re.compile(r"(?<![\w.:/-])1[5-9]\d{11}(?![\w.])")
 
@@ -118,6 +119,10 @@ def pytest_runtest_call(item):
                 else str(item.path)
             )
             _times[key] = _times.get(key, 0.0) + time.monotonic() - t0
+            outs = item.test_outputs or []
+            image = any(k.startswith("image/") for o in outs for k in (o.get("data") or {}))
+            seen = _cells.setdefault(key, {})  # the first run of a cell: a second pass runs warm
+            seen.setdefault(item.cell_num, {"s": round(time.monotonic() - t0, 2), "image": image})
     if _is_cell(item):
         outputs = item.test_outputs or []
         lines = [ln for ln in str(item.cell.get("source", "")).splitlines() if ln.strip()]
@@ -158,10 +163,12 @@ def pytest_sessionfinish(session):
     state = os.environ.get("CLOUDLAB_STATE_DIR")
     if not state:
         return
-    for name, data in (("notebook-times.json", _times), ("test-cpu.json", _cpu)):
+    cells = {k: {str(n): c for n, c in sorted(v.items())} for k, v in sorted(_cells.items())}
+    for name, data in (("notebook-times.json", _times), ("test-cpu.json", _cpu), ("cell-times.json", cells)):
         if not data:
             continue
         try:
-            (Path(state) / name).write_text(json.dumps({k: round(v, 1) for k, v in sorted(data.items())}, indent=1))
+            text = json.dumps(data if name == "cell-times.json" else {k: round(v, 1) for k, v in sorted(data.items())})
+            (Path(state) / name).write_text(text)
         except OSError:
             pass

@@ -6,6 +6,11 @@ tests run in the main shard (``shard`` in ``lessons/course.toml``).
 Within a shard: unit tests, then notebooks/, solutions/, exercises/, then all three again (every
 notebook must pass a second run in a row against the same lab).
 Each shard's output is printed whole when it ends; the last line sums them up.
+
+Any lesson can be the first one: in the first pass, the lab is reset before each lesson's notebook
+(:mod:`.fresh`), so every lesson first runs on a fresh lab. And the instructor notes list every wrong answer the
+tests prove a check rejects (:mod:`.wronganswers` reads them from the test files): each shard records the
+``rejected(...)`` calls that ran (``CLOUDLAB_REJECTED_LOG``), and a call the reader does not see fails the run.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from pathlib import Path
 
 from .. import course
 from ..lab import PORTS, ROOT, Lab
-from . import retry
+from . import retry, wronganswers
 
 PYTEST = [
     "-m",
@@ -32,6 +37,8 @@ PYTEST = [
     "--nbval-current-env",
     "--nbval-cell-timeout=300",
     "--keep-duplicates",
+    "-p",
+    "cloudlab.authoring.fresh",
     "-p",
     "no:cacheprovider",
     "-q",
@@ -92,11 +99,28 @@ def _env(index: int, name: str) -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["CLOUDLAB_STATE_DIR"] = str(state_dir(name))
+    env["CLOUDLAB_REJECTED_LOG"] = str(rejected_log(name))  # every rejected(...) that ran (tests/checktest.py)
     # Each shard's lab: the test profile's ports (see cloudlab.lab.PROFILES), shifted by 10 per shard.
     for name in PORTS:
         env.pop(f"CLOUDLAB_{name.upper()}_PORT", None)
     env["CLOUDLAB_PORT_OFFSET"] = str(int(os.environ.get("CLOUDLAB_PORT_OFFSET") or 0) + 10 * index)
+    env["CLOUDLAB_FRESH_LESSONS"] = "1"  # the first pass resets the lab before each lesson (cloudlab.authoring.fresh)
     return env
+
+
+def rejected_log(shard: str) -> Path:
+    return state_dir(shard).parent / f"{shard}.rejected.jsonl"
+
+
+def instructor_notes_see(shards: list[str]) -> int:
+    """Every wrong answer the tests proved rejected is one the instructor notes are built from; 0 when so."""
+    records = wronganswers.read_records([rejected_log(s) for s in shards])
+    unseen = wronganswers.unseen(records)
+    for r in unseen[:20]:
+        where = f"{r['file']}:{r['line']} proves {r['check']} rejects a wrong answer ({r['words']})"
+        print(f"[test] instructor notes: {where}, but wronganswers.py does not read it from the test", flush=True)
+    print(f"[test] instructor notes: {len(records)} wrong answers proved, {len(unseen)} not in the notes", flush=True)
+    return 1 if unseen else 0
 
 
 def summary_counts(text: str) -> dict[str, int]:
@@ -107,6 +131,15 @@ def summary_counts(text: str) -> dict[str, int]:
             key = "errors" if what.startswith("error") else what
             counts[key] = counts.get(key, 0) + int(n)
     return counts
+
+
+def _read_json(path: Path) -> list:
+    import json
+
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
 
 
 def lint() -> int:
@@ -176,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         timings = ["--durations=15", f"--junitxml={state_dir(name) / 'junit.xml'}"]  # every test's time, kept
         cmd = [sys.executable, "-m", "cloudlab.lab", "--profile", "test", "run", "--", sys.executable, *PYTEST]
         cmd += [*timings, *args, *extra]
+        rejected_log(name).unlink(missing_ok=True)
+        (state_dir(name) / "fresh-resets.json").unlink(missing_ok=True)
         port = Lab.from_env("test", env).localstack_port
         print(
             f"[test] shard {name}: {len(args)} paths, lab on port {port} (output in {log.relative_to(ROOT)})",
@@ -207,7 +242,11 @@ def main(argv: list[str] | None = None) -> int:
         for k, v in summary_counts(text).items():
             total[k] = total.get(k, 0) + v
     took = time.monotonic() - t0
-    ok = all(c == 0 for c in codes.values())
+    notes_rc = instructor_notes_see(list(plan))
+    resets = [r for name in plan for r in _read_json(state_dir(name) / "fresh-resets.json")]
+    print(f"[test] any lesson first: {len(resets)} lab resets before a lesson's first run, "
+          f"{sum(r['seconds'] for r in resets):.0f} s in all (spread over the shards)", flush=True)  # fmt: skip
+    ok = all(c == 0 for c in codes.values()) and notes_rc == 0
     for name, c in codes.items():
         if c == 5:
             print(f"[test] shard {name} collected no tests: that is a failure here")
