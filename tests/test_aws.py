@@ -225,3 +225,50 @@ def test_localstack_client_patch_falls_back_to_real_aws_for_unknown_services_and
             budgets.describe_budgets(AccountId="000000000000")
     finally:
         patch.disable_local_endpoints()
+
+
+@pytest.mark.lab
+def test_the_labs_dynamodb_applies_a_conditional_write_atomically():
+    """Four writers race to take over one expired claim, as lesson 09's and 12's checks make them: exactly one wins,
+    every round. Plain moto server could let two win (its put_item reads, parses the condition, then writes; 1 round
+    in 300 on a loaded machine); the lab's moto serialises DynamoDB actions (emulators.MOTO_BOOT)."""
+    import threading
+    import uuid
+
+    ddb = aws.client("dynamodb")
+    table = f"t-atomic-{uuid.uuid4().hex[:6]}"
+    ddb.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    clients = [aws.client("dynamodb") for _ in range(4)]
+    try:
+        for _ in range(40):
+            key = {"pk": {"S": uuid.uuid4().hex}}
+            ddb.put_item(TableName=table, Item={**key, "status": {"S": "INPROGRESS"}, "expires": {"N": "100"}})
+            wins, barrier = [], threading.Barrier(len(clients))
+
+            def take_over(c, key=key, wins=wins, barrier=barrier):
+                barrier.wait()
+                try:
+                    c.put_item(
+                        TableName=table,
+                        Item={**key, "status": {"S": "INPROGRESS"}, "expires": {"N": "1145"}},
+                        ConditionExpression="attribute_not_exists(pk) OR (#s = :inprogress AND expires < :now)",
+                        ExpressionAttributeNames={"#s": "status"},
+                        ExpressionAttributeValues={":inprogress": {"S": "INPROGRESS"}, ":now": {"N": "1100"}},
+                    )
+                    wins.append(1)
+                except c.exceptions.ConditionalCheckFailedException:
+                    pass
+
+            threads = [threading.Thread(target=take_over, args=(c,)) for c in clients]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert len(wins) == 1, f"{len(wins)} writers took over one expired claim"
+    finally:
+        ddb.delete_table(TableName=table)

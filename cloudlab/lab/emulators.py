@@ -200,6 +200,23 @@ def _warm_up(lab: Lab, py: Path) -> None:
     subprocess.run([str(py), "-c", code, lab.localstack_url], env=env, capture_output=True, timeout=120)
 
 
+# `python -m moto.server`, with one fix: DynamoDB applies each write atomically, condition and all (what lessons 09
+# and 12 teach an idempotency claim on). moto's server runs each request in a thread, and its put_item reads the
+# item, then parses the ConditionExpression, then writes: two copies racing for one expired claim could both win
+# (1 round in 300 with four writers on a loaded machine, measured). The lock serialises moto's DynamoDB actions only.
+MOTO_BOOT = (
+    "import sys, threading\n"
+    "from moto.dynamodb.responses import DynamoHandler\n"
+    "_lock, _call = threading.Lock(), DynamoHandler.call_action\n"
+    "def call_action(self):\n"
+    "    with _lock:\n"
+    "        return _call(self)\n"
+    "DynamoHandler.call_action = call_action\n"
+    "from moto.server import main\n"
+    "main(sys.argv[1:])\n"
+)
+
+
 def start_moto(lab: Lab) -> str:
     if read_pid(lab, "moto") and moto_healthy(lab):
         return "already running"
@@ -207,7 +224,8 @@ def start_moto(lab: Lab) -> str:
     ensure_port_free(lab.moto_port, "moto", "CLOUDLAB_MOTO_PORT")
     py = venvs.venv_python(lab, "moto")
     t0 = time.monotonic()
-    pid = spawn(lab, "moto", [py, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(lab.moto_port)], _clean_env("AWS_"))
+    cmd = [py, "-c", MOTO_BOOT, "-H", "127.0.0.1", "-p", str(lab.moto_port)]
+    pid = spawn(lab, "moto", cmd, _clean_env("AWS_"))
     wait_healthy(moto_healthy, pid, "moto", lab, timeout=60)
     return f"started in {time.monotonic() - t0:.1f} s"
 
