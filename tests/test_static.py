@@ -644,3 +644,12 @@ def test_kind_job_rules_report_each_breakage(workflow, change, words):
 
 def test_kind_config_rule_wants_a_digest(workflow):
     assert has(sc.kind_job_problems(workflow, KIND_CONFIG.replace("@sha256:", "#")), "digest")
+
+
+def test_the_docker_paths_moto_runs_the_labs_moto_boot(compose):
+    """Both paths serve DynamoDB with atomic conditional writes: the compose file runs the lab's MOTO_BOOT."""
+    from cloudlab.lab.emulators import MOTO_BOOT
+
+    entry = compose["services"]["moto"]["entrypoint"]
+    assert entry[:2] == ["python", "-c"] and entry[2] == MOTO_BOOT
+    assert entry[3:] == ["-H", "0.0.0.0", "-p", "5000"]
