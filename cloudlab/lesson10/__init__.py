@@ -14,6 +14,7 @@ checks.
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 from .. import cleanup, procs
 from ..terraform import tf_root
@@ -33,6 +34,7 @@ def _reset() -> dict:
     except Exception:  # EC2 unavailable: the emulator's data goes with `make reset` anyway
         pass
     shutil.rmtree(tf_root() / "l10", ignore_errors=True)
+    (Path.cwd() / "l10_postmortem.md").unlink(missing_ok=True)  # the exercise writes it again from its cell
     d = system.work_dir() / "drill"
     if d.exists():
         shutil.rmtree(d, ignore_errors=True)
@@ -62,6 +64,7 @@ from .signals import (  # noqa: E402,F401
     pager_log,
     pages,
     prometheus,
+    run_rate,
     spans,
     status,
     wait_for,

@@ -101,16 +101,19 @@ def check_drift(r, ns):
         r.expect(
             serial is not None and serial > st.get("serial_at_start", 0),
             "Terraform wrote the fix (the state's serial moved since the drill began)",
-            "no apply changed anything since the drill began (the state's serial did not move): the value was "
-            "put back by hand; run `terraform apply` so the code and the state own it again",
+            "no apply changed anything since the drill began (the state's serial did not move): the value was put "
+            "back by hand, so Terraform never owned the fix. Make it re-create the resource from the code: "
+            'tf.run("apply", "-auto-approve", "-replace=aws_s3_bucket_notification.orders")',
         )
         drift_t = happened.get("drift", st["started_at"])
-        hand = [a for a in system.read_lines(system.drill_dir() / "audit.jsonl") if a.get("t", 0) > drift_t]
+        hand = [a["t"] for a in system.read_lines(system.drill_dir() / "audit.jsonl") if a.get("t", 0) > drift_t]
+        written = system.state_written() or 0
         r.expect(
-            not hand,
-            "no hand change to the notification from this notebook",
-            f"this notebook changed the notification by hand ({hand[-1]['call'] if hand else ''} at "
-            f"{signals.when(hand[-1]['t']) if hand else ''}): a hand fix leaves Terraform blind; apply the code",
+            not hand or written > max(hand),
+            "no hand change to the notification since Terraform last applied",
+            f"this notebook changed the notification by hand at {signals.when(max(hand)) if hand else ''}, after "
+            "Terraform last wrote its state: a hand fix leaves Terraform blind. Re-create it from the code: "
+            'tf.run("apply", "-auto-approve", "-replace=aws_s3_bucket_notification.orders")',
         )
     s3 = aws.client("s3")
     probe = f"probe-{secrets.token_hex(4)}"

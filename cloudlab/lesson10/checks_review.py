@@ -9,7 +9,7 @@ from ..checks import check
 from . import postmortem, signals, truth
 from .checks import drill, number
 
-POSTMORTEM_FILE = "postmortem.md"
+POSTMORTEM_FILE = "l10_postmortem.md"
 TOLERANCE_S = 3.0  # three lab minutes: times copied from the records, not from memory
 
 
@@ -154,8 +154,8 @@ def cause_matchers(sc) -> list[tuple[str, re.Pattern]]:
     "10.7",
     "The postmortem: blameless, its timeline and impact true to the records, an owned action per root cause",
     hints=[
-        "Start from lessons/10_capstone-incident-response/postmortem-template.md and write postmortem.md next to "
-        "this notebook; fill every section (replace each <placeholder>).",
+        "Start from lessons/10_capstone-incident-response/postmortem-template.md and write l10_postmortem.md next "
+        "to this notebook; fill every section (replace each <placeholder>).",
         "Timeline lines read `2026-12-06 04:14:31 detected: ...` (UTC, from `times`, see lesson10.when()); the Impact "
         "line gives the budget burnt over the whole incident (minutes and % of the 30-day budget, from "
         "budget_burnt over the whole incident, not the triage's early figure). Severity: SEV1 or SEV2 for a page.",

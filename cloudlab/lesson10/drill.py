@@ -82,7 +82,8 @@ def start(difficulty=None, seed: int | None = None, quiet: bool = False) -> dict
 
     def apply():
         try:
-            tf = system.terraform(fresh=True, quiet=True)
+            shutil.rmtree(system.tf_dir(), ignore_errors=True)  # a fresh working copy, no state of an old drill
+            tf = system.terraform(quiet=True)
             tf.apply()
             box["tf"] = tf
         except Exception as e:  # shown below, in the notebook's thread
@@ -165,9 +166,10 @@ def _wait_healthy(prometheus: prom.Prometheus, timeout: float = 45.0) -> None:
         try:
             up = {t["labels"].get("job") for t in prometheus.targets() if t.get("health") == "up"}
             shipped = prometheus.value('sum(fulfilment_shipped_total{on_time="true"})') or 0
+            metered = prometheus.value('sum(lab_cost_usd_per_month{team="orders"})') or 0
         except prom.StackError:
-            up, shipped = set(), 0
-        if want <= up and shipped >= 1:
+            up, shipped, metered = set(), 0, 0
+        if want <= up and shipped >= 1 and metered > 0:
             return
         time.sleep(0.2)
     raise DrillError(

@@ -230,6 +230,11 @@ def bill_history(start: float | None = None, end: float | None = None) -> list[t
     return list(zip(got[0]["t"], got[0]["v"], strict=True)) if got else []
 
 
+def run_rate() -> float | None:
+    """The run rate Prometheus has now (USD per month, the cost meter's latest sample), or None."""
+    return prometheus().value('sum(lab_cost_usd_per_month{team="orders"})')
+
+
 def wait_for(fn, timeout: float = 30.0, every: float = 0.5):
     """Call ``fn()`` until it returns something truthy (returned), at most ``timeout`` seconds (then DrillError)."""
     deadline = time.monotonic() + timeout

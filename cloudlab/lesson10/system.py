@@ -253,11 +253,12 @@ def platform_queues() -> dict[str, str]:
 def terraform(fresh: bool = False, quiet: bool = False) -> Terraform:
     """The orders stack's Terraform working directory, initialised with its remote state in s3://l10-tfstate.
 
-    ``fresh``: copy the stack's code again from the repository (undoing edits to the working copy)."""
+    ``fresh``: copy the stack's code from the repository again (undoing edits to the working copy's .tf files;
+    the state, the providers and a saved plan stay)."""
     root = tf_dir()
     if fresh or not (root / "main.tf").exists():
         copy_template(L02_MODULE, root.parent.parent / "02_infrastructure-as-code" / "modules" / "secure-bucket")
-        copy_template(LESSON_DIR / "terraform", root, fresh=fresh, overwrite=True)
+        copy_template(LESSON_DIR / "terraform", root, fresh=False, overwrite=True)
     tf = Terraform(root, quiet=quiet)
     if not (root / ".terraform").exists():
         tf.init(backend_config=backend_config(STATE_KEY, STATE_BUCKET))
@@ -291,11 +292,20 @@ def notification() -> dict:
 
 
 def state_serial() -> int | None:
-    """The serial of the orders stack's remote state (Terraform increments it each time it writes the state)."""
+    """The serial of the orders stack's remote state (Terraform increments it each time its apply changes something)."""
     s3 = aws.client("s3")
     try:
         return json.loads(s3.get_object(Bucket=STATE_BUCKET, Key=STATE_KEY)["Body"].read()).get("serial")
     except (s3.exceptions.NoSuchKey, s3.exceptions.NoSuchBucket, ValueError):
+        return None
+
+
+def state_written() -> float | None:
+    """When Terraform last wrote the orders stack's state (the S3 object's LastModified)."""
+    s3 = aws.client("s3")
+    try:
+        return s3.head_object(Bucket=STATE_BUCKET, Key=STATE_KEY)["LastModified"].timestamp()
+    except s3.exceptions.ClientError:
         return None
 
 
