@@ -67,13 +67,6 @@ def check_triage(r, ns):
         f"the first page ({first.alertname}, fingerprint {first.fingerprint}) has no acknowledgement: "
         "lesson10.acknowledge(page, by=...) with the page lesson10.wait_for_page() returned",
     )
-    stray = [a for a in acks if a.get("fingerprint") not in fps]
-    r.expect(
-        not stray,
-        "every acknowledgement names a page the pager delivered",
-        f"{len(stray)} acknowledgement(s) name no delivered page (a ticket is not a page; a made-up fingerprint "
-        f"acknowledges nothing): {sorted({str(a.get('alertname') or a.get('fingerprint')) for a in stray})}",
-    )
     budget_burnt = r.need(ns, "budget_burnt", callable)
     window = r.need(ns, "impact_window", (tuple, list), "pair (start, end) of epoch seconds")
     impact = r.need(ns, "impact", dict)
@@ -253,22 +246,6 @@ def check_mitigation(r, ns):
     st, sc = drill(r)
     start0 = truth.impact_start()
     r.require(start0 is not None, "the incident started", "the incident has not started yet: wait for the page")
-    lb = system.balancer()
-    served = {deploy.version_of(lb.url) for _ in range(4)}
-    bad = {x.id for x in sc.releases if x.bad}
-    r.require(
-        served and not served & bad and not any(s.startswith(("HTTP", "no answer")) for s in served),
-        f"haproxy sends the traffic to {', '.join(sorted(served))}, a good release",
-        f"haproxy's traffic is answered by {', '.join(sorted(served))}"
-        + (": a bad release still serves" if served & bad else ""),
-    )
-    mine = [e for e in system.events("switch") if e["t"] > start0 and e.get("release") not in bad]
-    r.expect(
-        mine,
-        "the change log records the switch to it",
-        "the change log has no switch to a good release since the incident began: switch with "
-        "lesson10.switch(colour), which records it (a pipeline would)",
-    )
     silences = [
         s
         for s in signals.alertmanager().silences()
@@ -284,6 +261,22 @@ def check_mitigation(r, ns):
         f"{len(silences)} active silence(s) hide the alert instead of resolving it: expire them "
         f"({', '.join(s['id'] for s in silences)})",
     )
+    lb = system.balancer()
+    served = {deploy.version_of(lb.url) for _ in range(4)}
+    bad = {x.id for x in sc.releases if x.bad}
+    r.expect(
+        served and not served & bad and not any(s.startswith(("HTTP", "no answer")) for s in served),
+        f"haproxy sends the traffic to {', '.join(sorted(served))}, a good release",
+        f"haproxy's traffic is answered by {', '.join(sorted(served))}"
+        + (": a bad release still serves" if served & bad else ""),
+    )
+    mine = [e for e in system.events("switch") if e["t"] > start0 and e.get("release") not in bad]
+    r.expect(
+        mine,
+        "the change log records the switch to it",
+        "the change log has no switch to a good release since the incident began: switch with "
+        "lesson10.switch(colour), which records it (a pipeline would)",
+    )
     firing = signals.firing()
     r.expect(
         "OrdersErrorBudgetFastBurn" not in firing,
@@ -291,33 +284,29 @@ def check_mitigation(r, ns):
         "Prometheus still fires OrdersErrorBudgetFastBurn: the burn has not stopped (or give it a few seconds: "
         "lesson10.wait_resolved('OrdersErrorBudgetFastBurn'))",
     )
-    resolved = [
+    notes = [
         p
         for p in signals.alerts_delivered()
-        if p.alertname == "OrdersErrorBudgetFastBurn"
-        and p.status == "resolved"
-        and mine
-        and p.received_at > mine[0]["t"]
+        if p.alertname == "OrdersErrorBudgetFastBurn" and p.path == "/pager" and p.received_at >= start0
     ]
     r.expect(
-        resolved,
-        'the pager got the page\'s "resolved"',
-        'the pager has no "resolved" for OrdersErrorBudgetFastBurn since the switch: wait for it '
+        notes and notes[-1].status == "resolved",
+        'the pager\'s last word on the page is "resolved"',
+        'the pager has not had "resolved" for OrdersErrorBudgetFastBurn after its last "firing": wait for it '
         "(Alertmanager sends it within its group_interval, 5 lab minutes)",
     )
     if mine:
-        mitigation = [
-            e
-            for e in system.events()
-            if e["t"] > start0 and e.get("by") == "you" and e.get("kind") in ("deploy", "switch")
+        last = mine[-1]  # the mitigation in force: the latest switch to a good release, and its colour's last deploy
+        prepared = [
+            e["t"] for e in system.events("deploy") if e.get("colour") == last["to"] and start0 < e["t"] < last["t"]
         ]
-        a = min(e["t"] for e in mitigation) - 0.5 if mitigation else mine[0]["t"] - 0.5
-        failed, total = truth.balancer_failures(a, mine[0]["t"] + 3)
+        a = (prepared[-1] if prepared else last["t"]) - 0.5
+        failed, total = truth.balancer_failures(a, last["t"] + 3)
         bound = max(2, round(0.01 * total))
         r.expect(
             failed <= bound,
             f"{failed} of {total} requests failed at the balancer during the mitigation (bound: {bound})",
-            f"{failed} of {total} requests failed at the balancer (502/503/504 or no answer) during the "
-            f"mitigation (bound: {bound}): the live colour was restarted or stopped; deploy on the idle one, "
-            "then switch",
+            f"{failed} of {total} requests failed at the balancer (502/503/504 or no answer) between the deploy of "
+            f"{last['release']} on {last['to']} and 3 s after the switch (bound: {bound}): that colour was serving "
+            "while it restarted. Deploy the good release on the idle colour, then switch to it.",
         )

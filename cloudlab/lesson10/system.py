@@ -194,6 +194,7 @@ def deploy_release(release_id: str, colour: str, by: str = "you", quiet: bool = 
         (drill_dir() / "logs").mkdir(exist_ok=True)
         shutil.copyfile(procs.log_path(name), drill_dir() / "logs" / f"{colour}-{was}.log")
     env = release_env(release, colour, sc)
+    began = time.time()
     procs.stop(name, grace=1.0)  # an idle slot: nothing to drain (a live one loses its requests: see switch())
     with _locked():  # label the slot's metrics with the new release before it answers a single request
         cols = colours()
@@ -210,7 +211,7 @@ def deploy_release(release_id: str, colour: str, by: str = "you", quiet: bool = 
         cwd=str(ROOT),
         timeout=30,
     )
-    record("deploy", release=release_id, colour=colour, by=by, notes=list(release.notes), **note)
+    record("deploy", release=release_id, colour=colour, by=by, notes=list(release.notes), began=began, **note)
     return deploy.Instance(name, release_id, int(env["PORT"]), proc.pid)
 
 

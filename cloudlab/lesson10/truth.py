@@ -117,8 +117,11 @@ def requests_between(a: float, b: float) -> list[dict]:
     return [r for r in system.read_lines(system.drill_dir() / "load.jsonl") if a <= r.get("t", 0) <= b]
 
 
-def balancer_failures(a: float, b: float) -> tuple[int, int]:
-    """(requests that failed at the balancer, all requests) sent between ``a`` and ``b``."""
+def balancer_failures(a: float, b: float, timeout: float = 8.0) -> tuple[int, int]:
+    """(requests that failed at the balancer, all requests) sent between ``a`` and ``b``. The traffic writes its
+    results every two seconds: wait (at most ``timeout``) until they reach ``b``."""
+    path = system.drill_dir() / "load.jsonl"
+    wait(lambda: max((r.get("t", 0) for r in system.read_lines(path)[-50:]), default=0) >= b, timeout)
     got = requests_between(a, b)
     return sum(1 for r in got if r.get("status") in BALANCER_FAILURES), len(got)
 
