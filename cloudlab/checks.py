@@ -101,8 +101,26 @@ class Report:
                 "exception (or return); exiting is for the end of a program."
             )
         except Exception as e:
-            shown = ", ".join([repr(a)[:60] for a in args] + [f"{k}={v!r:.60}" for k, v in kwargs.items()])
+            shown = ", ".join([shown_arg(a) for a in args] + [f"{k}={shown_arg(v, k)}" for k, v in kwargs.items()])
             self.fail(f"`{getattr(fn, '__name__', fn)}({shown})` raised {type(e).__name__}: {e}")
+
+
+SECRET_NAMES = ("password", "passwd", "secret", "token", "key", "credential")
+
+
+def shown_arg(value, name: str = "") -> str:
+    """An argument as a failure message shows it: short, and never a secret a check handed to learner code
+    (a keyword named like one, or a string that looks like a password: long, no spaces, letters and digits)."""
+    if isinstance(value, str):
+        looks_secret = (
+            len(value) >= 12
+            and not any(c in value for c in " /:.")
+            and any(c.isdigit() for c in value)
+            and any(c.isalpha() for c in value)
+        )
+        if looks_secret or any(word in name.lower() for word in SECRET_NAMES):
+            return f"<hidden: {len(value)} characters>"
+    return f"{value!r:.60}"
 
 
 class CheckSpec:
@@ -136,11 +154,14 @@ def check(check_id: str, title: str, hints=()):
 
 
 def _emulator_message(e: Exception) -> str | None:
-    from .kernel import _connection_errors, emulator_message
+    from .kernel import _connection_errors, emulator_message, restart_message
 
     errors = _connection_errors() + (__import__("botocore.exceptions").exceptions.ReadTimeoutError,)
     if isinstance(e, errors):
         return "this check cannot read the real state: " + emulator_message(e)
+    gone = restart_message(e)
+    if gone:
+        return "this check cannot find what the notebook set up: " + gone
     return None
 
 
@@ -175,13 +196,13 @@ def _run(spec: CheckSpec, ns: dict):
         lines = [f"PASS {spec.id} {spec.title}"] + [f"  [ok] {x}" for x in r.right]
         show(Passed(lines))
         return None  # nothing to echo under the PASS lines in a notebook
-    seen = hints_seen(spec.id)
+    seen = min(max(hints_seen(spec.id), 1), len(spec.hints))  # the latest hint revealed (a failure reveals 1)
     lines = [f"{spec.title}: not yet."]
     lines += [f"  [ok]      {x}" for x in r.right]
     lines += [f"  [missing] {x}" for x in r.wrong]
     if spec.hints:
-        lines.append(f"  Hint {max(seen, 1)}/{len(spec.hints)}: {spec.hints[max(seen, 1) - 1]}")
-        if max(seen, 1) < len(spec.hints):
+        lines.append(f"  Hint {seen}/{len(spec.hints)}: {spec.hints[seen - 1]}")
+        if seen < len(spec.hints):
             lines.append(f"  Stuck? cloudlab.checks.hint({spec.id!r}) shows the next hint.")
     raise CheckFailed("\n".join(lines), spec.id)
 
@@ -256,6 +277,8 @@ def record(spec: CheckSpec, status: str, seconds: float) -> None:
         row["last_seconds"] = round(seconds, 3)
         if status == "pass" and not row.get("passed_at"):
             row["passed_at"] = row["last_at"]
+        if status == "fail" and spec.hints:  # a failure shows hint 1: `hint()` goes on from there
+            row["hints_seen"] = max(int(row.get("hints_seen", 0)), 1)
         _save(data)
     except OSError:
         pass  # progress is a convenience: never fail a check because the file is not writable
@@ -267,6 +290,8 @@ def hints_seen(check_id: str) -> int:
 
 def hint(check_id: str) -> None:
     """Print the hints of a check revealed so far, plus the next one (they get more specific each time).
+
+    A failed check has already shown hint 1, so the first call after a failure reveals hint 2.
 
     Prints and returns nothing, so a notebook shows the hints once.
     """

@@ -18,7 +18,6 @@ Serves lessons 07 (roles and passwords it rotates) and 08 (migrations apart from
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pwd
@@ -32,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import net, procs
-from .lab import Lab, process, tools
+from .lab import Lab, LabError, process, runtime, tools
 
 ADMIN = "postgres"
 HOST = "127.0.0.1"
@@ -202,14 +201,12 @@ def _record(name: str) -> Path:
 def _datadir(name: str, as_postgres: bool) -> Path:
     """Beside the record; as root, in /tmp instead: the `postgres` user must reach the folder, and a
     repository under /root is closed to it (a short folder per lab, like the lab's dockerd's)."""
-    lab = Lab.from_env()
     if not as_postgres:
         return _record(name).parent / f"{name}-data"
-    base = Path(f"/tmp/cloudlab-pg-{hashlib.sha256(str(lab.state).encode()).hexdigest()[:10]}")
-    base.mkdir(mode=0o755, exist_ok=True)
-    st = base.lstat()
-    if base.is_symlink() or st.st_uid != os.geteuid() or st.st_mode & 0o022:
-        raise DatabaseDown(f"{base} is not this lab's own folder (owner, mode or a link): remove it and start again")
+    try:  # the lab's private folder, open to `postgres` (0755); `make stop` and `make reset` remove it
+        base = runtime.private_dir(Lab.from_env(), "pg", mode=0o755)
+    except LabError as e:
+        raise DatabaseDown(str(e)) from None
     return base / f"{name}-data"
 
 

@@ -95,7 +95,10 @@ def wait_for_services(services=("s3", "sqs"), timeout: float = 20.0) -> None:
             "the local cloud is not answering:\n"
             + "\n".join(lines)
             + "\nFix: run `make lab` in a terminal (it starts what is missing; `make status` shows what runs), "
-            "or `docker compose up` on the Docker path. Then re-run this cell. Nothing you did is lost."
+            "or `docker compose up` on the Docker path. Then re-run this cell.\n"
+            "Kept: your code, variables, workspace files and progress. Not kept if the local cloud restarted: what "
+            "the lesson created in the emulators (they keep no state) and the processes it started: re-run the "
+            "notebook from its setup cell."
         )
 
 
@@ -125,6 +128,7 @@ def connect(wait: bool = True, services=("s3", "sqs"), quiet: bool = False) -> d
     aws.protect()  # every boto3 client made in this kernel from now on refuses real AWS, however it is made
     if wait:
         wait_for_services(services, timeout=15)
+    kernel.mark_setup()  # an emulator started after this moment has lost what this notebook creates from here
     if not quiet:
         print(f"Connected to the local cloud: {info['endpoint']} (region {info['region']}); real AWS is blocked.")
     return info

@@ -70,9 +70,8 @@ def test_namespace_defaults_to_callers_globals():
 
 
 def test_hints_are_graduated(capsys):
-    with pytest.raises(CheckFailed):
+    with pytest.raises(CheckFailed, match="Hint 1/3"):
         demo({})
-    checks.hint("99.1")
     checks.hint("99.1")
     assert "Hint 2/3: second, sharper" in capsys.readouterr().out
     with pytest.raises(CheckFailed, match="Hint 2/3"):
@@ -80,6 +79,30 @@ def test_hints_are_graduated(capsys):
     checks.hint("99.1")
     checks.hint("99.1")
     assert checks.hints_seen("99.1") == 3
+    with pytest.raises(CheckFailed) as e:
+        demo({})
+    assert "Hint 3/3: nearly the answer" in str(e.value) and "Stuck?" not in str(e.value)
+
+
+def test_the_first_hint_call_after_a_failure_shows_the_next_hint_not_the_same_one(capsys):
+    """The failure shows hint 1 and says `hint()` shows the next: its first call must reveal hint 2."""
+    with pytest.raises(CheckFailed) as e:
+        demo({})
+    assert "Hint 1/3: first nudge" in str(e.value) and "shows the next hint" in str(e.value)
+    checks.hint("99.1")
+    out = capsys.readouterr().out
+    assert "Hint 2/3: second, sharper" in out, out
+    assert checks.hints_seen("99.1") == 2
+
+
+def test_hint_before_any_failure_starts_at_the_first(capsys):
+    checks.hint("99.1")
+    out = capsys.readouterr().out
+    assert "Hint 1/3: first nudge" in out and "Hint 2/3" not in out
+    with pytest.raises(CheckFailed, match="Hint 1/3"):
+        demo({})
+    checks.hint("99.1")
+    assert "Hint 2/3" in capsys.readouterr().out
 
 
 def test_unknown_hint():
@@ -144,3 +167,25 @@ def test_a_pass_is_a_green_box_in_a_notebook(monkeypatch):
     monkeypatch.setattr(IPython.display, "display", shown.append)
     demo({"double": lambda x: 2 * x})
     assert len(shown) == 1 and isinstance(shown[0], checks.Passed) and "PASS 99.1" in repr(shown[0])
+
+
+def test_a_failure_never_echoes_a_secret_the_check_passed():
+    import secrets
+
+    from cloudlab.checks import check
+
+    fake = "Zq" + secrets.token_hex(7)  # made at run time: 16 characters, letters and digits
+    word = secrets.token_urlsafe(5)
+
+    @check("99.8", "secret echo", hints=["h"])
+    def c(r, ns):
+        def store(name, value, password=None):
+            raise ValueError("boom")
+
+        r.call(store, "l07-app/db", fake, password=word)
+
+    with pytest.raises(CheckFailed) as e:
+        c({})
+    msg = str(e.value)
+    assert "'l07-app/db'" in msg and "boom" in msg
+    assert fake not in msg and word not in msg and "<hidden: 16 characters>" in msg

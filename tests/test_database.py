@@ -41,7 +41,7 @@ def lab(tmp_path_factory):
         procs.stop_all("l98-")
         data = database._datadir(NAME, as_postgres=bool(database._as_postgres()))
         shutil.rmtree(data, ignore_errors=True)
-        if data.parent.name.startswith("cloudlab-pg-"):  # as root, the cluster lives under /tmp
+        if data.parent.name.startswith("cloudlab-") and data.parent.name.endswith("-pg"):  # as root: under /tmp
             shutil.rmtree(data.parent, ignore_errors=True)
 
 

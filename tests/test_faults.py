@@ -123,3 +123,22 @@ def test_a_name_lost_in_a_restart_says_how_to_get_it_back():
     assert any(o.output_type == "error" and o.ename == "NameError" for o in outs)
     text = "".join(o.get("text", "") for o in outs if o.output_type == "stream")
     assert "run the cells above first" in text and "setup cell" in text
+
+
+def test_lesson09_tasks_run_again_after_the_lesson_was_reset():
+    """Issue 19 item 3: a blank Run All of exercise 09 ended with reset_lesson("09"), and the next task cell met
+    ConnectionRefusedError. The tasks find (or start again) what they need; the exercise no longer ends in a reset."""
+    cells = solution_cells("09_reliability-and-chaos")
+    task1 = next(c for c in cells if c.startswith("def retry_call"))
+    errors = run_cells(
+        [
+            "import json, random, time\nimport cloudlab\nfrom cloudlab import lesson09\n"
+            "from cloudlab.reliability import is_retryable\ncloudlab.connect()\ndep = lesson09.start_dependency()",
+            "cloudlab.reset_lesson('09', quiet=True)",
+            task1,
+            "lesson09.check_retry()",
+        ]
+    )
+    assert errors == [None] * 4, [e["evalue"][:300] for e in errors if e]
+    last = [line for line in cells[-1].splitlines() if not line.lstrip().startswith("#")]
+    assert not any("reset_lesson" in line for line in last), "the exercise's last cell must not stop the lesson"

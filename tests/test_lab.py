@@ -143,7 +143,7 @@ def test_the_base_image_tarball_is_built_once_when_two_callers_race(tmp_path, mo
     real_run = subprocess.run
 
     def fake_run(cmd, *a, **kw):
-        if cmd[0] == "debootstrap":
+        if Path(cmd[0]).name == "debootstrap":
             calls.append(cmd)
             time.sleep(0.3)  # long enough for the other thread to arrive
             Path(cmd[-2]).mkdir(parents=True, exist_ok=True)
@@ -173,17 +173,19 @@ def test_apt_packages_lists_every_apt_tool(capsys):
 def test_localstack_scratch_goes_to_ram_when_there_is_a_tmpfs(tmp_path):
     from cloudlab.lab import emulators
 
+    lab = L.Lab.from_env("test", {"CLOUDLAB_STATE_DIR": str(tmp_path / "state")})
     fsroot, shm = tmp_path / "localstack", tmp_path / "shm"
     fsroot.mkdir()
-    assert emulators.scratch_in_memory(fsroot, shm) is None  # no tmpfs: nothing changes
+    assert emulators.scratch_in_memory(lab, fsroot, shm) is None  # no tmpfs: nothing changes
     assert not (fsroot / "tmp").exists()
     shm.mkdir()
     (fsroot / "tmp").mkdir()  # an older lab's scratch on disk
-    target = emulators.scratch_in_memory(fsroot, shm)
+    target = emulators.scratch_in_memory(lab, fsroot, shm)
     assert target.parent == shm and (fsroot / "tmp").is_symlink() and (fsroot / "tmp").resolve() == target
+    assert oct(target.stat().st_mode & 0o777) == "0o700", "the lab's private folder"
     (fsroot / "tmp" / "state").mkdir()
     assert (target / "state").is_dir()
-    assert emulators.scratch_in_memory(fsroot, shm) == target  # the next start: the same folder, emptied
+    assert emulators.scratch_in_memory(lab, fsroot, shm) == target  # the next start: the same folder, emptied
     assert not (target / "state").exists() and (fsroot / "tmp").resolve() == target
 
 

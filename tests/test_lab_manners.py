@@ -15,6 +15,7 @@ from cloudlab.lab import ROOT, Lab, LabError, cli, emulators, jupyter, process, 
 
 
 def mini_lab(tmp_path, offset):
+    offset += int(os.environ.get("CLOUDLAB_PORT_OFFSET") or 0)  # labs of several helpers side by side
     env = {"CLOUDLAB_STATE_DIR": str(tmp_path / "state"), "CLOUDLAB_PORT_OFFSET": str(offset)}
     return Lab.from_env("test", env), env
 

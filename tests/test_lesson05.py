@@ -189,6 +189,9 @@ def test_context_files_size_and_digest(tmp_path):
     assert containers.content_tag("cloudlab/orders", tmp_path) == first, "an ignored file does not change the tag"
     (tmp_path / "app" / "service.py").write_text("print('v2')\n")
     assert containers.content_tag("cloudlab/orders", tmp_path) != first, "a code change gives a new tag"
+    now = containers.content_tag("cloudlab/orders", tmp_path)
+    other = containers.content_tag("cloudlab/orders", tmp_path, build_args={"BASE": "python:3.12-slim"})
+    assert other != now, "the same sources on another base get another tag when the build arguments are hashed"
 
 
 # ================================================================== pure: run helpers
@@ -207,8 +210,13 @@ def test_hardened_flags_are_the_least_privilege_set():
     f = containers.HARDENED
     pairs = dict(zip(f[::1], f[1:] + [""], strict=True))
     assert pairs["--user"] == "10001:10001" and pairs["--cap-drop"] == "ALL"
-    assert "--read-only" in f and pairs["--tmpfs"].startswith("/tmp")
-    assert pairs["--security-opt"] == "no-new-privileges" and pairs["--memory"] == "64m" and pairs["--pids-limit"]
+    assert (
+        "--read-only" in f
+        and pairs["--tmpfs"].startswith("/tmp:")
+        and {"noexec", "nosuid", "size=16m"} <= set(pairs["--tmpfs"].split(":", 1)[1].split(","))
+    )
+    # about twice the ~50 MiB the service uses idle: 64 MiB left no room for a burst (issue 20, lower 05 items)
+    assert pairs["--security-opt"] == "no-new-privileges" and pairs["--memory"] == "128m" and pairs["--pids-limit"]
 
 
 def test_history_rows_show_the_dockerfile_line():
@@ -314,9 +322,39 @@ def test_allow_list_dockerignore_keeps_the_junk_out():
         assert not containers.is_ignored(path, rules), path
 
 
-def test_requirements_pin_every_package_exactly():
-    lines = [ln for ln in (ASSETS / "requirements.txt").read_text().splitlines() if ln and not ln.startswith("#")]
-    assert lines and all(re.fullmatch(r"[A-Za-z0-9_.-]+==[0-9][\w.]*", ln) for ln in lines)
+def test_requirements_pin_every_package_exactly_with_its_hash():
+    text = (ASSETS / "requirements.txt").read_text().replace("\\\n", " ")
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    pattern = r"[A-Za-z0-9_.-]+==[0-9][\w.]*\s+--hash=sha256:[0-9a-f]{64}"
+    assert len(lines) == 7 and all(re.fullmatch(pattern, ln.strip()) for ln in lines), lines
+
+
+def test_the_wheelhouse_matches_the_recorded_hashes():
+    """Hash-checking mode: the wheels pip downloaded are the files requirements.txt names (sha256)."""
+    import hashlib
+
+    from cloudlab.containers.context import PYTHON_VERSION
+
+    req = (ASSETS / "requirements.txt").read_bytes()
+    recorded = set(re.findall(r"sha256:([0-9a-f]{64})", req.decode()))
+    folder = labdocker.cache_dir() / f"wheels-{hashlib.sha256(req + PYTHON_VERSION.encode()).hexdigest()[:10]}"
+    wheels = sorted(folder.glob("*.whl"))
+    if not wheels:
+        pytest.skip("no wheelhouse downloaded on this machine yet (lesson 05 makes one)")
+    assert len(wheels) == len(recorded) == 7
+    assert {hashlib.sha256(w.read_bytes()).hexdigest() for w in wheels} == recorded
+
+
+def test_base_image_build_says_how_long_it_takes(monkeypatch, capsys, tmp_path):
+    """Issue 19 item 17: the first Run All of lesson 05 built the base image for minutes without a word."""
+    lab = engmod.Lab.from_env()
+    sock = labdocker.lab_socket(lab)
+    monkeypatch.setattr(labdocker, "has_image", lambda env, tag: False)
+    monkeypatch.setattr(labdocker, "cache_dir", lambda: tmp_path)
+    monkeypatch.setattr(labdocker, "base_image", lambda env: labdocker.BASE_TAG)
+    assert engmod._base_for(f"unix://{sock}", lab) == labdocker.BASE_TAG
+    out = capsys.readouterr().out
+    assert "building it once" in out and f"about {engmod.BASE_BUILD_SECONDS} s" in out and "base image ready in" in out
 
 
 def test_private_index_accepts_only_a_token(tmp_path):
@@ -458,6 +496,11 @@ def test_layer_order_solution_passes(engine):
             "needs the network",
         ),
         ("FROM ${BASE}\nWORKDIR /app\nCOPPY app/ ./app/", "syntax error"),
+        (  # more than asked: the install is cached, but `COPY . .` ships the developer's folder (issue 21, pattern 2)
+            f"FROM ${{BASE}}\nWORKDIR /app\nCOPY requirements.txt ./\nCOPY wheels/ /wheels/\n{INSTALL}\nCOPY . .\n"
+            'CMD ["/opt/venv/bin/python", "-m", "app.service"]',
+            "the developer's folder",
+        ),
     ],
 )
 def test_layer_order_wrong_answers(engine, body, words):
@@ -482,6 +525,7 @@ def test_multistage_solution_passes(engine):
             ("wheel file", "over the budget"),
         ),
         (MULTI.replace("COPY --from=builder /opt/venv /opt/venv\n", ""), ("does not serve /health",)),
+        (MULTI.replace("COPY app/ ./app/", "COPY . ."), ("the developer's folder", "wheel file")),
     ],
 )
 def test_multistage_wrong_answers(engine, text, words):
@@ -490,9 +534,15 @@ def test_multistage_wrong_answers(engine, text, words):
 
 # ------------------------------------------------------------------ 05.3
 SOLUTION_FLAGS = [
-    "--user", "10001:10001", "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL",
-    "--security-opt", "no-new-privileges", "--memory", "64m", "--pids-limit", "64",
+    "--user", "10001:10001", "--read-only", "--tmpfs", "/tmp:rw,noexec,nosuid,size=16m", "--cap-drop", "ALL",
+    "--security-opt", "no-new-privileges", "--memory", "128m", "--pids-limit", "64",
 ]  # fmt: skip
+
+
+def replaced(flags, name, value):
+    out = list(flags)
+    out[out.index(name) + 1] = value
+    return out
 
 
 def without(flags, *names):
@@ -524,6 +574,15 @@ def test_run_flags_solution_passes(engine):
         (without(SOLUTION_FLAGS, "--memory", "--pids-limit"), ("memory is not capped", "processes is not capped")),
         (without(SOLUTION_FLAGS, "--security-opt"), ("no-new-privileges is not set",)),
         (SOLUTION_FLAGS[:-4] + ["--memory", "6m", "--pids-limit", "64"], ("does not answer /health",)),
+        # a user by name where a numeric UID was asked (issue 21, pattern 4)
+        (replaced(SOLUTION_FLAGS, "--user", "nobody"), ("a name, not a number",)),
+        # a UID without a group: the process stays in root's group
+        (replaced(SOLUTION_FLAGS, "--user", "10001"), ("group 0",)),
+        # the tmpfs without the options that make it small and inert (issue 20, lower 05 items)
+        (replaced(SOLUTION_FLAGS, "--tmpfs", "/tmp"), ("no size= option",)),
+        (replaced(SOLUTION_FLAGS, "--tmpfs", "/tmp:rw,exec,size=16m"), ("a script written to /tmp runs",)),
+        # more than asked: the host's filesystem mounted in (issue 21, pattern 2)
+        (SOLUTION_FLAGS + ["-v", "/:/host:ro"], ("bind mount",)),
     ],
 )
 def test_run_flags_wrong_answers(engine, flags, words):
@@ -532,6 +591,7 @@ def test_run_flags_wrong_answers(engine, flags, words):
 
 # ------------------------------------------------------------------ 05.4
 IGNORE = "*\n!app/\n!tools/\n!wheels/\n!requirements.txt\n"
+FIXED_TOKEN = lesson05.fake_token()  # a token of another day: what a learner who copied today's token types in
 SECRET_RUN = (
     "RUN --mount=type=secret,id=index_token,required=true \\\n"
     "    /opt/venv/bin/python tools/private_index.py --token-file /run/secrets/index_token"
@@ -580,6 +640,18 @@ def test_no_secret_solution_passes(engine):
         (CACHED, IGNORE, ("private package is not installed",)),  # skipping the step instead of fixing it
         (SECRET.replace("id=index_token", "id=token"), IGNORE, ("build secret",)),
         (SECRET, "logs/\n", ("lets .env into the build context",)),
+        # a rule for `.env` alone: the next .env file walks in (a file the notebook never made)
+        (SECRET, IGNORE.replace("*\n", "logs/\n.env\n"), ("lets .env.production into the build context",)),
+        # today's token typed into the Dockerfile: the check builds with a fresh one (issue 21, pattern 1)
+        (
+            CACHED.replace(
+                "COPY app/ ./app/",
+                f"COPY tools/ ./tools/\nRUN /opt/venv/bin/python tools/private_index.py --token {FIXED_TOKEN}\n"
+                "COPY app/ ./app/",
+            ),
+            IGNORE,
+            ("holds another token",),
+        ),
     ],
 )
 def test_no_secret_wrong_answers(engine, text, ignore, words):
@@ -616,6 +688,12 @@ FINAL_WRONG = {
         "# checkov:skip=CKV_DOCKER_3: we trust the platform\n# checkov:skip=CKV_DOCKER_7",
     ),
     "unpinned-base": FINAL.replace(lesson05.PINNED_BASE, "python:3.11-slim"),
+    # a user by name where a numeric one was asked (issue 21, pattern 4)
+    "user-by-name": FINAL.replace("USER 10001:10001", "USER nobody"),
+    # the code owned by the service's user where root-owned was asked (issue 21, pattern 4)
+    "code-owned-by-service": FINAL.replace("COPY app/ ./app/", "COPY --chown=10001:10001 app/ ./app/"),
+    # a version-like base tag with the digest-only suppression (issue 21, patterns 3 and 4)
+    "version-tag-base": FINAL.replace(lesson05.PINNED_BASE, "python:3.11.9-slim-bookworm"),
 }
 FINAL_WORDS = {
     "no-user": ("CKV_DOCKER_3", "runs as root: USER"),
@@ -625,6 +703,9 @@ FINAL_WORDS = {
     "suppressed-hadolint": ("DL3042", "hadolint ignore comment"),
     "suppressed-user": ("suppressions that hide a finding: CKV_DOCKER_3",),
     "unpinned-base": ("CKV_DOCKER_7 is accepted only when ARG BASE is pinned",),
+    "user-by-name": ("USER nobody", "numeric UID:GID"),
+    "code-owned-by-service": ("belong to the service's own user",),
+    "version-tag-base": ("CKV_DOCKER_7 is accepted only when ARG BASE is pinned",),
 }
 
 
@@ -651,7 +732,7 @@ def shared_checkov(checkov_batch, monkeypatch):
     def fake(path, framework="terraform", quiet=False, timeout=120.0, lesson=""):
         return checkov_batch[(Path(path) / "Dockerfile").read_text()]
 
-    monkeypatch.setattr(lesson05.checks.scanners, "checkov", fake)
+    monkeypatch.setattr(lesson05.shipping.scanners, "checkov", fake)
 
 
 @lab

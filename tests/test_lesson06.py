@@ -98,7 +98,12 @@ spec:
       ports:
         - {port: 53, protocol: UDP}
         - {port: 53, protocol: TCP}
-    - ports:
+    - to:
+        - namespaceSelector:
+            matchLabels: {kubernetes.io/metadata.name: l06-backing}
+          podSelector:
+            matchLabels: {app.kubernetes.io/name: backing}
+      ports:
         - {port: {{ .Values.aws.backingPort }}, protocol: TCP}
 """
 HARDENING = {
@@ -166,6 +171,8 @@ def test_hpa_formula_and_rollout_bounds():
     assert k8s.hpa_desired(4, 90, 60) == 6
     assert k8s.hpa_desired(4, 65, 60) == 4  # within the 10 % tolerance
     assert k8s.hpa_desired(3, 20, 60) == 1
+    assert k8s.hpa_desired(6, 20, 70) == 2 and k8s.hpa_desired(6, 20, 70, min_replicas=3, max_replicas=10) == 3
+    assert k8s.hpa_desired(8, 95, 70, min_replicas=3, max_replicas=10) == 10
     assert k8s.rollout_bounds(3, 1, 0) == (4, 3)
     assert k8s.rollout_bounds(10, "25%", "25%") == (13, 8)
 
@@ -267,9 +274,56 @@ def test_overlays_and_statefulset_validate():
 
 
 def test_kind_config_pins_the_node_image_by_digest():
+    """One Kubernetes version everywhere: the node image, the schemas, helm's --kube-version, the live job's kind
+    and kubectl. The digest is the one kind v0.33.0's release notes list for v1.36.4."""
     ref = kind.node_image()
-    assert ref.startswith("kindest/node:v1.32.") and "@sha256:" in ref and len(ref.split("@sha256:")[1]) == 64
+    assert ref.startswith(f"kindest/node:v{k8s.K8S_VERSION}.") and len(ref.split("@sha256:")[1]) == 64
+    assert ref.endswith("@sha256:099e049362a1526b2db71494e1947aae99bd16290d7c895f2b7ea312e3cbfaed")
+    assert kind.KIND_VERSION == "v0.33.0" and kind.KIND_VERSION in kind.KIND_CONFIG.read_text()
+    workflow = (kind.ROOT / ".github" / "workflows" / "test.yml").read_text()
+    assert f"version: {kind.KIND_VERSION}" in workflow and f"kubectl_version: v{k8s.K8S_VERSION}." in workflow
     assert kind.image_tag().startswith("sha-") and len(kind.image_tag()) == 16
+    assert f"--kube-version {k8s.K8S_VERSION}" in lesson06.render_env("dev", quiet=True).command
+
+
+@pytest.mark.parametrize(
+    "client,server,warned",
+    [("32", "36", True), ("35", "36", False), ("37", "36", False), ("36+", "38", True), ("", "", False)],
+)
+def test_kubectl_version_skew_is_named(monkeypatch, client, server, warned):
+    import json
+    import subprocess
+
+    out = json.dumps({"clientVersion": {"minor": client}, "serverVersion": {"minor": server}}) if client else ""
+    monkeypatch.setattr(kind, "_run", lambda cmd, timeout=30: subprocess.CompletedProcess(cmd, 0, out, ""))
+    said = kind.version_skew()
+    assert bool(said) is warned
+    if warned:
+        assert f"kubectl 1.{server.rstrip('+')}" in said and "one minor version" in said
+
+
+def test_exercise_chart_lives_in_the_workspace_and_a_fresh_copy_keeps_the_old(tmp_path, monkeypatch):
+    """Issue 19 item 9: the exercise said to open ex.path in the file browser, but it was in .lab/ (hidden, outside
+    JupyterLab's root). It is in the workspace JupyterLab opens; starting afresh keeps the previous copy."""
+    from cloudlab.lab import workspace
+
+    monkeypatch.setenv("CLOUDLAB_PROFILE", "test")
+    monkeypatch.setenv("CLOUDLAB_STATE_DIR", str(tmp_path / "state"))
+    ex = lesson06.exercise_chart(fresh=True)
+    root = workspace.root(lesson06.Lab.from_env())
+    assert ex.path == root / "l06-chart" / "orders"
+    assert not any(p.startswith(".") for p in ex.path.relative_to(root).parts)
+    ex.update_values({"replicas": 7})
+    again = lesson06.exercise_chart(fresh=True)
+    kept = root / "l06-chart" / "orders.previous" / "values.yaml"
+    assert again.values["replicas"] == 1 and "replicas: 7" in kept.read_text()
+
+
+def test_diff_lines_name_what_changed():
+    """Issue 19 item 9: a diff line was cut to nothing useful. Named list items are compared by name."""
+    lines = lesson06.diff_envs(lesson06.render_env("dev", quiet=True), lesson06.render_env("prod", quiet=True))
+    assert any("env[AWS_ENDPOINT_URL]: removed" in ln for ln in lines)
+    assert any("env[ORDERS_QUEUE_URL].value" in ln and "https://sqs.us-east-1.amazonaws.com/" in ln for ln in lines)
 
 
 def test_exercise_chart_renders_blank(ex):
@@ -299,11 +353,27 @@ def test_resources_pass(ex):
         ({"requests": {"cpu": "100m"}, "limits": {"cpu": "500m"}}, ("memory request",)),
         ({"requests": {"cpu": "1", "memory": "96Mi"}, "limits": {"cpu": "500m", "memory": "128Mi"}}, ("CPU limit",)),
         ({"requests": {"cpu": "100m", "memory": "96Mi"}, "limits": {"memory": "8Gi"}}, ("neighbours",)),
+        # issue 19: 128m is 0.128 bytes, and the limit line said [ok]
+        ({"requests": {"cpu": "100m", "memory": "96Mi"}, "limits": {"memory": "128m"}}, ("thousandths", "128Mi")),
+        # the limit, not the request, is where the kernel OOM-kills; a limit under the measured need
+        ({"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "60Mi"}}, ("OOM-kills",)),
+        # more than asked: requests that reserve far more than the service uses
+        ({"requests": {"cpu": "100m", "memory": "2Gi"}, "limits": {"memory": "2Gi"}}, ("reserves memory",)),
+        ({"requests": {"cpu": "4", "memory": "96Mi"}, "limits": {"memory": "128Mi"}}, ("between 10m and 1",)),
     ],
 )
 def test_resources_wrong(ex, resources, words):
     ex.update_values({"resources": resources})
     rejected(lesson06.check_resources, None, *words)
+
+
+def test_resources_request_message_says_what_a_low_request_does(ex):
+    """Issue 20 item 11: a low request does not get the pod OOM-killed (the limit does that): it overcommits the
+    node and makes the pod the first to be evicted under memory pressure."""
+    ex.update_values({"resources": {"requests": {"cpu": "100m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}}})
+    msg = rejected(lesson06.check_resources, None, "evicts")
+    request_line = next(ln for ln in msg.splitlines() if "memory request" in ln and "[missing]" in ln)
+    assert "OOM" not in request_line
 
 
 def test_resources_wrong_type_is_a_message_not_a_crash(ex):
@@ -351,6 +421,13 @@ def _probes(**changes):
             ),
             ("20 s",),
         ),
+        # lifecycle and time: readiness so patient that a pod without its bucket keeps traffic for 10 minutes
+        (
+            _probes(
+                readiness={"httpGet": {"path": "/ready", "port": "http"}, "periodSeconds": 20, "failureThreshold": 30}
+            ),
+            ("600 s of failures", "React within 30 s"),
+        ),
     ],
 )
 def test_probes_wrong(ex, probes, words):
@@ -382,6 +459,22 @@ SERVICE_WRONG = [
     (SERVICE.replace("targetPort: http", "targetPort: web"), ("'web'",)),
     # an empty selector: a Service without selector gets no endpoints at all
     (SERVICE.replace('{{- include "orders.selectorLabels" . | nindent 4 }}', "{}"), ("selects {}",)),
+    # today's release hard-coded: right for `orders`, wrong for any other release (issue 21, pattern 1)
+    (
+        SERVICE.replace(
+            '{{- include "orders.selectorLabels" . | nindent 4 }}',
+            "app.kubernetes.io/name: orders\n    app.kubernetes.io/instance: orders",
+        ),
+        ("names the release 'orders'",),
+    ),
+    # too wide: every release of the chart in the namespace (issue 21, pattern 2)
+    (
+        SERVICE.replace('{{- include "orders.selectorLabels" . | nindent 4 }}', "app.kubernetes.io/name: orders"),
+        ("another release of this chart", "instance label"),
+    ),
+    # a fixed namespace and a fixed name
+    (SERVICE.replace("namespace: {{ .Release.Namespace }}", "namespace: l06-ex"), ("not a fixed namespace",)),
+    (SERVICE.replace("name: {{ .Release.Name }}", "name: orders"), ("would both create Service/orders",)),
 ]
 
 
@@ -434,6 +527,20 @@ def test_hpa_pass(ex):
             {"desired_replicas": 5},
             ("controller computes 6",),
         ),
+        # the formula without the tolerance: 90/85 = 1.06 is within 10 %, the controller keeps 4
+        (
+            HPA,
+            {"autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 6, "target": 85}},
+            {"desired_replicas": 5},
+            ("within the 10 % tolerance", "computes 4"),
+        ),
+        # today's Deployment name hard-coded (issue 21, pattern 1)
+        (
+            HPA.replace("name: {{ .Release.Name }}\n  minReplicas", "name: orders\n  minReplicas"),
+            HPA_VALUES,
+            {"desired_replicas": 6},
+            ("scaleTargetRef", "not 'orders'"),
+        ),
     ],
 )
 def test_hpa_wrong(ex, hpa, values, ns, words):
@@ -445,6 +552,12 @@ def test_hpa_wrong(ex, hpa, values, ns, words):
     else:
         ex.update_values(values)
     rejected(lesson06.check_hpa, ns, *words)
+
+
+def test_hpa_tolerance_answer_passes(ex):
+    solve(ex, 4)
+    ex.update_values({"autoscaling": {"target": 85}})
+    lesson06.check_hpa(ns={"desired_replicas": 4})
 
 
 def test_hpa_replicas_fight(ex):
@@ -460,6 +573,20 @@ def test_netpol_pass(ex):
     lesson06.check_netpol(ns={})
 
 
+BACKING = """    - to:
+        - namespaceSelector:
+            matchLabels: {kubernetes.io/metadata.name: l06-backing}
+          podSelector:
+            matchLabels: {app.kubernetes.io/name: backing}
+      ports:
+        - {port: {{ .Values.aws.backingPort }}, protocol: TCP}
+"""
+DNS_PEER = """    - to:
+        - namespaceSelector:
+            matchLabels: {kubernetes.io/metadata.name: kube-system}
+          podSelector:
+            matchLabels: {k8s-app: kube-dns}
+      ports:"""
 NETPOL_WRONG = [
     (None, ("no NetworkPolicy",)),
     # the allow policy's podSelector uses a label no pod has
@@ -471,9 +598,23 @@ NETPOL_WRONG = [
     # Ingress only: the service can still call anything on the internet
     (NETPOL.replace("policyTypes: [Ingress, Egress]", "policyTypes: [Ingress]"), ("internet",)),
     # allow all egress
+    (NETPOL.replace(BACKING, "    - {}\n"), ("internet",)),
+    # the backing port to every address: an egress rule without `to:` (issue 20 item 10, issue 21 pattern 2)
     (
-        NETPOL.replace("    - ports:\n        - {port: {{ .Values.aws.backingPort }}, protocol: TCP}", "    - {}"),
-        ("internet",),
+        NETPOL.replace(BACKING, "    - ports:\n        - {port: {{ .Values.aws.backingPort }}, protocol: TCP}\n"),
+        ("port 5000 anywhere else",),
+    ),
+    # DNS to anywhere: a DNS rule without `to:`
+    (NETPOL.replace(DNS_PEER, "    - ports:"), ("DNS to a server on the internet",)),
+    # DNS over UDP only: large answers fall back to TCP
+    (NETPOL.replace("        - {port: 53, protocol: TCP}\n", ""), ("DNS over TCP",)),
+    # the pods of today's release only (issue 21, pattern 1)
+    (
+        NETPOL.replace(
+            '{{- include "orders.selectorLabels" . | nindent 6 }}',
+            "app.kubernetes.io/name: orders\n      app.kubernetes.io/instance: orders",
+        ),
+        ("selects nothing",),
     ),
 ]
 
@@ -512,17 +653,40 @@ HARDEN_WRONG = [
         ("without a real reason",),
     ),
     (_harden(annotations={}), ("CKV_K8S_15",)),
+    # a version-like tag where the immutable one was asked (issue 21, pattern 4)
+    (_harden(image={"tag": "1.4.2"}), ("version tag", "lesson06.IMAGE_TAG")),
+    # an immutable-looking tag that is not the image make cluster built
+    (_harden(image={"tag": "sha-0a6c7d1e2f30"}), ("not the image `make cluster` built",)),
+    # root group, and a capability added back
+    (_harden(podSecurityContext={**HARDENING["podSecurityContext"], "runAsGroup": 0}), ("root group",)),
+    (
+        _harden(
+            securityContext={**HARDENING["securityContext"], "capabilities": {"drop": ["ALL"], "add": ["NET_ADMIN"]}}
+        ),
+        ("add none back",),
+    ),
+    # silencing instead of fixing: the seccomp profile is one line, skipped with a reason (issue 21, pattern 3)
+    (
+        _harden(
+            podSecurityContext={"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001},
+            annotations={
+                **HARDENING["annotations"],
+                "checkov.io/skip3": "CKV_K8S_31=the runtime's default profile is fine for us",
+            },
+        ),
+        ("skipped although the chart can fix it", "CKV_K8S_31", "seccompProfile"),
+    ),
 ]
 
 
 @pytest.mark.parametrize("values,words", HARDEN_WRONG)
 def test_hardening_wrong(ex, values, words):
     solve(ex, 5)
-    ex.update_values(values)
+    v = {**ex.values, **values}  # replace each key: a nested merge would keep the fields a wrong answer leaves out
+    v["image"] = {**ex.values["image"], **values.get("image", {})}  # the repository stays
     if values.get("annotations") == {}:
-        v = ex.values
         v.pop("annotations", None)
-        ex.write("values.yaml", yaml.safe_dump(v, sort_keys=False))
+    ex.write("values.yaml", yaml.safe_dump(v, sort_keys=False))
     rejected(lesson06.check_hardening, None, *words)
 
 

@@ -92,14 +92,31 @@ def test_payments_config_and_redaction(tmp_path):
 
 # ------------------------------------------------------------------ unit: the lesson's Kubernetes files
 # (the toolkit's kustomize, validate, can, secret_use, encryption_problems: tests/test_k8s.py)
-def test_base_manifests_render_validate_and_grant_one_secret():
+def test_base_manifests_render_validate_and_give_each_identity_what_it_uses():
     objs = k8s.kustomize(K8S / "base", quiet=True)
     assert k8s.validate(objs) == []
-    assert k8s.can(objs, "payments", "payments", "get", "secrets", "payments-db")
-    for verb, name in (("list", None), ("watch", None), ("get", "other"), ("update", "payments-db")):
-        assert not k8s.can(objs, "payments", "payments", verb, "secrets", name)
+    assert lesson07.k8s.allowed(objs, "payments") == []  # the service reads a file: no API access at all
+    assert not lesson07.k8s.token_mounted(objs, objs.get("Deployment"))
+    assert lesson07.k8s.allowed(objs, "payments-db-sync") == [
+        "get the Secret payments-db",
+        "patch the Secret payments-db",
+    ]
+    assert lesson07.k8s.token_mounted(objs, objs.get("CronJob"))  # the sync job calls the API
     use = k8s.secret_use(objs.get("Deployment"))
-    assert use["env"] == [] and use["modes"]["db-secret"] == 0o400 and use["mounts"][0][3]
+    assert use["env"] == [] and use["mounts"][0][3]
+    access = lesson07.k8s.secret_file_access(objs.get("Deployment"), "db-secret")
+    assert access == {"mode": 0o440, "uid": 10001, "fs_group": 10001, "readable": True, "others": False}
+    skips = lesson07.k8s.checkov_skips(objs)
+    assert [(o, cid) for o, cid, _ in skips] == [("CronJob/payments-db-sync", "CKV_K8S_38")] and skips[0][2]
+    assert lesson07.k8s.foreign_subjects(objs, "payments") == [] and lesson07.k8s.cluster_wide(objs, "payments") == []
+
+
+def test_base_networkpolicy_allows_dns_over_udp_and_tcp():
+    objs = k8s.kustomize(K8S / "base", quiet=True)
+    svc = k8s.Endpoint("payments", {"app": "payments"})
+    dns = k8s.Endpoint("kube-system", {"k8s-app": "kube-dns"}, {"kubernetes.io/metadata.name": "kube-system"})
+    policies = objs.all("NetworkPolicy")
+    assert k8s.allowed(policies, svc, dns, 53, "UDP") and k8s.allowed(policies, svc, dns, 53, "TCP")
 
 
 def test_overbroad_manifests_grant_too_much():
@@ -109,6 +126,7 @@ def test_overbroad_manifests_grant_too_much():
     assert k8s.can(objs, "payments", "payments", "get", "secrets", "anything")
     assert not k8s.can(objs, "payments", "other-namespace", "list", "secrets")
     assert k8s.secret_use(objs.get("Deployment"))["env"]
+    assert lesson07.k8s.token_mounted(objs, objs.get("Deployment"))
 
 
 def test_encryption_config():
@@ -123,9 +141,100 @@ def test_encryption_config():
     assert k8s.encryption_problems("a: [") and k8s.encryption_problems("just text")
 
 
+def test_encryption_schema_rejects_identity_first_and_typos():
+    """The registry's schema for the encryption config (lessons/artifacts.toml; check-jsonschema runs it there)
+    flags what the lesson teaches. Here in-process, with the library check-jsonschema is built on."""
+    import jsonschema
+    import yaml
+
+    good = (K8S / "encryption" / "encryption-config.yaml").read_text()
+    schema = json.loads((K8S / "encryption" / "encryption-configuration.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    cases = {
+        "good": (good, True),
+        "identity-first": (
+            good.replace("      - identity: {}\n", "").replace(
+                "    providers:\n", "    providers:\n      - identity: {}\n"
+            ),
+            False,
+        ),
+        "typo": (good.replace("endpoint:", "endpiont:"), False),
+        "tcp-endpoint": (good.replace("unix:///var/run/kmsplugin/socket.sock", "tcp://10.0.0.1:9999"), False),
+        "v2-cachesize": (good.replace("timeout: 3s", "timeout: 3s\n          cachesize: 100"), False),
+    }
+    for name, (text, ok) in cases.items():
+        assert validator.is_valid(yaml.safe_load(text)) == ok, name
+
+
+def test_secret_file_access_follows_the_kubelet():
+    def dep(mode=None, fs_group=None, uid=10001, item_mode=None, container_uid=None):
+        src = {"secretName": "payments-db"}  # pragma: allowlist secret
+        if mode is not None:
+            src["defaultMode"] = mode
+        if item_mode is not None:
+            src["items"] = [{"key": "password", "path": "password", "mode": item_mode}]
+        sc = {k: v for k, v in (("runAsUser", uid), ("fsGroup", fs_group)) if v is not None}
+        c = {"name": "c", **({"securityContext": {"runAsUser": container_uid}} if container_uid is not None else {})}
+        return {"kind": "Deployment", "spec": {"template": {"spec": {
+            "securityContext": sc, "containers": [c], "volumes": [{"name": "v", "secret": src}]}}}}  # fmt: skip
+
+    access = lesson07.k8s.secret_file_access
+    assert access(dep(0o400), "v")["readable"] is False  # root-owned 0400: UID 10001 cannot read it
+    assert access(dep(0o400, fs_group=10001), "v")["mode"] == 0o440  # fsGroup adds group read
+    assert access(dep(0o440, fs_group=10001), "v")["readable"] and not access(dep(0o440, 10001), "v")["others"]
+    assert access(dep(), "v")["others"] and access(dep(), "v")["mode"] == 0o644  # the default mode
+    assert access(dep(0o440, fs_group=10001, item_mode=0o444), "v")["others"]  # an item's mode wins
+    assert not access(dep(0o440, fs_group=10001, uid=None), "v")["readable"]  # unknown user: cannot tell
+    assert access(dep(0o400, uid=0), "v")["readable"]  # root reads a root-owned 0400 file
+    on_top = access(dep(0o400, fs_group=10001, uid=0, container_uid=10002), "v")  # the container's user wins
+    assert on_top["uid"] == 10002 and on_top["readable"]
+
+
+def test_rbac_helpers_see_cluster_wide_and_foreign_grants():
+    objs = [
+        {"kind": "ClusterRoleBinding", "metadata": {"name": "crb"},
+         "subjects": [{"kind": "ServiceAccount", "name": "payments-db-sync", "namespace": "payments"}]},
+        {"kind": "RoleBinding", "metadata": {"name": "rb", "namespace": "payments-staging"},
+         "subjects": [{"kind": "ServiceAccount", "name": "payments-db-sync", "namespace": "payments"}]},
+        "not an object",
+    ]  # fmt: skip
+    assert lesson07.k8s.cluster_wide(objs, "payments-db-sync") == ["crb"]
+    assert lesson07.k8s.foreign_subjects(objs, "payments-staging") == ["rb -> payments/payments-db-sync"]
+    assert lesson07.k8s.foreign_subjects(objs, "payments") == []
+
+
 # ------------------------------------------------------------------ 07.7 (offline: kubectl only)
-RBAC_OK = (K8S / "base" / "serviceaccount.yaml").read_text() + "---\n" + (K8S / "base" / "role.yaml").read_text()
+RBAC_OK = (
+    (K8S / "base" / "serviceaccount.yaml").read_text() + "---\n" + (K8S / "base" / "secret-sync-rbac.yaml").read_text()
+)
 DEPLOYMENT_OK = (K8S / "base" / "deployment.yaml").read_text()
+SYNC_BINDING_SUBJECT = "  - kind: ServiceAccount\n    name: payments-db-sync\n"
+# the old reference answer: the service's own Role on its Secret, and its token mounted
+RBAC_OLD = (
+    (K8S / "overbroad" / "rbac.yaml")
+    .read_text()
+    .replace(
+        '    resources: ["secrets", "configmaps"]\n    verbs: ["get", "list", "watch"]',
+        '    resources: ["secrets"]\n    resourceNames: ["payments-db"]\n    verbs: ["get"]',
+    )
+)
+
+
+def _rbac(*pairs):
+    text = RBAC_OK
+    for old, new in pairs:
+        assert old in text, old
+        text = text.replace(old, new)
+    return text
+
+
+def _dep(*pairs):
+    text = DEPLOYMENT_OK
+    for old, new in pairs:
+        assert old in text, old
+        text = text.replace(old, new)
+    return text
 
 
 def test_render_pair_errors_are_plain():
@@ -140,50 +249,145 @@ def test_render_pair_errors_are_plain():
     objs = lesson07.k8s.render_pair(RBAC_OK, DEPLOYMENT_OK)
     assert {k8s.meta(o).get("namespace") for o in objs} == {"payments"}
     assert objs.get("Deployment", "payments") is not None
+    staging = lesson07.k8s.render_pair(RBAC_OK, DEPLOYMENT_OK, "payments-staging")
+    assert {k8s.meta(o).get("namespace") for o in staging} == {"payments-staging"}
 
 
 def test_check_rbac_accepts_the_base():
     lesson07.check_rbac({"RBAC_YAML": RBAC_OK, "DEPLOYMENT_YAML": DEPLOYMENT_OK})
 
 
+def test_check_rbac_accepts_the_token_turned_off_on_the_pod_and_a_clusterrole_bound_in_the_namespace():
+    """Equivalent answers: automount false on the pod instead of the ServiceAccount; a ClusterRole bound by a
+    RoleBinding (it grants in the binding's namespace only)."""
+    rbac = _rbac(("automountServiceAccountToken: false\n", "")).replace("kind: Role\n", "kind: ClusterRole\n")
+    dep = _dep(("      automountServiceAccountToken: false\n", "      automountServiceAccountToken: false\n"))
+    lesson07.check_rbac({"RBAC_YAML": rbac, "DEPLOYMENT_YAML": dep})
+
+
 @pytest.mark.parametrize(
     "rbac,deployment,words",
     [
+        # --- kept from the first version of this check (adapted: the sync job holds the Role now)
         (
-            RBAC_OK.replace('verbs: ["get"]', 'verbs: ["get", "list", "watch"]').replace(
-                '    resourceNames: ["payments-db"]\n', ""
+            _rbac(
+                ('verbs: ["get", "patch"]', 'verbs: ["get", "patch", "list", "watch"]'),
+                ('    resourceNames: ["payments-db"]\n', ""),
             ),
             DEPLOYMENT_OK,
             "list Secrets",
-        ),
-        (RBAC_OK.replace('    resourceNames: ["payments-db"]\n', ""), DEPLOYMENT_OK, "get another Secret"),
+        ),  # fmt: skip
+        (_rbac(('    resourceNames: ["payments-db"]\n', "")), DEPLOYMENT_OK, "get another Secret"),
         (
-            RBAC_OK.replace("kind: Role\n", "kind: ClusterRole\n")
-            .replace("kind: RoleBinding", "kind: ClusterRoleBinding")
-            .replace('resourceNames: ["payments-db"]', 'resourceNames: ["payments-db", "other-secret"]'),
+            _rbac(
+                ("kind: Role\n", "kind: ClusterRole\n"),
+                ("kind: RoleBinding", "kind: ClusterRoleBinding"),
+                ('resourceNames: ["payments-db"]', 'resourceNames: ["payments-db", "other-secret"]'),
+                (SYNC_BINDING_SUBJECT, SYNC_BINDING_SUBJECT + "    namespace: payments\n"),
+            ),
             DEPLOYMENT_OK,
             "get another Secret",
-        ),
+        ),  # fmt: skip
         (
             RBAC_OK,
-            DEPLOYMENT_OK.replace(
-                "            - name: DB_PASSWORD_FILE\n              value: /var/run/secrets/payments-db/password\n",
-                "            - name: DB_PASSWORD\n              valueFrom:\n                secretKeyRef:\n"
-                "                  name: payments-db\n                  key: password\n",
+            _dep(
+                (
+                    "            - name: DB_PASSWORD_FILE\n"
+                    "              value: /var/run/secrets/payments-db/password\n",
+                    "            - name: DB_PASSWORD\n              valueFrom:\n                secretKeyRef:\n"
+                    "                  name: payments-db\n                  key: password\n",
+                )
             ),
             "environment variables",
-        ),
-        (RBAC_OK, DEPLOYMENT_OK.replace("      serviceAccountName: payments\n", ""), "`default` ServiceAccount"),
-        (RBAC_OK, DEPLOYMENT_OK.replace("defaultMode: 0400", "defaultMode: 0644"), "others can read"),
-        (RBAC_OK, DEPLOYMENT_OK.replace("              readOnly: true\n", ""), "readOnly"),
-        (RBAC_OK.replace('verbs: ["get"]', 'verbs: ["*"]'), DEPLOYMENT_OK, "update payments-db"),
+        ),  # fmt: skip
+        (RBAC_OK, _dep(("      serviceAccountName: payments\n", "")), "`default` ServiceAccount"),
+        (RBAC_OK, _dep(("defaultMode: 0440", "defaultMode: 0644")), "every user in the container can read it"),
+        (RBAC_OK, _dep(("              readOnly: true\n", "")), "readOnly"),
+        (_rbac(('verbs: ["get", "patch"]', 'verbs: ["*"]')), DEPLOYMENT_OK, "update payments-db"),
         ("kind: [", DEPLOYMENT_OK, "not valid YAML"),
         (RBAC_OK, "- name: payments\n  image: payments:1.4.2\n", "DEPLOYMENT_YAML: every document needs a kind"),
         (
-            RBAC_OK.replace("rbac.authorization.k8s.io/v1\n", "rbac.authorization.k8s.io/v1beta1\n"),
+            _rbac(("rbac.authorization.k8s.io/v1\n", "rbac.authorization.k8s.io/v1beta1\n")),
             DEPLOYMENT_OK,
             "removed in Kubernetes 1.22",
         ),
+        # --- issue 20 item 3: the old reference (a Role for the service, its token mounted)
+        (
+            RBAC_OLD + "---\n" + (K8S / "base" / "secret-sync-rbac.yaml").read_text(),
+            _dep(("      automountServiceAccountToken: false\n", "      automountServiceAccountToken: true\n")),
+            "it never calls the API",
+        ),
+        (
+            _rbac(("automountServiceAccountToken: false\n", "")),
+            _dep(("      automountServiceAccountToken: false\n", "")),
+            "automountServiceAccountToken: false",
+        ),
+        # --- issue 20 item 12: a root-owned 0400 file and no fsGroup: UID 10001 cannot read it
+        (RBAC_OK, _dep(("        fsGroup: 10001\n", ""), ("defaultMode: 0440", "defaultMode: 0400")), "cannot read it"),
+        (RBAC_OK, _dep(("        runAsUser: 10001\n", "")), "numeric runAsUser"),
+        # --- issue 21, pattern 2 (wider than asked): cluster-wide, create, update, the service also granted
+        (
+            _rbac(
+                ("kind: Role\n", "kind: ClusterRole\n"),
+                ("kind: RoleBinding", "kind: ClusterRoleBinding"),
+                (SYNC_BINDING_SUBJECT, SYNC_BINDING_SUBJECT + "    namespace: payments\n"),
+            ),
+            DEPLOYMENT_OK,
+            "grants in EVERY namespace",
+        ),  # fmt: skip
+        (
+            _rbac(
+                (
+                    'verbs: ["get", "patch"]\n',
+                    'verbs: ["get", "patch"]\n  - apiGroups: [""]\n    resources: ["secrets"]\n    verbs: ["create"]\n',
+                )
+            ),
+            DEPLOYMENT_OK,
+            "create Secrets",
+        ),  # fmt: skip
+        (_rbac(('verbs: ["get", "patch"]', 'verbs: ["get", "update", "patch"]')), DEPLOYMENT_OK, "update payments-db"),
+        (_rbac(('verbs: ["get", "patch"]', 'verbs: ["get", "update"]')), DEPLOYMENT_OK, "may not patch"),
+        (
+            _rbac((SYNC_BINDING_SUBJECT, SYNC_BINDING_SUBJECT + "  - kind: ServiceAccount\n    name: payments\n")),
+            DEPLOYMENT_OK,
+            "payments (the service) may get the Secret payments-db",
+        ),
+        (
+            _rbac(("  name: payments-db-sync\n  annotations", "  name: db-sync\n  annotations")),
+            DEPLOYMENT_OK,
+            "no ServiceAccount payments-db-sync",
+        ),  # fmt: skip
+        # --- issue 21, pattern 1 (today's value hard-coded): the subject's namespace, seen in a second namespace
+        (
+            _rbac((SYNC_BINDING_SUBJECT, SYNC_BINDING_SUBJECT + "    namespace: payments\n")),
+            DEPLOYMENT_OK,
+            "payments/payments-db-sync",
+        ),
+        # --- issue 21, pattern 3 (silencing instead of fixing): a skip where the fix is one line
+        (
+            _rbac(("automountServiceAccountToken: false\n", "")),
+            _dep(
+                (
+                    "metadata:\n  name: payments\n",
+                    "metadata:\n  name: payments\n  annotations:\n"
+                    "    checkov.io/skip1: CKV_K8S_38=the service re-reads its Secret through the API\n",
+                ),
+                ("      automountServiceAccountToken: false\n", ""),
+            ),
+            "skipped instead of fixed: CKV_K8S_38",
+        ),  # fmt: skip
+        # --- issue 21, pattern 5 (lifecycle): a subPath mount never sees the next rotation
+        (
+            RBAC_OK,
+            _dep(
+                (
+                    "              mountPath: /var/run/secrets/payments-db\n",
+                    "              mountPath: /var/run/secrets/payments-db/password\n              subPath: password\n",
+                ),
+                ("value: /var/run/secrets/payments-db/password", "value: /var/run/secrets/payments-db/password/x"),
+            ),
+            "subPath",
+        ),  # fmt: skip
     ],
     ids=[
         "list",
@@ -197,6 +401,19 @@ def test_check_rbac_accepts_the_base():
         "yaml",
         "no-kind",
         "removed-api",
+        "service-role-and-token",
+        "token-mounted",
+        "0400-without-fsgroup",
+        "no-run-as-user",
+        "clusterrole-get-patch",
+        "create",
+        "update-too",
+        "update-not-patch",
+        "service-bound-too",
+        "sync-sa-renamed",
+        "subject-namespace",
+        "skip-instead-of-fix",
+        "subpath",
     ],
 )
 def test_check_rbac_rejects(rbac, deployment, words):
@@ -245,15 +462,7 @@ def test_trufflehog_and_pickaxe_find_a_deleted_key(tmp_path):
 
 
 # ------------------------------------------------------------------ lab: the reference answers
-HOOK_CONFIG = """repos:
-  - repo: local
-    hooks:
-      - id: detect-secrets
-        name: detect-secrets
-        entry: detect-secrets-hook
-        args: ["--baseline", ".secrets.baseline"]
-        language: system
-"""
+HOOK_CONFIG = lesson07.HOOK_CONFIG_FILE.read_text()  # the file the lesson ships and installs
 
 
 def rotate_and_rewrite(repo, e, rotate=True, rewrite=True, new_key=True):
@@ -320,7 +529,8 @@ def test_check_history_rejects_disable_without_replacement(leaky):
 
 
 @pytest.mark.lab
-def test_check_history_rejects_filter_branch_backup_refs(leaky):
+def test_check_history_rejects_filter_branch_backup_refs(leaky, monkeypatch):
+    monkeypatch.setenv("FILTER_BRANCH_SQUELCH_WARNING", "1")  # git waits 10 s after its warning otherwise
     leak, e = leaky
     rotate_and_rewrite(leak.repo, e, rewrite=False)
     out = repos.run(
@@ -334,6 +544,43 @@ def test_check_history_rejects_filter_branch_backup_refs(leaky):
     )
     assert out.returncode == 0, out.stderr
     rejected(lesson07.check_history, {"REPO": leak.repo}, "refs/original")
+
+
+@pytest.mark.lab
+def test_check_history_rejects_a_backup_branch_that_keeps_the_key(leaky, monkeypatch):
+    """A backup branch made before rewriting only the current branch (filter-branch on HEAD) keeps the key."""
+    monkeypatch.setenv("FILTER_BRANCH_SQUELCH_WARNING", "1")
+    leak, e = leaky
+    rotate_and_rewrite(leak.repo, e, rewrite=False)
+    repos.git(leak.repo, "branch", "backup-before-cleanup")
+    out = repos.run(
+        leak.repo,
+        "git",
+        "filter-branch",
+        "-f",
+        "--tree-filter",
+        f"sed -i 's/{leak.key_id}/REMOVED/; s#{leak.secret}#REMOVED#' deploy/settings.py 2>/dev/null || true",
+        "HEAD",
+    )
+    assert out.returncode == 0, out.stderr
+    repos.git(leak.repo, "update-ref", "-d", "refs/original/refs/heads/main")
+    rejected(lesson07.check_history, {"REPO": leak.repo}, "still in the history", "refs/heads/backup-before-cleanup")
+
+
+@pytest.mark.lab
+def test_check_history_rejects_a_rebuilt_identity(leaky):
+    """Deleting the user and making it again (a new key comes with it) loses what trusted the identity."""
+    leak, e = leaky
+    a = e.client("iam")
+    for k in a.list_access_keys(UserName=leak.user)["AccessKeyMetadata"]:
+        a.delete_access_key(UserName=leak.user, AccessKeyId=k["AccessKeyId"])
+    for name in a.list_user_policies(UserName=leak.user)["PolicyNames"]:
+        a.delete_user_policy(UserName=leak.user, PolicyName=name)
+    a.delete_user(UserName=leak.user)
+    a.create_user(UserName=leak.user)
+    a.create_access_key(UserName=leak.user)
+    rotate_and_rewrite(leak.repo, e, rotate=False)
+    rejected(lesson07.check_history, {"REPO": leak.repo}, "has no policy any more")
 
 
 @pytest.mark.lab
@@ -380,13 +627,14 @@ def test_check_hook_accepts_a_blocking_hook(leaky):
         (HOOK_CONFIG + "        files: \\.py$\n", True, "deploy/prod.env went through"),
         (HOOK_CONFIG, False, "pre-commit install"),
         (HOOK_CONFIG + "        stages: [manual]\n", True, "went through"),
+        (HOOK_CONFIG + "        exclude: ^deploy/\n", True, "deploy/prod.env went through"),
         (
             HOOK_CONFIG.replace("entry: detect-secrets-hook", "entry: detect-secrets-hook-missing"),
             True,
             "harmless commit",
         ),
     ],
-    ids=["warn-only", "py-only", "not-installed", "manual-stage", "blocks-everything"],
+    ids=["warn-only", "py-only", "not-installed", "manual-stage", "excludes-deploy", "blocks-everything"],
 )
 def test_check_hook_rejects(leaky, config, install, words):
     leak, _ = leaky
@@ -414,13 +662,21 @@ def _kms():
     return cloudlab.client("kms")
 
 
-def create_key(alias, rotation=True):
+def create_key(alias, rotation=True, days=180, policy=None):
     k = _kms()
-    kid = k.create_key(Description="test")["KeyMetadata"]["KeyId"]
+    kid = k.create_key(Description="test", **({"Policy": json.dumps(policy)} if policy else {}))["KeyMetadata"]["KeyId"]
     if rotation:
-        k.enable_key_rotation(KeyId=kid)
+        k.enable_key_rotation(KeyId=kid, **({"RotationPeriodInDays": days} if days else {}))
     k.create_alias(AliasName=alias, TargetKeyId=kid)
     return kid
+
+
+OPEN_KEY_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Sid": "Everyone", "Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "kms:*", "Resource": "*"}
+    ],
+}
 
 
 def store_secret(name, value, key_id):
@@ -482,6 +738,17 @@ def test_check_store_accepts_the_answer():
         ({"store_parameter": lambda n, v, k: (print("stored", v), store_parameter(n, v, k))}, "printed the password"),
         ({"create_key": lambda a: lesson07.ensure_key()}, "does not point at the key"),
         ({"create_key": lambda a: "no-such-key-id"}, "KMS knows no key"),
+        ({"create_key": lambda a: create_key(a, days=None)}, "rotates every 365 days"),
+        ({"create_key": lambda a: create_key(a, days=90)}, "the task asks for 180"),
+        ({"create_key": lambda a: create_key(a, policy=OPEN_KEY_POLICY)}, "lets ANY principal use the key"),
+        (
+            {
+                "store_parameter": lambda n, v, k: (
+                    __import__("cloudlab").client("ssm").put_parameter(Name=n, Value=v, Type="SecureString", KeyId=k)
+                )
+            },
+            "ParameterAlreadyExists",
+        ),
     ],
     ids=[
         "default-key",
@@ -492,6 +759,10 @@ def test_check_store_accepts_the_answer():
         "prints",
         "existing-key",
         "no-key",
+        "default-period",
+        "wrong-period",
+        "open-key-policy",
+        "no-overwrite",
     ],
 )
 def test_check_store_rejects(change, words):
@@ -499,14 +770,15 @@ def test_check_store_rejects(change, words):
 
 
 # ------------------------------------------------------------------ 07.4
-def launch(secret_id, name, how="file", mode=0o600, literal=None, echo=False):
+def launch(secret_id, name, how="file", mode=0o600, literal=None, echo=False, folder=None, file_name=None):
     import cloudlab
 
     s = json.loads(cloudlab.client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"])
     pw = literal or s["password"]
     env = {"DB_HOST": s["host"], "DB_PORT": str(s["port"]), "DB_NAME": s["dbname"], "DB_USER": s["username"]}
     if how == "file":
-        path = lesson07.write_secret_file(lesson07.secrets_dir() / f"{name}-password", pw)
+        where = folder or lesson07.secrets_dir()
+        path = lesson07.write_secret_file(where / (file_name or f"{name}-password"), pw)
         os.chmod(path, mode)
         env["DB_PASSWORD_FILE"] = str(path)
     else:
@@ -537,6 +809,33 @@ def test_check_launch_rejects(kwargs, words):
 
 
 @pytest.mark.lab
+def test_check_launch_rejects_a_launcher_that_reads_the_notebooks_own_secret(check_role):
+    """Issue 21, pattern 1: whatever secret_id it is given, it launches with one fixed secret (a valid login)."""
+    pg, n, login, made = check_role
+    own = f"l07/test-{n}/notebook-db"
+    made.append(own)
+    lesson07.put_secret(own, login, lesson07.ensure_key())
+    rejected(
+        lesson07.check_launch,
+        {"launch": lambda sid, name: launch(own, name)},
+        "read the secret_id argument",
+        "service B",
+    )
+
+
+@pytest.mark.lab
+def test_check_launch_rejects_a_file_outside_the_secrets_folder_and_a_shared_file(tmp_path):
+    rejected(
+        lesson07.check_launch, {"launch": lambda sid, name: launch(sid, name, folder=tmp_path)}, "outside lesson07"
+    )
+    rejected(
+        lesson07.check_launch,
+        {"launch": lambda sid, name: launch(sid, name, file_name="db-password")},
+        "overwrote service A's password file",
+    )
+
+
+@pytest.mark.lab
 def test_check_launch_rejects_a_wrong_name_and_a_crash():
     from cloudlab import procs
 
@@ -546,7 +845,8 @@ def test_check_launch_rejects_a_wrong_name_and_a_crash():
 
 
 # ------------------------------------------------------------------ 07.5
-def make_handler(early_current=False, idempotent=True, set_db=True, test_db=True, finish=True):
+def make_handler(early_current=False, idempotent=True, set_db=True, test_db=True, finish=True, retry_safe=True,
+                 echo=False):  # fmt: skip
     import psycopg
     from psycopg import sql
 
@@ -592,6 +892,14 @@ def make_handler(early_current=False, idempotent=True, set_db=True, test_db=True
                     )
         elif step == "setSecret" and set_db:
             pending, current = get(VersionId=token, VersionStage="AWSPENDING"), get(VersionStage="AWSCURRENT")
+            if echo:
+                print("setting", pending["username"], "to", pending["password"])
+            if retry_safe:  # AWS's rotation functions: if the pending password already works, nothing to do
+                try:
+                    conn(pending).close()
+                    return
+                except psycopg.OperationalError:
+                    pass
             with conn(current) as c:
                 c.execute(
                     sql.SQL("ALTER ROLE {} PASSWORD {}").format(
@@ -626,8 +934,10 @@ def test_check_rotation_accepts_the_four_steps():
         ({"set_db": False}, "still refuses the pending password"),
         ({"test_db": False}, "testSecret did not fail"),
         ({"finish": False}, "move AWSCURRENT to the token"),
+        ({"retry_safe": False}, "setSecret called a second time (a retry) failed"),
+        ({"echo": True}, "printed a password"),
     ],
-    ids=["current-too-early", "not-idempotent", "no-alter-role", "no-test", "no-finish"],
+    ids=["current-too-early", "not-idempotent", "no-alter-role", "no-test", "no-finish", "set-not-retryable", "echo"],
 )
 def test_check_rotation_rejects(kwargs, words):
     rejected(lesson07.check_rotation, {"lambda_handler": make_handler(**kwargs)}, words)
@@ -793,12 +1103,65 @@ def test_check_policy_accepts_least_privilege():
             ),
             "UNKNOWN_ACTION",
         ),
+        (
+            _with(
+                lambda b, q: [
+                    {
+                        "Effect": "Allow",
+                        "Action": ["s3:GetObject", "s3:PutObject"],
+                        "Resource": f"arn:aws:s3:::{b}/orders*",
+                    },
+                    {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": q},
+                ]
+            ),
+            "s3:GetObject in orders-archive/",
+        ),
+        (
+            _with(
+                lambda b, q: [
+                    {
+                        "Effect": "Allow",
+                        "Action": ["s3:GetObject", "s3:PutObject"],
+                        "Resource": f"arn:aws:s3:::{b}*/orders/*",
+                    },
+                    {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": q.rsplit(":", 1)[0] + ":l07-chk-*"},
+                ]
+            ),
+            "s3:PutObject in another bucket",
+        ),
+        (lambda b, q: service_policy("l07-shop", q), "s3:PutObject orders/... was denied"),
     ],
-    ids=["star-star", "resource-star", "s3-star", "bucket-arn-only", "no-sqs", "bad-json", "notaction", "typo"],
+    ids=[
+        "star-star",
+        "resource-star",
+        "s3-star",
+        "bucket-arn-only",
+        "no-sqs",
+        "bad-json",
+        "notaction",
+        "typo",
+        "prefix-without-slash",
+        "bucket-wildcard",
+        "hard-coded-bucket",
+    ],
 )
 def test_check_policy_rejects(policy, words):
     lesson07.enforcing()
     rejected(lesson07.check_policy, {"service_policy": policy}, words)
+
+
+@pytest.mark.lab
+def test_check_policy_says_a_condition_was_not_tested(capsys):
+    """Issue 21: what the lab cannot tell apart (moto treats conditions as met), the check says in its output."""
+    lesson07.enforcing()
+
+    def with_condition(b, q):
+        doc = service_policy(b, q)
+        doc["Statement"][0]["Condition"] = {"Bool": {"aws:SecureTransport": "true"}}
+        return doc
+
+    lesson07.check_policy({"service_policy": with_condition})
+    assert "moto treats every condition as met" in capsys.readouterr().out
 
 
 def test_try_call_tells_denied_from_allowed_errors():
@@ -828,3 +1191,91 @@ def test_checks_say_so_when_the_enforcing_emulator_is_down():
     procs.stop(lesson07.IAM_NAME)
     rejected(lesson07.check_policy, {"service_policy": service_policy}, "is not running")
     lesson07.enforcing()
+
+
+# ------------------------------------------------------------------ after a wrong answer: one line, and a retry
+def test_after_answer_says_one_line_and_lets_a_blank_through():
+    with pytest.raises(NotImplementedError), lesson07.after_answer("storing the login", "07.3"):
+        raise NotImplementedError()
+    with pytest.raises(lesson07.AnswerError) as e, lesson07.after_answer("storing the login", "07.3"):
+        raise KeyError("password")
+    said = str(e.value)
+    assert "storing the login failed with your answer: KeyError: 'password'" in said and "check 07.3" in said
+    assert len(e.value._render_traceback_()) == 1
+    with pytest.raises(k8s.RenderError), lesson07.after_answer("rendering", "07.7"):  # already one line
+        raise k8s.RenderError("RBAC_YAML: not valid YAML")
+
+
+def test_open_to_everyone():
+    from cloudlab.lesson07.checks_store import open_to_everyone
+
+    assert open_to_everyone(json.dumps(OPEN_KEY_POLICY)) == ["Everyone"]
+    star = {"Statement": {"Effect": "Allow", "Principal": "*", "Action": "kms:Decrypt", "Resource": "*"}}
+    assert open_to_everyone(json.dumps(star)) == ["statement 1"]
+    guarded = {"Statement": [{**star["Statement"], "Condition": {"StringEquals": {"aws:PrincipalOrgID": "o-1"}}}]}
+    account = {"Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::1:root"}, "Action": "kms:*"}]}
+    assert open_to_everyone(json.dumps(guarded)) == [] and open_to_everyone(json.dumps(account)) == []
+    assert open_to_everyone("not json") == []
+
+
+@pytest.mark.lab
+def test_rotate_now_reattempts_an_unfinished_rotation_and_says_a_failure_in_one_line(check_role):
+    pg, n, login, made = check_role
+    sid = f"l07/test-{n}/rotation"
+    made.append(sid)
+    lesson07.put_secret(sid, login, lesson07.ensure_key())
+    good, steps = make_handler(), []
+
+    def flaky(event, context):  # testSecret times out once, as a Lambda can
+        steps.append(event["Step"])
+        if event["Step"] == "testSecret" and steps.count("testSecret") == 1:
+            raise RuntimeError("database timeout")
+        return good(event, context)
+
+    with pytest.raises(lesson07.RotationFailed, match="testSecret raised RuntimeError: database timeout") as e:
+        lesson07.rotate_now(sid, flaky)
+    assert len(e.value._render_traceback_()) == 1
+    pending = [v for v, labels in lesson07.stages(sid).items() if "AWSPENDING" in labels]
+    assert len(pending) == 1 and lesson07.fetch(sid)["password"] == login["password"]  # AWSCURRENT did not move
+    assert lesson07.rotate_now(sid, flaky) == pending[0]  # reattempted with the same token
+    assert pg.can_login(login["username"], lesson07.fetch(sid)["password"])
+    sm = _sm()  # an unusable AWSPENDING version left by a wrong answer is unlabelled, and a new rotation starts
+    sm.put_secret_value(SecretId=sid, SecretString="not json", VersionStages=["AWSPENDING"])  # pragma: allowlist secret
+    fresh = lesson07.rotate_now(sid, good)
+    assert fresh != pending[0] and pg.can_login(login["username"], lesson07.fetch(sid)["password"])
+
+    def blank(event, context):
+        raise NotImplementedError()
+
+    with pytest.raises(NotImplementedError):
+        lesson07.rotate_now(sid, blank)
+
+
+@pytest.mark.lab
+def test_forget_store_attempt_removes_only_what_the_task_made():
+    n = lesson07.nonce()
+    alias, sid, param = f"alias/l07-test-{n}", f"l07/test-{n}/db", f"/l07/test-{n}/db-password"
+    assert lesson07.forget_store_attempt(alias, sid, param) == []
+    kid = create_key(alias)
+    store_secret(sid, {"password": "x"}, kid)
+    store_parameter(param, "x", kid)
+    assert lesson07.forget_store_attempt(alias, sid, param) == [alias, sid, param]
+    assert _kms().describe_key(KeyId=kid)["KeyMetadata"]["KeyState"] == "PendingDeletion"
+    assert lesson07.forget_store_attempt(alias, sid, param) == []
+
+
+@pytest.mark.lab
+def test_a_build_argument_stays_readable_in_the_image_on_the_lessons_engine():
+    """Issue 19 item 10: the image cell uses the engine lessons 05 and 08 use (the lab's own dockerd where it can
+    start one), not a bare `docker info` that misses it."""
+    from cloudlab import containers
+
+    if containers.connect(quiet=True) is None:
+        pytest.skip("no Docker engine here, and the lab cannot start its own (it needs root and dockerd)")
+    decoy = "made-up-" + lesson07.generate_password(12)
+    seen = lesson07.image_with_build_arg(decoy, tag="l07-test-leaky:build-arg")
+    try:
+        assert any(w.startswith("docker history: ENV DB_PASSWORD=") for w in seen), seen
+        assert any(w.startswith("docker image inspect (Config.Env)") for w in seen), seen
+    finally:
+        containers.docker("rmi", "-f", "l07-test-leaky:build-arg")

@@ -71,6 +71,15 @@ def real_messages(tmp_path, monkeypatch, capsys) -> dict[str, str]:
     capsys.readouterr()
     assert engine.connect() is None
     out["docker"] = capsys.readouterr().out
+    from botocore.exceptions import ClientError  # a resource lost in a restart of the local cloud
+
+    emulators.started_file(lab, "localstack").parent.mkdir(parents=True, exist_ok=True)
+    emulators.started_file(lab, "localstack").write_text("2000000000\n")
+    monkeypatch.setattr(kernel, "_SETUP_AT", [1.0])
+    out["gone"] = kernel.restart_message(ClientError({"Error": {"Code": "NoSuchBucket", "Message": ""}}, "GetObject"))
+    monkeypatch.setattr(emulators, "read_pid", lambda lab, name: None)
+    cli.status(Lab.from_env("test", {"CLOUDLAB_STATE_DIR": str(tmp_path / "down"), "CLOUDLAB_PORT_OFFSET": "3500"}))
+    out["status"] = capsys.readouterr().out
     return out
 
 

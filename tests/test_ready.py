@@ -12,7 +12,7 @@ def test_down_emulator_says_what_and_how(monkeypatch, free_port):
         ready.wait_for_services(("s3",), timeout=0.5)
     msg = str(e.value)
     assert "s3 (LocalStack" in msg and str(free_port) in msg and "make lab" in msg
-    assert "Nothing you did is lost" in msg
+    assert "Kept: your code, variables, workspace files and progress" in msg and "setup cell" in msg
 
 
 def test_every_probe_is_a_course_service_with_its_emulator():

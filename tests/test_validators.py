@@ -17,7 +17,10 @@ def test_registry_is_sound():
         assert a.file.exists(), f"{a.path} is registered but does not exist"
         assert a.validators, f"{a.path} names no validator"
         for val in a.validators:
-            assert val in v.VALIDATORS or val.split(":")[0] == "checkov", f"{a.path}: unknown validator {val}"
+            kind, _, arg = val.partition(":")
+            assert val in v.VALIDATORS or kind in ("checkov", "check-jsonschema"), f"{a.path}: unknown validator {val}"
+            if kind == "check-jsonschema":
+                assert (v.ROOT / arg).is_file(), f"{a.path}: the schema {arg} does not exist"
 
 
 SHIPPED = ["Dockerfile*", "*.gitlab-ci.yml", "kustomization.yaml", "Chart.yaml", "*.tf", "alertmanager.yml"]

@@ -21,6 +21,10 @@ A validator that cannot run is an error, never "no findings". Validators (findin
 ``promtool``                ``promtool check rules`` (``test rules`` for a unit-test file)
 ``amtool``                  ``amtool check-config``
 ``terraform-fmt``           ``terraform fmt -check`` over a module folder
+``chaostoolkit``            ``chaos validate`` over a Chaos Toolkit experiment
+``pre-commit``              ``pre-commit validate-config`` (a ``.pre-commit-config.yaml``)
+``check-jsonschema:<file>`` check-jsonschema against a schema file of the repository (a format with no
+                            validator of its own, such as kube-apiserver's EncryptionConfiguration)
 ==========================  =====================================================================
 """
 
@@ -30,6 +34,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import tomllib
 from dataclasses import dataclass, field
@@ -241,7 +246,42 @@ def terraform_fmt(a: Artifact) -> dict[str, str]:
     return {f"terraform-fmt:{Path(f).name}": "not formatted" for f in proc.stdout.split()}
 
 
+def pre_commit(a: Artifact) -> dict[str, str]:
+    from ..lab import tools
+
+    proc = _run([tools.require("pre-commit"), "validate-config", str(a.file)])
+    said = (proc.stdout + proc.stderr).strip()
+    return {} if proc.returncode == 0 else {"pre-commit:validate-config": said[-400:] or f"exit {proc.returncode}"}
+
+
+def check_jsonschema(a: Artifact, schema: str) -> dict[str, str]:
+    proc = _run(
+        [sys.executable, "-m", "check_jsonschema", "--schemafile", str(ROOT / schema), "-o", "json", str(a.file)]
+    )
+    try:
+        data = json.loads(proc.stdout)
+    except ValueError:
+        raise ValidatorError(
+            f"check-jsonschema gave no JSON report (exit {proc.returncode}): {proc.stderr[-400:]}"
+        ) from None
+    found = {}
+    for e in data.get("errors", []):
+        deep = e.get("best_deep_match") or e.get("best_match") or e
+        found[f"check-jsonschema:{deep.get('path', '?')}"] = str(deep.get("message", e))[:300]
+    for e in data.get("parse_errors", []):
+        found["check-jsonschema:parse"] = str(e.get("message", e))[:300]
+    return found
+
+
+def chaos_validate(a: Artifact) -> dict[str, str]:
+    from ..reliability import chaos
+
+    ok, why = chaos.validate(a.file, quiet=True)
+    return {} if ok else {"chaostoolkit:invalid": why[-400:]}
+
+
 VALIDATORS = {
+    "chaostoolkit": chaos_validate,
     "hadolint": hadolint,
     "kubernetes-validate": kubernetes_validate,
     "helm-lint": helm_lint,
@@ -250,6 +290,7 @@ VALIDATORS = {
     "promtool": promtool,
     "amtool": amtool,
     "terraform-fmt": terraform_fmt,
+    "pre-commit": pre_commit,
 }
 
 
@@ -263,9 +304,12 @@ def run_all(artifacts: list[Artifact]) -> dict[str, tuple[dict[str, str], list[s
 
     def one(a: Artifact, v: str) -> None:
         try:
-            if v not in VALIDATORS:
+            if v.startswith("check-jsonschema:"):
+                out[a.path][0].update(check_jsonschema(a, v.split(":", 1)[1]))
+            elif v not in VALIDATORS:
                 raise ValidatorError(f"unknown validator {v!r}")
-            out[a.path][0].update(VALIDATORS[v](a))
+            else:
+                out[a.path][0].update(VALIDATORS[v](a))
         except Exception as e:  # noqa: BLE001  (reported per artifact, with what failed)
             out[a.path][1].append(f"{v} could not run: {type(e).__name__}: {e}")
 

@@ -114,9 +114,11 @@ def context_size(context) -> int:
     return sum((Path(context) / f).stat().st_size for f in context_files(context))
 
 
-def context_digest(context, dockerfile: str = "Dockerfile") -> str:
-    """A sha256 over the Dockerfile and every file sent (path, executable bit, content): same inputs,
-    same digest; any change, a new one. The basis of an immutable tag."""
+def context_digest(context, dockerfile: str = "Dockerfile", build_args: dict | None = None) -> str:
+    """A sha256 over the Dockerfile, every file sent (path, executable bit, content) and the build arguments:
+    same inputs, same digest; any change, a new one. It names the build's INPUTS, not the image that comes out
+    (the base an ARG points at, or a package a RUN step fetches, can change the image and not this digest):
+    a source-hash tag. What a deploy pins is the image's own digest."""
     context = Path(context)
     h = hashlib.sha256()
     h.update((context / dockerfile).read_bytes())
@@ -124,12 +126,15 @@ def context_digest(context, dockerfile: str = "Dockerfile") -> str:
         p = context / rel
         h.update(f"\0{rel}\0{os.access(p, os.X_OK):d}\0".encode())
         h.update(hashlib.sha256(p.read_bytes()).digest())
+    for key, value in sorted((build_args or {}).items()):
+        h.update(f"\0--build-arg {key}={value}".encode())
     return h.hexdigest()
 
 
-def content_tag(repository: str, context, dockerfile: str = "Dockerfile") -> str:
-    """``repository:<first 12 hex of the context digest>``: an immutable tag (never ``latest``)."""
-    return f"{repository}:{context_digest(context, dockerfile)[:12]}"
+def content_tag(repository: str, context, dockerfile: str = "Dockerfile", build_args: dict | None = None) -> str:
+    """``repository:<first 12 hex of the context digest>``: a source-hash tag (never ``latest``). Pass the build
+    arguments (``{"BASE": ...}``) so that the same sources on another base get another tag."""
+    return f"{repository}:{context_digest(context, dockerfile, build_args)[:12]}"
 
 
 # ------------------------------------------------------------------ the wheelhouse

@@ -24,6 +24,7 @@ from ..lab import docker as labdocker
 LABEL = "cloudlab.lesson"  # every image and container a lesson makes carries LABEL=<NN>
 BASE_ARG = "BASE"  # the build argument the lesson Dockerfiles take their base image from
 BASE_ENV = "CLOUDLAB_BASE_IMAGE"  # set it to force a base (e.g. an image you pulled elsewhere)
+BASE_BUILD_SECONDS = 90  # the local base image's first build (debootstrap + import), measured idle; see the README
 DOWN_WORDS = ("Cannot connect to the Docker daemon", "Is the docker daemon running", "error during connect")
 
 
@@ -124,7 +125,25 @@ def _base_for(host: str, lab: Lab) -> str | None:
         return forced
     if host.endswith(labdocker.lab_socket(lab)):
         # The lab's own engine runs where no registry answers: build on the local Debian + Python base.
-        return labdocker.base_image({"DOCKER_HOST": host})
+        env = {"DOCKER_HOST": host}
+        if labdocker.has_image(env, labdocker.BASE_TAG):
+            return labdocker.BASE_TAG
+        t0 = time.monotonic()
+        cached = any(labdocker.cache_dir().glob("debian-bookworm-*.tar"))
+        print(
+            f"The base image {labdocker.BASE_TAG} is not in this engine yet: "
+            + (
+                "importing it from .lab/cache (a few seconds) ..."
+                if cached
+                else f"building it once (debootstrap of Debian bookworm with Python, then docker import): "
+                f"about {BASE_BUILD_SECONDS} s on an idle 2-core machine, longer when it is busy. "
+                "Later runs reuse it from .lab/cache ..."
+            ),
+            flush=True,
+        )
+        tag = labdocker.base_image(env)
+        print(f"base image ready in {time.monotonic() - t0:.0f} s", flush=True)
+        return tag
     return None
 
 

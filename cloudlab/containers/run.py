@@ -26,7 +26,7 @@ HARDENED = [
     "--read-only", "--tmpfs", "/tmp:rw,noexec,nosuid,size=16m",
     "--cap-drop", "ALL",
     "--security-opt", "no-new-privileges",
-    "--memory", "64m",
+    "--memory", "128m",  # about twice the ~50 MiB the service uses idle (lesson 05 prints it)
     "--pids-limit", "64",
 ]  # fmt: skip
 
@@ -117,9 +117,10 @@ class Container:
         out = docker("logs", "--tail", str(tail), self.name)
         return (out.stdout + out.stderr).strip()
 
-    def exec(self, *cmd: str, show: bool = False) -> subprocess.CompletedProcess:
-        """``docker exec <name> <cmd>``: runs with the container's own user, limits and filesystem."""
-        return docker("exec", self.name, *cmd, show=show)
+    def exec(self, *cmd: str, show: bool = False, user: str | None = None) -> subprocess.CompletedProcess:
+        """``docker exec [--user U] <name> <cmd>``: runs with the container's own limits and filesystem, as its
+        own user unless ``user`` is given (``"0"``: root, still without the capabilities the container dropped)."""
+        return docker("exec", *(["--user", user] if user else []), self.name, *cmd, show=show)
 
     def proc_status(self) -> ProcStatus:
         """UID, effective capabilities and no-new-privileges of the container's PID 1, from ``/proc/1/status``."""

@@ -115,6 +115,9 @@ def mode(quiet: bool = False) -> str:
         if m == "live":
             print(f"LIVE mode: the course's kind cluster answers (kubectl --context {kind.CONTEXT}).")
             print("Every manifest is still validated offline first; cells marked [live] also run it on the cluster.")
+            skew = kind.version_skew()
+            if skew:
+                print(skew)
         else:
             ok_kind, _ = kind.kind_status()
             ok_docker, docker_detail = kind.docker_status()

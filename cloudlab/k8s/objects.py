@@ -212,12 +212,24 @@ def image_problem(image) -> str | None:
     return None
 
 
-def hpa_desired(current_replicas: int, current_utilization: float, target_utilization: float, tolerance=0.1) -> int:
-    """The HPA's formula: ceil(current x current/target), unchanged within the 10 % tolerance."""
+def hpa_desired(
+    current_replicas: int,
+    current_utilization: float,
+    target_utilization: float,
+    tolerance=0.1,
+    min_replicas: int | None = None,
+    max_replicas: int | None = None,
+) -> int:
+    """The HPA's formula: ceil(current x current/target), unchanged within the 10 % tolerance, then held within
+    minReplicas..maxReplicas when given. (What it does not model: the scale-down stabilization window, 300 s by
+    default, during which the controller keeps the highest recommendation it made.)"""
     ratio = current_utilization / target_utilization
-    if abs(ratio - 1.0) <= tolerance:
-        return current_replicas
-    return math.ceil(current_replicas * ratio)
+    desired = current_replicas if abs(ratio - 1.0) <= tolerance else math.ceil(current_replicas * ratio)
+    if min_replicas is not None:
+        desired = max(desired, min_replicas)
+    if max_replicas is not None:
+        desired = min(desired, max_replicas)
+    return desired
 
 
 def rollout_bounds(replicas: int, max_surge, max_unavailable) -> tuple[int, int]:

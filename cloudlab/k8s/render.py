@@ -16,7 +16,12 @@ import yaml
 from .. import scanners
 from ..lab import tools
 
-K8S_VERSION = "1.32"  # kubectl 1.32, helm's kubectl-v32 layer, the kind node image v1.32: one version
+# The Kubernetes version of the course: the kind node image (lessons/06_kubernetes/kind/cluster.yaml), the
+# schemas every manifest is validated against, and helm's .Capabilities.KubeVersion. 1.36 is supported upstream
+# until 2027-06-28 (kubernetes.io/releases). The machine's kubectl may be older (this one is 1.32): offline the course
+# uses it only client-side (`kubectl kustomize`), where no API server means no version skew; live, `make cluster` and
+# k8s.mode() compare it with the cluster's version and say when it is outside kubectl's one-minor skew policy.
+K8S_VERSION = "1.36"
 
 # (apiVersion, kind) -> (the release that removed it, what to write instead). From the Kubernetes
 # deprecation guide; kubernetes-validate has no schema for these and only WARNs, so the course fails them.
@@ -152,7 +157,7 @@ def helm_template(
     quiet: bool = False,
 ) -> Manifest:
     """``helm template`` the chart: the objects it would install (no cluster needed)."""
-    cmd = [helm_exe(), "template", release, str(chart), "--namespace", namespace]
+    cmd = [helm_exe(), "template", release, str(chart), "--namespace", namespace, "--kube-version", K8S_VERSION]
     for f in values:
         cmd += ["-f", str(f)]
     for k, v in (set_values or {}).items():
@@ -165,7 +170,7 @@ def helm_template(
 
 def helm_lint(chart, values=(), strict: bool = True, quiet: bool = False) -> tuple[bool, str]:
     """``helm lint --strict``: (passed, what it said)."""
-    cmd = [helm_exe(), "lint", str(chart)] + (["--strict"] if strict else [])
+    cmd = [helm_exe(), "lint", str(chart), "--kube-version", K8S_VERSION] + (["--strict"] if strict else [])
     for f in values:
         cmd += ["-f", str(f)]
     out = run(cmd, quiet=quiet)

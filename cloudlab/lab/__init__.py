@@ -10,7 +10,9 @@ Serves every lesson. The parts:
 ``lab.venvs``          the course's virtual environments (uv, or pip as a fallback)
 ``lab.tools``          the tools lessons need (emulator venvs, system packages), installed on demand
 ``lab.emulators``      LocalStack and moto: start, health, stop
-``lab.jupyter``        JupyterLab
+``lab.jupyter``        JupyterLab (and its culler of idle kernels)
+``lab.runtime``        what a lab makes outside its state folder (/tmp, /dev/shm, namespaces), named after it
+``lab.report``         `make status` and `make logs`: what runs, what stopped and why, log tails
 ``lab.cli``            up / lab / down / status / logs / reset / run / env / setup
 =====================  ==========================================================
 

@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 
 from . import PROFILES, REGION, ROOT, Lab, LabError, docker, emulators, jupyter, process, say, tools, venvs, workspace
+from . import report as report
+from . import runtime as runtime
 from .emulators import EMULATORS
 
 LOCK_WAIT = float(os.environ.get("CLOUDLAB_LOCK_WAIT") or 300)  # seconds a second command waits for the first
@@ -79,24 +81,59 @@ def up(lab: Lab) -> dict[str, str]:
     return result
 
 
-def stop_lesson_processes(lab: Lab) -> list[str]:
+def stop_lesson_processes(lab: Lab, by: str = "`make stop`") -> list[str]:
     """Stop every process a lesson started (their PID files are in ``lab.procs_dir``)."""
     stopped = []
     for pidfile in sorted(lab.procs_dir.glob("*.pid")) if lab.procs_dir.exists() else []:
         if process.stop_pidfile(pidfile, grace=2.0) == "stopped":
             stopped.append(pidfile.stem)
+            report.stopped_note(lab, pidfile.stem, by)
     return stopped
 
 
-def stop_cloud(lab: Lab) -> None:
+def stop_emulator(lab: Lab, name: str, by: str) -> str:
+    state = emulators.stop_one(lab, name)
+    if state == "stopped":
+        report.stopped_note(lab, name, by)
+    return state
+
+
+def stop_docker(lab: Lab, by: str) -> str:
+    state = docker.stop(lab)
+    if state == "stopped":
+        report.stopped_note(lab, "docker", by)
+    return state
+
+
+def stop_cloud(lab: Lab, by: str = "`make stop`") -> None:
     """Stop the local cloud: lesson processes, the emulators, the lab's own dockerd. Never JupyterLab."""
-    stopped = stop_lesson_processes(lab)
+    stopped = stop_lesson_processes(lab, by)
     if stopped:
         say(f"lesson processes stopped: {', '.join(stopped)}")
+        emulators.mark_stopped(lab)
     for name in EMULATORS:
-        say(f"{name:<10} {emulators.stop_one(lab, name)}")
-    if lab.pidfile("docker").exists():
-        say(f"{'dockerd':<10} {docker.stop(lab)}")
+        say(f"{name:<10} {stop_emulator(lab, name, by)}")
+    engine = stop_docker(lab, by)  # also what an engine killed earlier left running
+    if engine == "stopped":
+        say(f"{'dockerd':<10} {engine}")
+    clean_runtime(lab)
+
+
+def clean_runtime(lab: Lab) -> None:
+    """Remove what the lab made outside its state folder (private /tmp folders, namespaces, leftover mounts)."""
+    gone = runtime.clean(lab)
+    parts = [f"{len(v)} {k}" for k, v in (("folders", gone["folders"]), ("namespaces", gone["namespaces"]),
+                                           ("mounts", gone["unmounted"])) if v]  # fmt: skip
+    if parts:
+        say(f"{'removed':<10} {', '.join(parts)} the lab had made outside .lab/ (under /tmp, /dev/shm, /run/netns)")
+
+
+AFTER_STOP = (
+    "kept:      your code, variables (while the kernel runs), workspace/ files and progress",
+    "not kept:  what the lessons created in the emulators (they keep no state across a restart) and the lesson",
+    "           processes (haproxy, PostgreSQL, a fleet ...): `make lab` starts the local cloud again, empty;",
+    "           then re-run each notebook you were working in from its setup cell (the first code cell).",
+)
 
 
 def down(lab: Lab, everything: bool = False, force: bool = False) -> None:
@@ -105,7 +142,9 @@ def down(lab: Lab, everything: bool = False, force: bool = False) -> None:
         stop_cloud(lab)
         if emulators.read_pid(lab, "jupyter"):
             say(f"jupyter    keeps running at {jupyter.url(lab)}: open notebooks keep saving.")
-            say("           `make lab` starts the local cloud again; `make stop-all` also stops JupyterLab.")
+            say("           `make stop-all` also stops JupyterLab.")
+        for line in AFTER_STOP:
+            say(line)
         return
     open_now = jupyter.open_notebooks(lab) if emulators.read_pid(lab, "jupyter") else []
     if open_now and not force:
@@ -116,8 +155,13 @@ def down(lab: Lab, everything: bool = False, force: bool = False) -> None:
             "  shut their kernels down (Kernel > Shut Down All Kernels), then run `make stop-all` again.\n"
             "  Or: `make stop-all FORCE=1` to stop anyway. (`make stop` stops only the local cloud.)"
         )
-    stop_cloud(lab)
-    say(f"{'jupyter':<10} {jupyter.stop(lab)}")
+    stop_cloud(lab, "`make stop-all`")
+    state = jupyter.stop(lab)
+    if state == "stopped":
+        report.stopped_note(lab, "jupyter", "`make stop-all`")
+    say(f"{'jupyter':<10} {state}")
+    for line in AFTER_STOP:
+        say(line.replace("variables (while the kernel runs)", "saved notebooks"))
 
 
 def listening_report(lab: Lab) -> list[tuple[str, int, str]]:
@@ -133,26 +177,37 @@ def listening_report(lab: Lab) -> list[tuple[str, int, str]]:
 
 
 def status(lab: Lab) -> int:
-    rows = []
-    for name in EMULATORS:
-        pid = emulators.read_pid(lab, name)
-        ok = emulators.HEALTHY[name](lab)
-        state = "healthy" if ok else ("running, not answering" if pid else "stopped")
-        rows.append((name, state, getattr(lab, f"{name}_url"), pid))
-    jpid = emulators.read_pid(lab, "jupyter")
-    rows.append(("jupyter", "running" if jpid else "stopped", jupyter.url(lab) if jpid else "-", jpid))
-    dpid = process.read_pidfile(lab.pidfile("docker"))
-    if dpid:
-        rows.append(("dockerd", "running (the lab's own)", f"unix://{docker.lab_socket(lab)}", dpid))
-    for name, state, url, pid in rows:
-        print(f"  {name:<11} {state:<24} {url}  {'pid ' + str(pid) if pid else ''}")
+    """`make status`: what runs (the lab's processes and the lessons'), what listens beyond loopback, your
+    progress, and last, the reason when the local cloud is down. 0 when it runs, 1 when it does not."""
+    lines, entries = report.summary(lab)
+    print("\n".join(lines))
     exposed = [(ip, port, who) for ip, port, who in listening_report(lab) if not process.is_loopback(ip)]
     for ip, port, who in exposed:
         print(f"  WARNING: {who} listens on {ip}:{port}, beyond this machine: run `make stop` and report it")
-    healthy = all(r[1] == "healthy" for r in rows[: len(EMULATORS)])
-    if not healthy:
-        print("  The local cloud is not (fully) running: `make lab` starts what is missing; `make logs` shows why.")
-    return 0 if healthy and not exposed else 1
+    print("Your progress:")
+    print("  " + str(progress_table(lab)).replace("\n", "\n  "))
+    reason = report.cloud_down_reason(entries)
+    if reason:
+        print(reason)
+    elif exposed:
+        print("Something listens beyond 127.0.0.1 (the WARNING above): `make stop`, then report it.")
+    else:
+        print("The local cloud runs (LocalStack and moto answer).")
+    return 0 if not reason and not exposed else 1
+
+
+def progress_table(lab: Lab):
+    """The progress table of :mod:`cloudlab.checks` (standard library only too), read from this lab's file."""
+    import json
+
+    from ..checks import ProgressTable
+
+    path = Path(os.environ.get("CLOUDLAB_PROGRESS_FILE") or lab.state / "progress.json")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        data = {}
+    return ProgressTable(data if isinstance(data, dict) else {})
 
 
 PRUNED = {".lab", ".venv", ".git", "node_modules", "__pycache__"}
@@ -174,9 +229,10 @@ def _terraform_leftovers(root: Path = ROOT) -> list[tuple[str, Path]]:
 def reset(lab: Lab, progress: bool = False) -> None:
     """Wipe the lab's state: emulator data (restart), Terraform state, lesson scratch, optionally progress."""
     was_running = any(emulators.read_pid(lab, n) for n in EMULATORS)
-    stop_lesson_processes(lab)
+    stop_lesson_processes(lab, "`make reset`")
     for name in EMULATORS:
-        emulators.stop_one(lab, name)
+        stop_emulator(lab, name, "`make reset` (it starts again)")
+    clean_runtime(lab)  # the lab's dockerd, if it runs, keeps its folder
     for sub in ("localstack", "terraform", "work"):
         shutil.rmtree(lab.state / sub, ignore_errors=True)
     for kind, path in _terraform_leftovers():
@@ -208,24 +264,18 @@ def run(lab: Lab, cmd: list[str]) -> int:
         env.update(jupyter.kernel_env(lab))  # kernels behave as in the learner's lab
         return subprocess.call(cmd, env=env)
     finally:
-        stop_lesson_processes(lab)
+        by = "the end of the test run"
+        stop_lesson_processes(lab, by)
         jupyter.stop(lab)
         for name in EMULATORS:
-            emulators.stop_one(lab, name)
-        docker.stop(lab)
+            stop_emulator(lab, name, by)
+        stop_docker(lab, by)
+        clean_runtime(lab)
         say("test lab stopped")
 
 
-def logs(lab: Lab, lines: int = 40) -> None:
-    shown = 0
-    for name in (*EMULATORS, "jupyter", "docker"):
-        f = lab.logfile(name)
-        if f.exists():
-            print(f"==> {f} <==")
-            print(process.tail(f, lines))
-            shown += 1
-    if not shown:
-        print(f"No logs yet in {lab.state / 'logs'}: the lab has not run here. `make lab` starts it.")
+def logs(lab: Lab) -> None:
+    report.logs(lab)
 
 
 def setup(lab: Lab, everything: bool = False) -> None:
@@ -233,8 +283,12 @@ def setup(lab: Lab, everything: bool = False) -> None:
         venvs.setup(lab)
         return
     missing = tools.setup_all(lab)
-    if missing:
-        say(f"still missing (see the fix in lesson 00): {', '.join(missing)}")
+    optional = [m for m in missing if tools.TOOLS[m].optional]
+    needed = [m for m in missing if m not in optional]
+    if needed:
+        say(f"still missing (see the fix in lesson 00): {', '.join(needed)}")
+    if optional:
+        say(f"optional, not installed (lesson 00 says what each adds): {', '.join(optional)}")
 
 
 def start_lab(lab: Lab) -> None:
@@ -245,8 +299,14 @@ def start_lab(lab: Lab) -> None:
         return
     venvs.setup(lab)
     jpid = jupyter.spawn(lab)  # boots while the emulators start
-    up(lab)
+    started = [k for k, v in up(lab).items() if v != "already running"]
     url = jupyter.start(lab, jpid)
+    open_now = jupyter.open_notebooks(lab) if jpid is None else []  # JupyterLab kept running through `make stop`
+    if started and open_now:
+        say(f"{' and '.join(started)} started empty (emulators keep no state across a restart). These notebooks were")
+        say("open before: re-run each from its setup cell (the first code cell) to create its resources again:")
+        for nb in open_now:
+            say(f"    {nb}")
     say("JupyterLab is running. Open:")
     print(f"\n    {url}\n", flush=True)
     say("start with notebooks/00_environment-check.ipynb; your work is saved in workspace/ (git-ignored)")

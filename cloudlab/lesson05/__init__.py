@@ -5,14 +5,7 @@ package stages the order service as a developer's checkout (``project``), builds
 ``cloudlab/orders:<content digest>`` that lessons 06 and 08 reuse, cleans up by label on reset, and
 holds the checks (``checks``). Everything is named ``l05-...`` and labelled ``cloudlab.lesson=05``."""
 
-from .checks import (  # noqa: F401
-    SIZE_BUDGET_MB,
-    check_final,
-    check_layer_order,
-    check_multistage,
-    check_no_secret,
-    check_run_flags,
-)
+from .checks import SIZE_BUDGET_MB, check_layer_order, check_multistage, check_run_flags  # noqa: F401
 from .project import (  # noqa: F401
     ASSETS,
     BUCKET,
@@ -34,3 +27,4 @@ from .project import (  # noqa: F401
     try_dockerfile,
     work_dir,
 )
+from .shipping import check_final, check_no_secret  # noqa: F401

@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from .. import cleanup, k8s, net, procs, tables
-from ..lab import ROOT, Lab
+from ..lab import ROOT, Lab, workspace
 from ..lab import cluster as kind
 
 LESSON = "06"
@@ -81,7 +81,8 @@ def show(manifest) -> None:
 
 
 def diff_envs(a: k8s.Manifest, b: k8s.Manifest) -> list[str]:
-    """What differs between two renders, object by object (added, removed, and changed top-level fields)."""
+    """What differs between two renders, object by object (added, removed, and changed fields). Lists of named
+    items (containers, env, ports) are compared by name: ``env[ORDERS_QUEUE_URL].value: 'a' -> 'b'``."""
 
     def index(m):
         return {(o.get("kind"), k8s.meta(o).get("name")): o for o in m}
@@ -91,16 +92,41 @@ def diff_envs(a: k8s.Manifest, b: k8s.Manifest) -> list[str]:
     out += [f"only in the second: {k[0]}/{k[1]}" for k in ib if k not in ia]
     for k in ia.keys() & ib.keys():
         for path, va, vb in _changes(ia[k], ib[k]):
-            if "namespace" in path or path.endswith("host"):
+            if path == "metadata.namespace" or path.endswith(".host"):
                 continue
-            out.append(f"{k[0]}/{k[1]} {path}: {va!r:.40} -> {vb!r:.40}")
+            if path.endswith("]") and (va is None or vb is None):
+                out.append(f"{k[0]}/{k[1]} {path}: " + ("removed" if vb is None else f"added {_short(vb)}"))
+            else:
+                out.append(f"{k[0]}/{k[1]} {path}: {_short(va)} -> {_short(vb)}")
     return sorted(out)
+
+
+def _short(value, width: int = 64) -> str:
+    if value is None:
+        return "(none)"
+    text = repr(value) if not isinstance(value, (dict, list)) else yaml.safe_dump(value, default_flow_style=True)
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 4] + " ..."
+
+
+def _named(items) -> dict | None:
+    """{name: item} for a list of dicts that all have a distinct name (env, containers, ports), else None."""
+    if not isinstance(items, list) or not items or not all(isinstance(i, dict) and "name" in i for i in items):
+        return None
+    named = {i["name"]: i for i in items}
+    return named if len(named) == len(items) else None
 
 
 def _changes(a, b, path=""):
     if isinstance(a, dict) and isinstance(b, dict):
         for key in sorted(set(a) | set(b), key=str):
             yield from _changes(a.get(key), b.get(key), f"{path}.{key}" if path else str(key))
+    elif _named(a) is not None and _named(b) is not None:
+        na, nb = _named(a), _named(b)
+        for name in [n for n in na if n not in nb] + [n for n in nb if n not in na]:
+            yield f"{path}[{name}]", na.get(name), nb.get(name)
+        for name in [n for n in na if n in nb]:
+            yield from _changes(na[name], nb[name], f"{path}[{name}]")
     elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
         for i, (x, y) in enumerate(zip(a, b, strict=True)):
             yield from _changes(x, y, f"{path}[{i}]")
@@ -176,7 +202,7 @@ def _status(port: int, path) -> int:
 
 # ------------------------------------------------------------------ the exercise chart
 class ExerciseChart:
-    """Your copy of the exercise chart, in the lab's work folder (open it in JupyterLab's file browser).
+    """Your copy of the exercise chart, in your workspace (``l06-chart/orders`` in JupyterLab's file browser).
 
     ``write(path, text)`` replaces a file, ``update_values({...})`` merges into values.yaml, ``render()``
     runs ``helm template``. The checks render this folder themselves.
@@ -227,12 +253,29 @@ def _merge(base: dict, changes: dict) -> dict:
     return base
 
 
+def chart_home() -> Path:
+    """Where the exercise chart lives: in the learner's workspace, the folder JupyterLab opens (``l06-chart/``),
+    so it can be opened and edited in the file browser. A lab with a state folder of its own (a test) keeps it
+    there instead, never in the course folder's workspace."""
+    lab = Lab.from_env()
+    if lab.profile != "lab" or lab.state == (ROOT / ".lab").resolve():
+        return workspace.root(lab) / "l06-chart"
+    return workdir() / "ex"
+
+
 def exercise_chart(fresh: bool = False) -> ExerciseChart:
-    """The exercise chart in ``<lab>/work/l06/ex/orders`` (copied from the lesson's template if missing)."""
-    target = workdir() / "ex" / "orders"
+    """The exercise chart, ``l06-chart/orders`` in your workspace (copied from the lesson's template if missing).
+
+    ``fresh``: start again from the template; your previous copy is kept next to it as ``orders.previous``."""
+    home = chart_home()
+    target = home / "orders"
     if fresh and target.exists():
-        shutil.rmtree(target)
+        kept = home / "orders.previous"
+        shutil.rmtree(kept, ignore_errors=True)
+        target.rename(kept)
+        print(f"a fresh exercise chart; your previous copy is kept in {kept}")
     if not target.exists():
+        home.mkdir(parents=True, exist_ok=True)
         shutil.copytree(EXERCISE_TEMPLATE, target)
     return ExerciseChart(target)
 
@@ -281,11 +324,5 @@ def _reset() -> dict:
     return removed
 
 
-from .checks import (  # noqa: E402, F401
-    check_hardening,
-    check_hpa,
-    check_netpol,
-    check_probes,
-    check_resources,
-    check_service,
-)
+from .checks import check_hpa, check_probes, check_resources, check_service  # noqa: E402, F401
+from .policy import check_hardening, check_netpol  # noqa: E402, F401

@@ -8,17 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import secrets
 import uuid
 from pathlib import Path
 
-from .. import aws, iam, procs, scanners
+from .. import iam, scanners
 from ..checks import check
-from . import db as dbm
 from . import repo as repos
-from . import service as svc
-from . import store
 
 IAM_NAME = "l07-iam"
 
@@ -84,6 +80,14 @@ def check_history(r, ns):
         f"the leaked key {leak.key_id[:8]}... still works (a real call with it was {works}): anyone who cloned the "
         "repository can use it. Delete it (or at least make it Inactive) in the emulator.",
     )
+    policies = a.list_user_policies(UserName=leak.user)["PolicyNames"]
+    attached = a.list_attached_user_policies(UserName=leak.user)["AttachedPolicies"]
+    r.expect(
+        bool(policies or attached),
+        f"{leak.user} keeps its permissions (the identity stays, only its key changed)",
+        f"{leak.user} has no policy any more: it was deleted and made again (or its policy removed). Rotate the "
+        "key, do not rebuild the identity: everything that trusted it (its policy, resource policies) is gone",
+    )
     fresh = [k for k in keys if k["AccessKeyId"] != leak.key_id and k["Status"] == "Active"]
     r.expect(
         bool(fresh),
@@ -93,11 +97,14 @@ def check_history(r, ns):
     )
     hits = repos.history_hits(path, leak.key_id) + (repos.history_hits(path, leak.secret) if leak.secret else [])
     backups = [ref for ref in repos.refs(path) if ref.startswith("refs/original/")]
+    here = f"refs/heads/{repos.state(path)['branch']}"
+    others = [ref for ref in repos.refs(path) if ref.startswith(("refs/heads/", "refs/tags/")) and ref != here]
     r.expect(
         not hits,
         "no commit reachable from any branch, tag, stash, backup ref or the reflog contains the key",
         f"the key is still in the history: {', '.join(sorted(set(hits))[:3])}"
         + (f" (kept alive by {backups[0]}: delete the backup refs)" if backups else "")
+        + (f" (other refs: {', '.join(others[:3])}: a backup branch keeps the old commits too)" if others else "")
         + ". A commit that deletes the file leaves every older commit as it was.",
     )
     try:
@@ -182,160 +189,3 @@ def check_hook(r, ns):
         f"a harmless commit (docs/notes.md) was refused too: the hook fails on everything. Its output: "
         f"{ok_try.output.strip()[-400:]}",
     )
-
-
-# ------------------------------------------------------------------ 07.3
-@check(
-    "07.3",
-    "The password is in Secrets Manager and Parameter Store, under your own KMS key",
-    hints=[
-        "create_key: `kms.create_key(...)`, then `enable_key_rotation`, then `create_alias(AliasName=alias, "
-        "TargetKeyId=...)`; return the KeyId. Both stores must then name THAT key (the key_id argument).",
-        "store_secret: `create_secret(Name=name, SecretString=json.dumps(value), KmsKeyId=key_id)`. "
-        "store_parameter: `put_parameter(Name=name, Value=value, Type='SecureString', KeyId=key_id, Overwrite=True)`.",
-        "Print nothing of the value (not even to check it): the check watches what your functions print.",
-    ],
-)
-def check_store(r, ns):
-    create_key = r.need(ns, "create_key", callable)
-    store_secret = r.need(ns, "store_secret", callable)
-    store_parameter = r.need(ns, "store_parameter", callable)
-    n = nonce()
-    alias = f"alias/l07-chk-{n}"
-    key_id, printed = _quiet_call(r, create_key, alias)
-    r.require(isinstance(key_id, str) and key_id, "create_key returns a key id", f"create_key returned {key_id!r}")
-    k = store.kms()
-    try:
-        meta = k.describe_key(KeyId=key_id)["KeyMetadata"]
-    except k.exceptions.NotFoundException:
-        r.fail(f"KMS knows no key {key_id!r}: return the KeyId of the key you created")
-    r.expect(
-        store.key_for_alias(alias) == meta["KeyId"],
-        f"{alias} points at the new key",
-        f"the alias {alias} does not point at the key create_key returned (create_alias with the alias given)",
-    )
-    rot = k.get_key_rotation_status(KeyId=meta["KeyId"]).get("KeyRotationEnabled")
-    r.expect(
-        meta["KeyManager"] == "CUSTOMER" and meta["KeyState"] == "Enabled" and rot,
-        "a customer-managed, enabled key with automatic rotation",
-        f"the key should be customer-managed, enabled, with rotation on; it is {meta['KeyManager']}, "
-        f"{meta['KeyState']}, rotation {'on' if rot else 'off'} (enable_key_rotation)",
-    )
-    value = {"username": f"l07chk_{n}", "password": store.generate_password(), "host": "127.0.0.1", "port": 5432}
-    name = f"l07/chk-{n}/db"
-    _, printed2 = _quiet_call(r, store_secret, name, dict(value), meta["KeyId"])
-    sm = aws.client("secretsmanager")
-    try:
-        desc = sm.describe_secret(SecretId=name)
-    except sm.exceptions.ResourceNotFoundException:
-        r.fail(f"store_secret({name!r}, ...) created no secret of that name")
-    r.expect(
-        desc.get("KmsKeyId") in (meta["KeyId"], meta["Arn"], alias),
-        "the secret is encrypted with your key",
-        f"the secret names KMS key {desc.get('KmsKeyId')!r}, not yours "
-        "(None means AWS's default key aws/secretsmanager: pass KmsKeyId=key_id)",
-    )
-    raw = sm.get_secret_value(SecretId=name)["SecretString"]
-    try:
-        got = json.loads(raw)
-    except ValueError:
-        got = None
-    r.expect(
-        got == value,
-        "its value is the JSON of the dict (username, password, host, port)",
-        "the secret's value should be json.dumps(value), the whole dict; it is something else",
-    )
-    pname = f"/l07/chk-{n}/db-password"
-    _, printed3 = _quiet_call(r, store_parameter, pname, value["password"], meta["KeyId"])
-    ssm = aws.client("ssm")
-    found = ssm.describe_parameters(ParameterFilters=[{"Key": "Name", "Values": [pname]}])["Parameters"]
-    if not found:
-        r.fail(f"store_parameter({pname!r}, ...) created no parameter of that name")
-    p = found[0]
-    r.expect(
-        p["Type"] == "SecureString" and p.get("KeyId") in (meta["KeyId"], meta["Arn"], alias),
-        "the parameter is a SecureString under your key",
-        f"the parameter is a {p['Type']} with key {p.get('KeyId')!r}: use Type='SecureString' and KeyId=key_id",
-    )
-    dec = ssm.get_parameter(Name=pname, WithDecryption=True)["Parameter"]["Value"]
-    r.expect(dec == value["password"], "it decrypts to the password", "the parameter's value is not the password")
-    said = printed + printed2 + printed3
-    r.expect(
-        value["password"] not in said,
-        "your functions printed nothing of the password",
-        "your functions printed the password: never echo a secret (logs and notebook outputs are kept)",
-    )
-
-
-# ------------------------------------------------------------------ 07.4
-@check(
-    "07.4",
-    "The service gets its password at launch, from the secret manager, as a file",
-    hints=[
-        "launch(secret_id, name): read the secret (get_secret_value + json.loads), write the password to a file "
-        "in `lesson07.secrets_dir()` with `lesson07.write_secret_file(path, password)` (mode 0600), and call "
-        "`lesson07.start_payments(name, env)`; return the service's url.",
-        "env holds DB_HOST, DB_PORT, DB_NAME (the secret's dbname), DB_USER (its username) and DB_PASSWORD_FILE "
-        "(the file's path). No DB_PASSWORD: an environment is readable in /proc, `docker inspect` and crash dumps.",
-        "Use the secret_id you are given (the check makes a fresh database user and secret), and do not print "
-        "the password.",
-    ],
-)
-def check_launch(r, ns):
-    launch = r.need(ns, "launch", callable)
-    database = dbm.start(quiet=True)
-    n = nonce()
-    role, pw = f"{dbm.CHECK_ROLE_PREFIX}{n}", store.generate_password()
-    database.set_password(role, pw, create=True)
-    key = store.ensure_key()
-    sid = f"l07/chk-{n}/payments-db"
-    value = {
-        "username": role,
-        "password": pw,
-        "host": database.host,
-        "port": database.port,
-        "dbname": database.dbname,
-    }
-    store.put_secret(sid, value, key)
-    name = f"l07-chk-{n}"
-    try:
-        url, printed = _quiet_call(r, launch, sid, name)
-        proc = procs.running(name)
-        r.require(
-            proc is not None,
-            f"a service named {name} runs",
-            f"no service named {name!r} runs: start it with lesson07.start_payments(name, env), name as given",
-        )
-        r.require(isinstance(url, str), "launch returns the service's url", f"launch returned {url!r}, not its url")
-        h = svc.health(url)
-        r.expect(
-            h.get("db") == "ok",
-            "the service logged in to PostgreSQL with the password from the secret",
-            f"the service cannot log in to the database ({h}): did it get THIS secret's username and password?",
-        )
-        r.expect(
-            h.get("password_source") == "file",
-            "the password reached it as a file (DB_PASSWORD_FILE)",
-            "the service read its password from the environment: mount it as a file (DB_PASSWORD_FILE) instead",
-        )
-        exposed = svc.process_exposure(proc.pid, pw)
-        r.expect(
-            not exposed,
-            "the password is in neither its command line nor its environment",
-            f"the password is visible in {' and '.join(exposed)}",
-        )
-        pfile = svc.password_file_of(proc.pid)
-        mode = svc.file_mode(pfile) if pfile else None
-        r.expect(
-            mode is not None and mode & 0o077 == 0,
-            f"the password file is readable by its owner only ({oct(mode or 0)})",
-            f"the password file {pfile} has mode {oct(mode) if mode is not None else '?'}: others can read it "
-            "(write it with lesson07.write_secret_file, mode 0600)",
-        )
-        log = procs.log_path(name).read_text(errors="replace") if procs.log_path(name).exists() else ""
-        r.expect(pw not in log, "its logs do not contain the password", "the service's log contains the password")
-        r.expect(pw not in printed, "launch printed nothing of the password", "launch printed the password")
-    finally:
-        procs.stop(name)
-        with contextlib.suppress(Exception):
-            aws.client("secretsmanager").delete_secret(SecretId=sid, ForceDeleteWithoutRecovery=True)

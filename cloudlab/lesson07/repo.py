@@ -21,9 +21,10 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..lab import Lab, tools
+from ..lab import ROOT, Lab, tools
 
 BOT = "l07-deploy-bot"
+HOOK_CONFIG_FILE = ROOT / "lessons" / "07_secrets-and-least-privilege" / "pre-commit" / ".pre-commit-config.yaml"
 BOT_POLICY = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Action": ["s3:PutObject"], "Resource": "arn:aws:s3:::l07-deploy/*"}],

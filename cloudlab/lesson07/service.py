@@ -1,12 +1,12 @@
 """Lesson 07's running service: the payments service (``app/payments.py``) started with its database
-password injected at launch, and the places a secret can leak from a running process."""
+password injected at launch, and the places a secret can leak from a running process or an image."""
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
 import stat
-import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,8 +26,11 @@ class Service:
 
 
 def secrets_dir() -> Path:
-    """Where the lesson "mounts" secret files: a folder only this user can open (on Kubernetes: a tmpfs
-    volume the kubelet fills from the Secret, mode 0400)."""
+    """Where the lesson "mounts" secret files: ``.lab/work/l07/run-secrets``, a folder only this user can open.
+
+    It is on disk, and a file in it stays after its service stopped, until ``reset_lesson("07")`` or ``make
+    reset`` removes the folder (the lesson deletes its own file when it stops the service). A platform does
+    better: a Kubernetes Secret volume is a tmpfs (memory) that goes away with the pod."""
     d = Lab.from_env().work_dir("07") / "run-secrets"
     d.mkdir(parents=True, exist_ok=True)
     os.chmod(d, 0o700)
@@ -93,42 +96,47 @@ def file_mode(path) -> int | None:
         return None
 
 
+def environment_of(pid: int) -> dict[str, str]:
+    """The environment a running process was started with (``/proc/<pid>/environ``; {} when unreadable)."""
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return {}
+    out = {}
+    for item in raw:
+        k, sep, v = item.partition(b"=")
+        if sep:
+            out[k.decode(errors="replace")] = v.decode(errors="replace")
+    return out
+
+
 def password_file_of(pid: int) -> str | None:
     """The DB_PASSWORD_FILE a running process was started with (from its environment), if any."""
-    try:
-        env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    except OSError:
-        return None
-    for item in env:
-        if item.startswith(b"DB_PASSWORD_FILE="):
-            return item.split(b"=", 1)[1].decode(errors="replace")
-    return None
+    return environment_of(pid).get("DB_PASSWORD_FILE")
 
 
-# ------------------------------------------------------------------ images (lesson 05)
-def docker_answers() -> tuple[bool, str]:
-    exe = shutil.which("docker")
-    if exe is None:
-        return False, "no docker client on this machine"
-    try:
-        out = subprocess.run(
-            [exe, "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, timeout=10
-        )
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return False, f"`docker info` did not answer ({e})"
-    if out.returncode != 0:
-        return False, f"no Docker engine answers (`docker info`: {(out.stderr or out.stdout).strip()[:120]})"
-    return True, f"Docker engine {out.stdout.strip()}"
+# ------------------------------------------------------------------ images
+LEAKY_DOCKERFILE = """FROM scratch
+ARG DB_PASSWORD
+ENV DB_PASSWORD=${DB_PASSWORD}
+"""
+LEAKY_TAG = "l07-leaky:build-arg"
 
 
-def lesson05_images() -> list[str]:
-    out = subprocess.run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True, text=True)
-    return [i for i in out.stdout.split() if i.startswith(("l05-", "local/l05"))]
+def image_with_build_arg(value: str, tag: str = LEAKY_TAG) -> list[str]:
+    """Build an image the tempting way, ``docker build --build-arg DB_PASSWORD=<value>`` with a Dockerfile that
+    turns the argument into an ENV, on the lessons' engine (:func:`cloudlab.containers.connect`, the one lessons 05
+    and 08 use); then read it back as anyone who pulls it can. Returns what ``docker history`` and ``docker image
+    inspect`` show that contains ``value``. The image is labelled ``cloudlab.lesson=07`` (the reset removes it)."""
+    from .. import containers
 
-
-def image_history_mentions(image: str, value: str) -> list[str]:
-    """Layers of ``image`` whose creating command (``docker history --no-trunc``) contains ``value``."""
-    out = subprocess.run(
-        ["docker", "history", "--no-trunc", "--format", "{{.CreatedBy}}", image], capture_output=True, text=True
-    )
-    return [ln[:120] for ln in out.stdout.splitlines() if value in ln]
+    with tempfile.TemporaryDirectory(prefix="l07-image-") as tmp:
+        (Path(tmp) / "Dockerfile").write_text(LEAKY_DOCKERFILE)
+        containers.docker(
+            "build", "--network", "none", "--build-arg", f"DB_PASSWORD={value}", "--label",
+            f"{containers.LABEL}=07", "-t", tag, ".", cwd=tmp, show=True, check=True,
+        )  # fmt: skip
+    seen = [f"docker history: {r.instruction}" for r in containers.history(tag) if value in r.created_by]
+    env = containers.docker("image", "inspect", "--format", "{{json .Config.Env}}", tag, check=True).stdout
+    seen += [f"docker image inspect (Config.Env): {e}" for e in json.loads(env or "[]") if value in e]
+    return seen

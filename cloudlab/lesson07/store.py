@@ -3,8 +3,10 @@
 What LocalStack does and does not do here (measured with 4.14): it stores the KMS key a secret or a
 SecureString names and reports it back, but does not encrypt them with it: disabling the key does
 not stop ``GetSecretValue`` or ``GetParameter(WithDecryption=True)`` there, while on AWS both fail
-(``KMS.DisabledException``). KMS itself is real enough: Encrypt, Decrypt and GenerateDataKey work and
-a disabled key refuses them, which is how the lesson shows the failure.
+(Secrets Manager answers ``DecryptionFailure``: it cannot decrypt the secret with the KMS key). KMS itself
+is real enough: Encrypt, Decrypt and GenerateDataKey work and a disabled key refuses them
+(``DisabledException``), which is how the lesson shows the failure; ``EnableKeyRotation`` takes a
+``RotationPeriodInDays`` (90 to 2,560) and ``RotateKeyOnDemand`` answers, ``ListKeyRotations`` does not.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import secrets
 
 from .. import aws
 from ..tables import Table
+from .answers import first_line
 
 KEY_ALIAS = "alias/l07-orders"
 SECRET_NAME = "l07/orders/db"
@@ -43,7 +46,8 @@ def key_for_alias(alias: str) -> str | None:
 
 
 def ensure_key(alias: str = KEY_ALIAS, description: str = "lesson 07: orders secrets") -> str:
-    """A customer-managed symmetric key behind ``alias``, with yearly rotation on; made once, then reused."""
+    """A customer-managed symmetric key behind ``alias``, with automatic rotation on (every 365 days, KMS's
+    default; ``RotationPeriodInDays`` sets 90 to 2,560); made once, then reused."""
     k = kms()
     kid = key_for_alias(alias)
     if kid is not None and k.describe_key(KeyId=kid)["KeyMetadata"]["KeyState"] in ("Enabled", "Disabled"):
@@ -66,6 +70,7 @@ def key_summary(key_id: str) -> dict:
         "state": meta["KeyState"],
         "spec": meta.get("KeySpec"),
         "rotation": rot.get("KeyRotationEnabled"),
+        "rotation_days": rot.get("RotationPeriodInDays"),
     }
 
 
@@ -118,15 +123,59 @@ def stage_table(secret_id: str) -> str:
     return Table(("version", "stage labels", "password fingerprint"), rows, indent=2).text()
 
 
+class RotationFailed(SecretStoreError):
+    """A step of a rotation raised: which step, what it said, and what Secrets Manager would do next."""
+
+
+def _resumable(secret_id: str) -> str | None:
+    """The version of a rotation that did not finish (labelled AWSPENDING, not AWSCURRENT) when its value is a
+    usable login (a JSON object with the current username); a stale one is unlabelled and None returned."""
+    sm = aws.client("secretsmanager")
+    try:
+        current = fetch(secret_id)
+    except SecretStoreError:  # no such secret (yet): nothing to resume; the handler will say what it makes of it
+        return None
+    for vid, labels in stages(secret_id).items():
+        if "AWSPENDING" not in labels or "AWSCURRENT" in labels:
+            continue
+        try:
+            value = json.loads(sm.get_secret_value(SecretId=secret_id, VersionId=vid)["SecretString"])
+        except (ValueError, KeyError, sm.exceptions.ResourceNotFoundException):
+            value = None
+        if isinstance(value, dict) and value.get("username") == current.get("username"):
+            return vid
+        sm.update_secret_version_stage(SecretId=secret_id, VersionStage="AWSPENDING", RemoveFromVersionId=vid)
+        print(f"a rotation that did not finish left an unusable AWSPENDING version ({vid[:8]}...): label removed")
+    return None
+
+
 def rotate_now(secret_id: str, handler) -> str:
-    """Play Secrets Manager: call a rotation function's four steps with a new token, as ``RotateSecret`` would
-    through Lambda, then clear AWSPENDING. Returns the new version's id; the first failing step raises."""
+    """Play Secrets Manager: call a rotation function's four steps with one token, as ``RotateSecret`` would
+    through Lambda, then clear AWSPENDING. Returns the new version's id.
+
+    Like Secrets Manager, a rotation that did not finish is reattempted with the same token (its AWSPENDING
+    version is kept). A step that raises stops the rotation with one line (:class:`RotationFailed`) saying which
+    step and what it raised; a blank function's ``NotImplementedError`` passes through unchanged."""
     import uuid
 
-    token = str(uuid.uuid4())
+    token = _resumable(secret_id)
+    if token:
+        print(f"a previous rotation did not finish: reattempted with the same token ({token[:8]}...)")
+    token = token or str(uuid.uuid4())
     for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
         print(f"{step:<13} ...", end=" ", flush=True)
-        handler({"SecretId": secret_id, "ClientRequestToken": token, "Step": step}, None)
+        try:
+            handler({"SecretId": secret_id, "ClientRequestToken": token, "Step": step}, None)
+        except NotImplementedError:
+            print("not written yet")
+            raise
+        except Exception as err:  # noqa: BLE001  (the learner's function: one line, not its traceback)
+            print("failed")
+            raise RotationFailed(
+                f"{step} raised {first_line(err)}. The rotation stopped there (AWSCURRENT moves only in "
+                "finishSecret); running it again reattempts it with the same token, as Secrets Manager does. "
+                "The check below drives each step and says which one is wrong."
+            ) from None
         print("done")
     sm = aws.client("secretsmanager")
     if "AWSPENDING" in stages(secret_id).get(token, []):

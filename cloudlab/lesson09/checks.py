@@ -1,18 +1,17 @@
-"""Lesson 09's code checks (retries, breaker, idempotency): they drive the learner's code with real faults.
+"""Lesson 09's code checks (retries, breaker): they drive the learner's code with real faults.
 
-The operational ones (DLQ, restore drill, chaos experiment) are in :mod:`.checks_ops`."""
+Idempotency is in :mod:`.checks_idem`; the operational ones (DLQ, restore drill, chaos experiment) are in
+:mod:`.checks_ops`."""
 
 from __future__ import annotations
 
 import threading
 import time
-import uuid
 
 from ..checks import check
 from ..reliability.breaker import CircuitOpen
 from ..reliability.retry import Rejected, Unavailable, backoff_bound
-from . import drills
-from .setup import find_dependency
+from .setup import dependency
 
 ATTEMPTS, BASE, CAP = 6, 0.1, 0.8
 RUNS = 200  # runs of the learner's retry loop on a scripted clock: enough to see the shape of the delays
@@ -41,13 +40,11 @@ def _call_bounded(r, fn, *args, seconds: float = 5.0, **kwargs):
 
 
 def _dependency(r):
-    dep = find_dependency()
-    r.require(
-        dep is not None,
-        "the lesson's dependency runs",
-        "the fault-injecting dependency is not running: run the setup cell at the top of the notebook again",
-    )
-    return dep
+    """The lesson's dependency (started again if a reset or a lab restart stopped it)."""
+    try:
+        return dependency()
+    except RuntimeError as e:
+        r.fail(f"the fault-injecting dependency could not be started: {e}")
 
 
 # ======================================================================= 09.1 retries
@@ -83,9 +80,15 @@ def check_retry(r, ns):
         raise Unavailable("503 from the check's dependency", 503)
 
     outcomes = []
-    for _ in range(RUNS):
+    for i in range(RUNS):
         calls.update(n=0, slept=0)
+        t0 = time.monotonic()
         box = _call_bounded(r, retry, down, attempts=ATTEMPTS, base=BASE, cap=CAP, sleep=sleep)
+        if i == 0 and time.monotonic() - t0 > 0.5 and not runaway["hit"]:
+            r.fail(
+                f"one call of retry_call took {time.monotonic() - t0:.1f} s although the check passed its own `sleep` "
+                "(which returns at once): wait only by calling the `sleep` you were given, never time.sleep as well"
+            )
         if runaway["hit"]:
             r.fail("it kept retrying an error that never went away: stop after `attempts` tries and raise the error")
         outcomes.append((calls["n"], calls["slept"], box))
@@ -142,6 +145,8 @@ def check_retry(r, ns):
         "so many callers do not all come back at the same moment",
     )
 
+    _other_settings(r, retry, sleep, delays, calls)
+
     def bad_request():
         calls["n"] += 1
         raise Rejected("400 from the check's dependency: the order has no item", 400)
@@ -189,6 +194,67 @@ def check_retry(r, ns):
         f"against the real dependency answering 503, 503, 200 the dependency saw {len(seen)} requests "
         f"(gaps {[round(g, 3) for g in gaps]} s) and the call gave {box}; with the default `sleep` it should "
         "really wait, and return the answer",
+    )
+
+
+def _other_settings(r, retry, sleep, delays, calls):
+    """attempts, base and cap the notebook never used; TimeoutError and ConnectionError are retryable too,
+    a bug in the code (ValueError) is not."""
+    attempts, base, cap = 4, 0.25, 0.6
+    tries, longest = [], {n: 0.0 for n in range(1, attempts)}
+
+    def down():
+        calls["n"] += 1
+        raise Unavailable("503", 503)
+
+    for _ in range(60):
+        for n in delays:
+            delays[n].clear()
+        calls.update(n=0, slept=0)
+        _call_bounded(r, retry, down, attempts=attempts, base=base, cap=cap, sleep=sleep)
+        tries.append(calls["n"])
+        for n in range(1, attempts):
+            longest[n] = max([longest[n], *delays.get(n - 1, [])])
+    bounds = {n: backoff_bound(n, base, cap) for n in range(1, attempts)}
+    r.expect(
+        set(tries) == {attempts}
+        and all(longest[n] <= bounds[n] + 1e-9 and longest[n] >= 0.7 * bounds[n] for n in bounds),
+        f"with other settings (attempts={attempts}, base={base}, cap={cap}) it follows them: {attempts} tries, waits "
+        f"up to {', '.join(f'{b:.2f}' for b in bounds.values())} s",
+        f"with attempts={attempts}, base={base}, cap={cap} it made {sorted(set(tries))} tries and its longest waits "
+        f"were {', '.join(f'{longest[n]:.2f}' for n in bounds)} s, expected about "
+        f"{', '.join(f'{b:.2f}' for b in bounds.values())} s: use the arguments you were given, not fixed numbers",
+    )
+    for error in (TimeoutError("timed out"), ConnectionRefusedError("refused")):
+        script = iter([error, error])
+
+        def flaky(script=script):
+            calls["n"] += 1
+            e = next(script, None)
+            if e is not None:
+                raise e
+            return "answer"
+
+        calls.update(n=0, slept=0)
+        box = _call_bounded(r, retry, flaky, attempts=4, base=0.01, cap=0.01, sleep=sleep)
+        r.expect(
+            box.get("value") == "answer" and calls["n"] == 3,
+            f"a {type(error).__name__} is retried too (is_retryable says so)",
+            f"a call failing with {type(error).__name__} twice then answering gave "
+            f"{box.get('value', box.get('error'))!r} after {calls['n']} calls: retry every error for which "
+            "is_retryable(e) is True, not only Unavailable",
+        )
+
+    def bug():
+        calls["n"] += 1
+        raise ValueError("a bug in the caller's code")
+
+    calls.update(n=0, slept=0)
+    box = _call_bounded(r, retry, bug, attempts=4, base=0.01, cap=0.01, sleep=sleep)
+    r.expect(
+        calls["n"] == 1 and isinstance(box.get("error"), ValueError),
+        "an error is_retryable does not name (a ValueError: a bug) is raised at once",
+        f"a ValueError (a bug, not retryable) was tried {calls['n']} times: retry only when is_retryable(e)",
     )
 
 
@@ -335,120 +401,3 @@ def check_breaker(r, ns):
         f"against the real dependency failing every call, {hits} of 12 calls reached it (expected 2 with "
         f"fail_max=2), and after the wait the call gave {after!r}",
     )
-
-
-# ======================================================================= 09.3 idempotency
-class _SlowReads:
-    """The real DynamoDB client, with 150 ms more latency on reads: it widens a check-then-write race."""
-
-    def __init__(self, client):
-        self._client = client
-        self.conditional_writes = 0
-
-    def __getattr__(self, name):
-        attr = getattr(self._client, name)
-        if name in ("get_item", "query", "scan", "batch_get_item"):
-
-            def slow(**kw):
-                out = attr(**kw)
-                time.sleep(0.15)
-                return out
-
-            return slow
-        return attr
-
-
-@check(
-    "09.3",
-    "A redelivered message is processed exactly once",
-    hints=[
-        "Claim the message id BEFORE doing the work, in one atomic step: a DynamoDB put_item with "
-        "ConditionExpression='attribute_not_exists(pk)'. Reading first and writing later lets two copies both "
-        "see 'not there'.",
-        "ConditionalCheckFailedException (ddb.exceptions.ConditionalCheckFailedException) means someone "
-        "claimed it already: return False without calling handler. Otherwise call handler() and return True.",
-        "If handler() raises, delete the claim (ddb.delete_item(TableName=table, Key={'pk': {'S': message_id}})) "
-        "and re-raise, so the next delivery can try again.",
-    ],
-)
-def check_idempotent(r, ns):
-    process_once = r.need(ns, "process_once", callable)
-    s3, _, ddb = drills.clients()
-    table = drills.create_key_table(ddb, f"l09-ex-idem-{uuid.uuid4().hex[:6]}")
-    bucket = "l09-ex-effects"
-    try:
-        s3.create_bucket(Bucket=bucket)
-    except (s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
-        pass
-
-    def effects(mid: str) -> int:
-        return len(s3.list_objects_v2(Bucket=bucket, Prefix=f"{mid}/").get("Contents", []))
-
-    def handler_for(mid: str):
-        def handler():
-            s3.put_object(Bucket=bucket, Key=f"{mid}/{uuid.uuid4().hex}", Body=b"invoice sent")
-
-        return handler
-
-    try:
-        mid = f"m-{uuid.uuid4().hex[:10]}"
-        got = [r.call(process_once, ddb, table, mid, handler_for(mid)) for _ in range(3)]
-        r.expect(
-            effects(mid) == 1 and got == [True, False, False],
-            "delivered three times in a row: processed once (1 side effect in S3), returns True, False, False",
-            f"the same message delivered three times made {effects(mid)} side effect(s) in S3 and process_once "
-            f"returned {got}; expected 1 and [True, False, False]",
-        )
-        item = ddb.get_item(TableName=table, Key={"pk": {"S": mid}}).get("Item")
-        r.expect(
-            item is not None,
-            "the message id is recorded in the DynamoDB table (key pk)",
-            f"no item with pk={mid!r} in the table {table}: record the claim there, with the key attribute 'pk'",
-        )
-        mid2 = f"m-{uuid.uuid4().hex[:10]}"
-        slow = _SlowReads(ddb)
-        barrier = threading.Barrier(6)
-        errors = []
-
-        def deliver():
-            barrier.wait()
-            try:
-                process_once(slow, table, mid2, handler_for(mid2))
-            except Exception as e:
-                errors.append(f"{type(e).__name__}: {e}")
-
-        threads = [threading.Thread(target=deliver) for _ in range(6)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=15)
-        n = effects(mid2)
-        r.expect(
-            n == 1 and not errors,
-            "six copies delivered at the same moment: processed once (the claim is atomic)",
-            f"six copies of one message delivered at the same moment were processed {n} times"
-            + (f" (errors: {errors[:2]})" if errors else "")
-            + ": checking first and writing later is a race; claim with one conditional write",
-        )
-        mid3 = f"m-{uuid.uuid4().hex[:10]}"
-
-        def crash():
-            raise RuntimeError("the worker crashed while sending the invoice")
-
-        try:
-            process_once(ddb, table, mid3, crash)
-            raised = False
-        except RuntimeError:
-            raised = True
-        except Exception as e:
-            raised = f"{type(e).__name__}"
-        retried = r.call(process_once, ddb, table, mid3, handler_for(mid3))
-        r.expect(
-            raised is True and retried is True and effects(mid3) == 1,
-            "a handler that fails releases the claim and re-raises: the next delivery processes it",
-            f"when the handler fails, the error should propagate (it {'did' if raised is True else 'did not'}) and "
-            f"the redelivery should process the message (it made {effects(mid3)} side effect(s), returned "
-            f"{retried!r}): delete the claim before re-raising, or the message is lost",
-        )
-    finally:
-        ddb.delete_table(TableName=table)

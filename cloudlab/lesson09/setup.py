@@ -12,7 +12,6 @@ from .. import aws, cleanup, deploy, net, procs
 from ..lab import ROOT, Lab
 from ..reliability import faults, fleet, netns
 from ..reliability.dependency import Dependency
-from ..reliability.retry import Unavailable, retry_call
 
 LESSON = "09"
 BUCKET = "l09-orders"
@@ -58,6 +57,46 @@ def find_dependency() -> Dependency | None:
     return None
 
 
+def dependency() -> Dependency:
+    """The running dependency, or a new one when it is gone (after ``reset_lesson("09")`` or a lab restart)."""
+    dep = find_dependency()
+    if dep is None:
+        print("(the lesson's dependency was not running: started it again)")
+        dep = start_dependency()
+    return dep
+
+
+def try_retry(retry_call, seconds: float = 10.0) -> None:
+    """The retry task's own try: the learner's ``retry_call`` against the dependency answering 503, then 200.
+    One line says what happened (a wrong answer is the check's business, never a traceback here)."""
+    dep = dependency()
+    dep.set_fault(script=[503, 200])
+    t0, box = time.time(), {}
+
+    def run():
+        try:
+            box["value"] = retry_call(lambda: dep.get(timeout=1))
+        except BaseException as e:  # noqa: BLE001 - reported below in one line
+            box["error"] = e
+
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    th.join(seconds)
+    calls = len([t for t, _ in dep.arrivals() if t >= t0])
+    if th.is_alive():
+        print(f"retry_call was still running after {seconds:g} s ({calls} requests so far): the check below says more")
+    elif isinstance(box.get("error"), NotImplementedError):
+        raise box["error"]
+    elif "error" in box:
+        e = box["error"]
+        print(
+            f"retry_call raised {type(e).__name__} after {calls} request(s): {e}; the check below says what is missing"
+        )
+    else:
+        print(f"retry_call returned {box['value']!r} after {calls} request(s) to the dependency (503, then 200)")
+    dep.reset()
+
+
 def start_fleet(spares: int = 0, quiet: bool = False) -> fleet.Fleet:
     """web-a, web-b, web-c in three zones (c in a network namespace of its own where the machine can),
     haproxy in front (retries 2, redispatch, health checks every 200 ms)."""
@@ -65,65 +104,6 @@ def start_fleet(spares: int = 0, quiet: bool = False) -> fleet.Fleet:
     fl.start(quiet=quiet)
     fl.balancer(quiet=quiet)
     return fl
-
-
-def storm(dep: Dependency, jitter: str, clients: int = 30, outage_s: float = 0.6, attempts: int = 6) -> dict:
-    """``clients`` callers hit the dependency at the same moment, during an outage of ``outage_s``, each
-    retrying with capped exponential backoff (base 0.1 s, cap 0.8 s) and ``jitter``. Returns what the
-    dependency saw (arrival times, statuses) and how the callers fared."""
-    dep.reset()
-    dep.set_fault(outage_s=outage_s)
-    barrier = threading.Barrier(clients)
-    outcome = {"ok": 0, "failed": 0}
-    lock = threading.Lock()
-
-    def client():
-        barrier.wait()
-        try:
-            retry_call(lambda: dep.get(timeout=2), attempts=attempts, base=0.1, cap=0.8, jitter=jitter)
-            key = "ok"
-        except Unavailable:
-            key = "failed"
-        with lock:
-            outcome[key] += 1
-
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    t0 = time.time()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=20)
-    arrivals = [(t - t0, s) for t, s in dep.arrivals()]
-    dep.reset()
-    return {"jitter": jitter, "arrivals": arrivals, "t0": t0, "outage_s": outage_s, **outcome}
-
-
-def plot_storm(runs: list[dict], bin_s: float = 0.05):
-    """Requests per time slice at the dependency, one panel per run: synchronised spikes vs spread load."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(len(runs), 1, figsize=(7, 2.2 * len(runs)), sharex=True, sharey=True)
-    for ax, run in zip(axes if len(runs) > 1 else [axes], runs, strict=False):
-        times = [t for t, _ in run["arrivals"]]
-        end = max(times + [run["outage_s"]]) + bin_s
-        bins = [i * bin_s for i in range(int(end / bin_s) + 2)]
-        ax.hist(times, bins=bins, color="tab:red" if run["jitter"] == "none" else "tab:blue")
-        ax.axvspan(0, run["outage_s"], color="grey", alpha=0.15, label="outage")
-        ax.set_title(
-            f"jitter={run['jitter']}: {len(times)} requests, peak {_peak(times, bin_s)} per {bin_s * 1000:.0f} ms"
-        )
-        ax.set_ylabel("requests")
-        ax.legend(loc="upper right")
-    axes[-1].set_xlabel("seconds since the callers started") if len(runs) > 1 else axes.set_xlabel("seconds")
-    fig.tight_layout()
-    return fig
-
-
-def _peak(times: list[float], bin_s: float) -> int:
-    counts: dict[int, int] = {}
-    for t in times:
-        counts[int(t / bin_s)] = counts.get(int(t / bin_s), 0) + 1
-    return max(counts.values(), default=0)
 
 
 def under_load(url: str, seconds: float, rate: float, during=None, at: float = 1.0) -> list[dict]:
@@ -144,6 +124,40 @@ def under_load(url: str, seconds: float, rate: float, during=None, at: float = 1
         during()
     th.join(timeout=seconds + 15)
     return out
+
+
+def fresh_queues(sqs) -> None:
+    """Delete the DLQ task's two queues if an earlier run of the cell made them, so the cell can run again with
+    other settings (CreateQueue refuses an existing name with different attributes: QueueNameExists)."""
+    from .checks_ops import EX_DLQ, EX_QUEUE
+
+    gone = []
+    for name in (EX_QUEUE, EX_DLQ):
+        try:
+            sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=name)["QueueUrl"])
+            gone.append(name)
+        except sqs.exceptions.QueueDoesNotExist:
+            pass
+    if gone:
+        print(
+            f"deleted {' and '.join(gone)} from the last run of this cell (on AWS a deleted queue's name is free "
+            "again only after 60 s; this emulator frees it at once)"
+        )
+
+
+def show_queues(sqs) -> None:
+    """What the DLQ task's queues look like now (or that they are missing): one line each."""
+    from .checks_ops import EX_DLQ, EX_QUEUE
+
+    for name in (EX_QUEUE, EX_DLQ):
+        try:
+            url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        except sqs.exceptions.QueueDoesNotExist:
+            print(f"{name}: no such queue yet (the check below says what is missing)")
+            continue
+        a = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        days = int(a.get("MessageRetentionPeriod", 345600)) / 86400
+        print(f"{name}: keeps messages {days:g} days; RedrivePolicy: {a.get('RedrivePolicy', '(none)')}")
 
 
 def failed(results: list[dict]) -> list[dict]:

@@ -5,7 +5,8 @@ Serves lesson 09 (and the capstone). The parts:
 =================  ==================================================================================
 ``retry``          timeouts and retries: capped exponential backoff with full jitter, what to retry
 ``breaker``        a circuit breaker (closed, open, half-open) with a fallback
-``dependency``     a fault-injecting HTTP dependency (errors, latency, outages, hangs) and its client
+``dependency``     a fault-injecting HTTP dependency (errors, latency, outages, hangs, capacity) and its client
+``idempotency``    each key processed once: a claim with a status and a lease in DynamoDB (INPROGRESS, COMPLETED)
 ``availability``   serial/parallel composition, zones, downtime budgets, a plot
 ``netns``          the lesson's network namespaces and the links that join them to 127.0.0.1
 ``faults``         bounded faults that are always undone: kill, freeze, partition, slow

@@ -63,21 +63,24 @@ def describe(availability: float) -> str:
 
 
 def plot_zones(per_zone: float = 0.995, max_zones: int = 4, chain: tuple[float, ...] = (), title: str = ""):
-    """Availability (as nines) against the number of zones, alone and behind a serial ``chain``."""
+    """Availability (as nines) against the number of zones: N+1 (all but one zone needed: each sized for
+    1/(n-1) of the peak), "any one is enough" (each zone sized for ALL of it), and N+1 behind a serial ``chain``."""
     import matplotlib.pyplot as plt
 
     ns = list(range(1, max_zones + 1))
     fig, ax = plt.subplots(figsize=(7, 3.2))
-    alone = [nines(zones(per_zone, n)) for n in ns]
-    ax.plot(ns, alone, "o-", label=f"instances alone ({per_zone:.1%} each)")
+    any_one = [nines(zones(per_zone, n)) for n in ns]
+    n_plus_1 = [nines(zones(per_zone, n, needed=max(1, n - 1))) for n in ns]
+    ax.plot(ns, any_one, "o:", color="tab:grey", label="any 1 is enough (each zone carries ALL the load)")
+    ax.plot(ns, n_plus_1, "o-", label=f"N+1: all but one zone needed ({per_zone:.1%} each)")
     if chain:
-        whole = [nines(min(serial(zones(per_zone, n), *chain), 1 - 1e-12)) for n in ns]
-        ax.plot(ns, whole, "s--", label=f"behind a chain of {len(chain)} serial parts")
+        whole = [nines(min(serial(zones(per_zone, n, needed=max(1, n - 1)), *chain), 1 - 1e-12)) for n in ns]
+        ax.plot(ns, whole, "s--", label=f"N+1 behind a chain of {len(chain)} serial parts")
     ax.set_xticks(ns)
     ax.set_xlabel("zones (one instance in each)")
     ax.set_ylabel("nines of availability")
     ax.set_title(title or "parallel copies add nines; a serial chain caps them")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

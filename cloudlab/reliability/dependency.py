@@ -7,7 +7,9 @@ path answers ``{"price": 42}`` unless a fault says otherwise. ``POST /_fault`` s
 * ``error_rate`` (0..1) and ``error_status`` (503): a seeded share of requests fail;
 * ``latency_ms``: every answer is that much slower;
 * ``outage_s``: every request in the next N seconds gets ``error_status`` (an outage that ends);
-* ``hang_s``: how long a "hang" lasts before the server gives up (at most 30 s: faults are bounded).
+* ``hang_s``: how long a "hang" lasts before the server gives up (at most 30 s: faults are bounded);
+* ``capacity`` (0: no limit) and ``capacity_window_ms`` (100): at most ``capacity`` requests per sliding window
+  are served, the others get ``error_status`` at once (a service with finite capacity, overloaded).
 
 ``GET /_stats`` returns every request it saw (arrival time, status), so a lesson can plot the load a
 retry policy puts on a dependency; ``POST /_reset`` forgets them. :class:`Dependency` is the client.
@@ -21,13 +23,23 @@ import json
 import random
 import threading
 import time
+from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from .. import net
 from .retry import Rejected, Unavailable, error_for_status
 
 MAX_HANG_S = 30.0
-DEFAULTS = {"script": [], "error_rate": 0.0, "error_status": 503, "latency_ms": 0, "outage_s": 0, "hang_s": 10.0}
+DEFAULTS = {
+    "script": [],
+    "error_rate": 0.0,
+    "error_status": 503,
+    "latency_ms": 0,
+    "outage_s": 0,
+    "hang_s": 10.0,
+    "capacity": 0,
+    "capacity_window_ms": 100,
+}
 
 
 class State:
@@ -37,6 +49,7 @@ class State:
         self.fault = dict(DEFAULTS)
         self.outage_until = 0.0
         self.arrivals: list[list] = []
+        self.served: deque[float] = deque()  # when the requests inside the capacity window were served
 
     def set_fault(self, body: dict) -> dict:
         with self.lock:
@@ -61,6 +74,13 @@ class State:
                 return int(self.fault["error_status"])
             if self.fault["error_rate"] and self.rng.random() < float(self.fault["error_rate"]):
                 return int(self.fault["error_status"])
+            if self.fault["capacity"]:
+                now, window = time.monotonic(), float(self.fault["capacity_window_ms"]) / 1000
+                while self.served and self.served[0] <= now - window:
+                    self.served.popleft()
+                if len(self.served) >= int(self.fault["capacity"]):
+                    return int(self.fault["error_status"])  # overloaded: more than it can serve in the window
+                self.served.append(now)
             return 200
 
 
@@ -92,6 +112,7 @@ def make_handler(state: State):
                         state.arrivals.clear()
                         state.fault = dict(DEFAULTS)
                         state.outage_until = 0.0
+                        state.served.clear()
                     return self._send(200, {"reset": True})
             except (ValueError, TypeError) as e:
                 return self._send(400, {"error": str(e)})

@@ -118,7 +118,9 @@ class Fleet:
         machine can), plus ``spares`` slots for the autoscaler."""
         can, _ = netns.available()
         insts = [
-            Instance(f"l09-web-{z}", f"{region}{z}", net.free_port(), f"l09-az-{z}" if can and z in isolate else None)
+            Instance(
+                f"l09-web-{z}", f"{region}{z}", net.free_port(), netns.name(f"az-{z}") if can and z in isolate else None
+            )
             for z in "abc"
         ]
         insts += [
@@ -132,14 +134,18 @@ class Fleet:
                 return i
         raise KeyError(f"no instance {name!r}; the fleet has {[i.name for i in self.instances]}")
 
-    def start(self, quiet: bool = False) -> Fleet:
-        """Start every non-spare instance side by side, wait until each answers, write the state file."""
-        started = [(i, spawn(i, self.backing)) for i in self.instances if not i.spare]
+    def start(self, quiet: bool = False, warm: bool = True) -> Fleet:
+        """Start every instance side by side, wait until each answers, write the state file. Spares start too
+        (``warm``): they wait out of service, in a warm pool, for the autoscaler (like an ASG's warm pool)."""
+        started = [(i, spawn(i, self.backing)) for i in self.instances if warm or not i.spare]
         for inst, proc in started:
             wait_ready(inst, proc)
         if not quiet:
-            rows = [(i.name, i.az, f"127.0.0.1:{i.port}", i.netns or "-") for i, _ in started]
-            show(Table(("instance", "zone", "address", "network namespace"), rows))
+            rows = [
+                (i.name, i.az, f"127.0.0.1:{i.port}", i.netns or "-", "warm pool" if i.spare else "in service")
+                for i, _ in started
+            ]
+            show(Table(("instance", "zone", "address", "network namespace", "role"), rows))
         self.save()
         return self
 

@@ -7,8 +7,10 @@ The namespace has no interface but its loopback: no address, route or rule is ad
 A *link* process joins two namespaces at one port: it listens on 127.0.0.1:PORT in one and, for each
 connection, connects to 127.0.0.1:PORT in the other (Linux ``setns``), then copies bytes both ways.
 
-Only names starting with the lesson prefix (``l09-``) are ever created or deleted. Needs Linux, root
-and iproute2's ``ip``; :func:`available` says whether this machine can, and why not. Serves lesson 09.
+Only names starting with this lab's prefix (``l09-<tag>-``, :func:`prefix`: two labs on one machine never
+share or delete each other's namespaces) are ever created or deleted; `make stop` deletes what is left.
+Needs Linux, root and iproute2's ``ip``; :func:`available` says whether this machine can, and why not.
+Serves lesson 09.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import sys
 import threading
 from pathlib import Path
 
-PREFIX = "l09-"
+PREFIX = "l09-"  # every lesson-09 namespace; this lab's own start with prefix() = l09-<tag of the lab>-
 CLONE_NEWNET = 0x40000000
 NETNS_DIR = Path("/run/netns")
 INNER_CONNECT_TIMEOUT = 20.0  # a link gives up on an unreachable side after this long (bounded, like TCP)
@@ -34,6 +36,18 @@ class NetnsError(RuntimeError):
 
     def _render_traceback_(self):  # IPython: the message, not a stack trace
         return [f"\x1b[31mNetnsError\x1b[0m: {self}"]
+
+
+def prefix() -> str:
+    """``l09-<tag>-``: the names of this lab's namespaces (the tag is a hash of the lab's state folder)."""
+    from ..lab import Lab, runtime
+
+    return runtime.netns_prefix(Lab.from_env(), "09")
+
+
+def name(suffix: str) -> str:
+    """This lab's namespace called ``suffix`` (``name("az-c")`` -> ``l09-1a2b3c-az-c``)."""
+    return f"{prefix()}{suffix}"
 
 
 def _ip() -> str | None:
@@ -58,10 +72,10 @@ def available() -> tuple[bool, str]:
         _AVAILABLE = (False, "network namespaces are a Linux feature (this is not Linux)")
     elif os.geteuid() != 0:
         _AVAILABLE = (False, "making network namespaces needs root (run the lab as root, or in the Docker path)")
-    elif _ip() is None or _iptables() is None:
+    elif (_ip() is None or _iptables() is None) and not _install():
         _AVAILABLE = (False, "`ip` (iproute2) and `iptables` are needed: apt-get install iproute2 iptables")
     else:
-        probe = f"{PREFIX}probe-{os.getpid()}"
+        probe = name(f"probe-{os.getpid()}")
         out = subprocess.run([_ip(), "netns", "add", probe], capture_output=True, text=True)
         subprocess.run([_ip(), "netns", "del", probe], capture_output=True)
         ok = out.returncode == 0
@@ -69,10 +83,22 @@ def available() -> tuple[bool, str]:
     return _AVAILABLE
 
 
-def _own(name: str) -> str:
-    if not name.startswith(PREFIX) or not name[len(PREFIX) :].replace("-", "").isalnum():
-        raise NetnsError(f"refusing namespace {name!r}: the lesson only touches namespaces named {PREFIX}...")
-    return name
+def _install() -> bool:
+    """As root with apt: install iptables and iproute2 on first use, like every tool (lesson 00 says AUTO)."""
+    from ..lab import LabError, tools
+
+    try:
+        tools.install("iptables", why="(lesson 09's network faults; once)")
+    except LabError:
+        return False
+    return _ip() is not None and _iptables() is not None
+
+
+def _own(ns: str) -> str:
+    """A lesson-09 name (``l09-...``); the lesson makes its own with :func:`name`, which carries the lab's tag."""
+    if not ns.startswith(PREFIX) or not ns[len(PREFIX) :].replace("-", "").isalnum():
+        raise NetnsError(f"refusing namespace {ns!r}: the lesson only touches namespaces named {PREFIX}...")
+    return ns
 
 
 def run(cmd: list[str], show: bool = True, check: bool = True) -> subprocess.CompletedProcess:
@@ -90,8 +116,8 @@ def exists(name: str) -> bool:
 
 
 def listing() -> list[str]:
-    """The lesson's namespaces that exist now."""
-    return sorted(p.name for p in NETNS_DIR.glob(f"{PREFIX}*")) if NETNS_DIR.exists() else []
+    """This lab's lesson-09 namespaces that exist now (never another lab's)."""
+    return sorted(p.name for p in NETNS_DIR.glob(f"{prefix()}*")) if NETNS_DIR.exists() else []
 
 
 def create(name: str, show: bool = True) -> str:

@@ -29,7 +29,10 @@ _WALK_SKIP = {
     "site-packages",
 }
 _WALK_SKIP_ROOTS = {"/proc", "/sys", "/dev", "/run", "/tmp", "/var/tmp", "/snap", "/boot"}
-LAB_DOWN_HINT = "Run `make lab` in a terminal (or `docker compose up`), then re-run this cell. Nothing is lost."
+LAB_DOWN_HINT = (
+    "Run `make lab` in a terminal (or `docker compose up`), then re-run this notebook from its setup cell: your code "
+    "and Terraform files are kept, but a restarted emulator has none of the resources Terraform created."
+)
 
 
 class TerraformError(RuntimeError):
