@@ -76,6 +76,8 @@ def unshipped(s3, bucket: str, older_than: float = 0.0) -> list[str]:
 def check_drift(r, ns):
     st, sc = drill(r)
     backfill = r.need(ns, "backfill", callable)
+    s3 = aws.client("s3")
+    _check_backfill(r, backfill, s3)  # first: a TODO fails here in a second, before Terraform runs
     want, got = code_notification(), system.notification()
     diff = sorted(k for k in want if (sorted(got.get(k, [])) if k == "events" else got.get(k)) != want[k])
     r.expect(
@@ -115,7 +117,6 @@ def check_drift(r, ns):
             "Terraform last wrote its state: a hand fix leaves Terraform blind. Re-create it from the code: "
             'tf.run("apply", "-auto-approve", "-replace=aws_s3_bucket_notification.orders")',
         )
-    s3 = aws.client("s3")
     if diff:  # nothing new is announced while the notification is wrong: no point waiting for the probe
         r.expect(False, "", "new orders are not shipped: the notification does not announce them to the worker")
     else:
@@ -135,7 +136,6 @@ def check_drift(r, ns):
         f"{len(left)} stored order(s) were never shipped (e.g. {', '.join(left[:3])}): run backfill on "
         f"lesson10.BUCKET after the fix",
     )
-    _check_backfill(r, backfill, s3)
 
 
 def _exists(s3, key: str) -> bool:

@@ -159,7 +159,8 @@ def tf_line(tf) -> str:
 
 
 def _wait_healthy(prometheus: prom.Prometheus, timeout: float = 45.0) -> None:
-    """Until the watchers see the service and the worker, and an order has been shipped."""
+    """Until the watchers see the service, the worker and the meter, an order has been shipped, and no alert is
+    pending or firing (a healthy start)."""
     deadline = time.monotonic() + timeout
     want = {"orders", "fulfilment", "platform"}
     while time.monotonic() < deadline:
@@ -167,9 +168,10 @@ def _wait_healthy(prometheus: prom.Prometheus, timeout: float = 45.0) -> None:
             up = {t["labels"].get("job") for t in prometheus.targets() if t.get("health") == "up"}
             shipped = prometheus.value('sum(fulfilment_shipped_total{on_time="true"})') or 0
             metered = prometheus.value('sum(lab_cost_usd_per_month{team="orders"})') or 0
+            quiet = not [a for a in prometheus.alerts() if a.get("state") in ("pending", "firing")]
         except prom.StackError:
-            up, shipped, metered = set(), 0, 0
-        if want <= up and shipped >= 1 and metered > 0:
+            up, shipped, metered, quiet = set(), 0, 0, False
+        if want <= up and shipped >= 1 and metered > 0 and quiet:
             return
         time.sleep(0.2)
     raise DrillError(

@@ -135,17 +135,24 @@ def policy_versions() -> dict[int, dict]:
     return {int(k): v for k, v in (system.read_json("policies.json") or {}).items()}
 
 
+class PolicyError(system.DrillError, ValueError):
+    """A scaling policy the autoscaler cannot follow; the message says which field and why."""
+
+    def _render_traceback_(self):  # IPython: the message, not a stack trace
+        return [f"\x1b[31mPolicyError\x1b[0m: {self}"]
+
+
 def check_policy(p: dict) -> dict:
-    """A policy with all its fields, of the right types; ValueError saying what is wrong."""
+    """A policy with all its fields, of the right types; PolicyError saying what is wrong."""
     missing = sorted(set(GOOD_POLICY) - set(p) - {"note", "version"})
     if missing:
-        raise ValueError(f"a scaling policy needs {', '.join(missing)}")
+        raise PolicyError(f"a scaling policy needs {', '.join(missing)}")
     if p["metric"] not in METRICS:
-        raise ValueError(f"metric is one of {', '.join(METRICS)}, not {p['metric']!r}")
+        raise PolicyError(f"metric is one of {', '.join(METRICS)}, not {p['metric']!r}")
     if not (isinstance(p["min"], int) and isinstance(p["max"], int) and 1 <= p["min"] <= p["max"]):
-        raise ValueError(f"need whole numbers 1 <= min <= max, not min={p['min']!r} max={p['max']!r}")
+        raise PolicyError(f"need whole numbers 1 <= min <= max, not min={p['min']!r} max={p['max']!r}")
     if not (isinstance(p["target"], (int, float)) and p["target"] > 0):
-        raise ValueError(f"target must be a positive number, not {p['target']!r}")
+        raise PolicyError(f"target must be a positive number, not {p['target']!r}")
     cost.load_prices().price("ec2.on_demand", REGION, p["instance_type"])  # MissingPrice for an unknown type
     return p
 

@@ -84,8 +84,10 @@ def alerts_delivered(pager: list[dict] | None = None) -> list[Page]:
 
 
 def pages(status: str = "firing") -> list[Page]:
-    """The alerts delivered to the pager (``/pager``: the ones that wake someone) with this status."""
-    return [p for p in alerts_delivered() if p.path == "/pager" and p.status == status]
+    """The alerts delivered to the pager (``/pager``: the ones that wake someone) with this status, since the drill
+    started."""
+    since = system.state().get("started_at", 0)
+    return [p for p in alerts_delivered() if p.path == "/pager" and p.status == status and p.received_at >= since]
 
 
 def wait_for_page(timeout: float = 90.0) -> Page:
