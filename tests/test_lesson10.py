@@ -414,14 +414,24 @@ def test_04_the_drift_fix_rejects_plan_only_code_accepting_the_drift_and_hand_fi
     from cloudlab.lesson10.platform import hand_change
 
     hand_change(field, sc.drift["code"] if field != "queue_arn" else l10.system.FULFILMENT_QUEUE)
-    s3.put_bucket_notification_configuration(  # this notebook's own hand fix, as the lab's audit sees it
-        Bucket=l10.BUCKET,
-        NotificationConfiguration={
-            k: v
-            for k, v in s3.get_bucket_notification_configuration(Bucket=l10.BUCKET).items()
-            if k != "ResponseMetadata"
-        },
-    )
+    cfg = {
+        k: v for k, v in s3.get_bucket_notification_configuration(Bucket=l10.BUCKET).items() if k != "ResponseMetadata"
+    }
+    rules = cfg["QueueConfigurations"][0].setdefault("Filter", {"Key": {"FilterRules": []}})["Key"]["FilterRules"]
+    rules.append({"Name": "suffix", "Value": ".json"})  # "fixed" in the console, one setting more than the code
+    s3.put_bucket_notification_configuration(Bucket=l10.BUCKET, NotificationConfiguration=cfg)
+    rejected(l10.check_drift, {"backfill": make_backfill(s3)}, "still finds changes")
+    exact = {
+        "QueueConfigurations": [
+            {  # the console fix, exactly what the code says (and the lab's audit sees it)
+                "Id": "new-orders-to-fulfilment",
+                "QueueArn": l10.system.queue_arn(l10.system.FULFILMENT_QUEUE),
+                "Events": ["s3:ObjectCreated:*"],
+                "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "orders/"}]}},
+            }
+        ]
+    }
+    s3.put_bucket_notification_configuration(Bucket=l10.BUCKET, NotificationConfiguration=exact)
     rejected(l10.check_drift, {"backfill": make_backfill(s3)}, "by hand")
     tf.run("apply", "-auto-approve", "-no-color", "-replace=aws_s3_bucket_notification.orders")
     rejected(l10.check_drift, {"backfill": make_backfill(s3, everything=True)}, "each once")
