@@ -138,7 +138,7 @@ def check_drift(r, ns):
     )
 
 
-def _drain(s3, patience: float = 4.0, limit: float = 60.0) -> None:
+def _drain(s3, patience: float = 8.0, limit: float = 60.0) -> None:
     """Wait while the stored-but-unshipped orders keep going down (the worker is catching up), at most ``limit``
     seconds; stop once none is left or nothing moved for ``patience`` seconds."""
     t0 = last_move = time.monotonic()

@@ -25,10 +25,14 @@ from datetime import UTC, datetime
 from .. import aws
 from . import fleet, system
 
+_LOG = threading.Lock()
+
 
 def log(event: str, **fields) -> None:
     rec = {"ts": datetime.now(UTC).isoformat(timespec="milliseconds"), "event": event, "service": "platform", **fields}
-    print(json.dumps(rec, default=str), flush=True)
+    line = json.dumps(rec, default=str)
+    with _LOG:  # the incident's thread and the autoscaler's log side by side
+        print(line, flush=True)
 
 
 # ------------------------------------------------------------------ the incident

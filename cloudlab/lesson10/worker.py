@@ -28,15 +28,21 @@ ON_TIME_S = 5.0  # the fulfilment SLO: shipped within 5 minutes, in lab time (60
 CARRIER_MS = 40
 
 
-def log(event: str, **fields) -> None:
+_LOG = threading.Lock()
+POLLERS = 2  # receive loops; each hands its batch (up to 10 messages) to the shared pool
+
+
+def log(event: str, level: str = "INFO", **fields) -> None:
     rec = {
         "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
-        "level": "INFO",
+        "level": level,
         "event": event,
         "service": "fulfilment",
         **fields,
     }
-    print(json.dumps(rec, default=str), flush=True)
+    line = json.dumps(rec, default=str)
+    with _LOG:  # one whole line at a time: the pool's threads log side by side
+        print(line, flush=True)
 
 
 def order_keys(body: str) -> list[tuple[str, str, float | None]]:
@@ -65,7 +71,7 @@ class Worker:
 
         self.s3, self.sqs, self.queue_url, self.bucket, self.m = s3, sqs, queue_url, bucket, metrics
         self.stop = threading.Event()
-        self.pool = ThreadPoolExecutor(10)
+        self.pool = ThreadPoolExecutor(10 * POLLERS)
 
     def shipped_already(self, order_id: str) -> bool:
         try:
@@ -123,13 +129,20 @@ class Worker:
             self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=done)
         return len(msgs)
 
-    def run(self) -> None:
+    def loop(self) -> None:
         while not self.stop.is_set():
             try:
                 self.poll()
             except Exception as e:  # the queue or the bucket is unreachable: say so, wait, try again
                 log("poll_failed", level="ERROR", error=repr(e)[:300])
                 self.stop.wait(1.0)
+
+    def run(self) -> None:
+        threads = [threading.Thread(target=self.loop, daemon=True) for _ in range(POLLERS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
 
 
 def make_metrics():
