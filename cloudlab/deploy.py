@@ -4,10 +4,11 @@ switches and canary rollouts driven through haproxy's runtime API (:mod:`cloudla
 * :func:`start_instance` runs one version of ``app.service`` as a lesson process (its version and
   faults set by configuration: ``APP_VERSION``, ``FAULT_RATE``, ``FAULT_AFTER``, ``EXTRA_LATENCY_MS``).
 * :func:`blue_green` builds a balancer with two backends and one map entry that says which is live;
-  :func:`switch` moves all new requests at once, after the target passed its health checks.
+  :func:`switch` moves all new requests at once, once the target is healthy now (haproxy's checks
+  say UP and it answers ``/health`` itself: haproxy's status lags behind a server that just died).
 * :func:`canary_balancer` puts stable and canary in one backend; :func:`counters` reads haproxy's
-  per-server counters; :func:`canary` is a reference controller (5 -> 25 -> 100 %, roll back on
-  errors or latency).
+  per-server counters; :func:`canary` is a reference controller (5 -> 25 -> 100 %, each step judged
+  on a sample of requests, roll back on errors or latency relative to stable).
 * :class:`Traffic` is bounded background load (:func:`cloudlab.observability.run_load`).
 
 Serves lesson 08 (and 09, which runs the same service behind the same balancer).
@@ -100,9 +101,10 @@ def start_instance(
 
 
 # ------------------------------------------------------------------ blue-green
-def blue_green(name: str, blue_port: int, green_port: int, live: str = "blue", quiet: bool = False):
+def blue_green(name: str, blue_port: int, green_port: int, live: str = "blue", quiet: bool = False, **checks):
     """haproxy with backends ``blue`` and ``green`` (one server each, health-checked on /health) and a
-    map ``active`` whose entry ``live`` names the backend that gets the traffic."""
+    map ``active`` whose entry ``live`` names the backend that gets the traffic. ``checks``: the
+    balancer's health-check settings (``check_inter_ms``, ``fall``, ``rise``)."""
     return haproxy.Balancer(
         name,
         [
@@ -112,6 +114,7 @@ def blue_green(name: str, blue_port: int, green_port: int, live: str = "blue", q
         rules=[SWITCH_RULE],
         maps={"active": {"live": live}},
         quiet=quiet,
+        **checks,
     ).start()
 
 
@@ -120,30 +123,46 @@ def live(lb) -> str:
     return lb.show_map("active").get("live", "blue")
 
 
-def switch(lb, to: str, health_timeout: float = 10.0) -> float:
-    """Blue-green: wait until ``to`` passes haproxy's health checks, then move all new requests to it
-    with one runtime command. The other colour keeps running, for an instant rollback. Returns the
-    seconds waited for health."""
+def healthy(url: str, timeout: float = 1.0) -> bool:
+    """Does the server at ``url`` answer ``GET /health`` with 200 right now (asked directly, not through haproxy)?"""
     try:
-        waited = lb.wait_status(to, to, "UP", timeout=health_timeout)
-    except haproxy.HaproxyError as e:
-        raise ReleaseError(f"not switching to {to}: {e}. The traffic stays where it is.") from None
+        return net.request("GET", f"{url}/health", timeout=timeout).status == 200
+    except OSError:
+        return False
+
+
+def switch(lb, to: str, health_timeout: float = 10.0) -> float:
+    """Blue-green: move all new requests to ``to`` with one runtime command, only once it is healthy NOW:
+    haproxy's health checks say UP *and* the server answers ``/health`` when asked directly. haproxy's
+    status lags: a server that died a moment ago stays UP there until ``fall`` checks have failed
+    (``fall`` x ``inter``), so UP alone can send every request to a dead server. The other colour keeps
+    running, for an instant rollback. Returns the seconds waited; :class:`ReleaseError` (traffic stays
+    where it is) when ``to`` is not healthy within ``health_timeout`` seconds."""
+    t0 = time.monotonic()
+    url = lb.server_url(to, to)
+    status = "?"
+    while True:
+        status = lb.status(to, to)
+        answers = status == "UP" and healthy(url)
+        if answers:
+            break
+        if time.monotonic() - t0 > health_timeout:
+            said = f"haproxy says {status}" + (", but it does not answer /health itself" if status == "UP" else "")
+            raise ReleaseError(
+                f"not switching to {to}: it is not healthy after {health_timeout:g} s ({said}). "
+                "The traffic stays where it is."
+            )
+        time.sleep(0.05)
     lb.set_map("active", "live", to)
-    return waited
+    return time.monotonic() - t0
 
 
 # ------------------------------------------------------------------ canary
 def canary_balancer(name: str, stable_port: int, canary_port: int, quiet: bool = False):
-    """One backend ``app``: ``stable`` at weight 100 and ``canary`` at weight 0 (no traffic yet)."""
-    return haproxy.Balancer(
-        name,
-        [
-            haproxy.Backend(
-                "app", [haproxy.Server("stable", stable_port, 100), haproxy.Server("canary", canary_port, 0)]
-            )
-        ],
-        quiet=quiet,
-    ).start()
+    """One backend ``app``: ``stable`` at weight 100 and ``canary`` at weight 0 (no traffic yet). No redispatch:
+    a request stable could not take is retried on stable, never handed to the canary (its share stays its weight)."""
+    servers = [haproxy.Server("stable", stable_port, 100), haproxy.Server("canary", canary_port, 0)]
+    return haproxy.Balancer(name, [haproxy.Backend("app", servers, redispatch=False)], quiet=quiet).start()
 
 
 def counters(lb, server: str, backend: str = "app") -> dict:
@@ -185,24 +204,33 @@ def canary(
     steps=(5, 25, 100),
     max_error_ratio: float = 0.01,
     max_extra_ms: float = 250.0,
+    min_requests: int = 8,
+    max_observes: int = 4,
     quiet: bool = False,
 ) -> str:
     """A reference canary controller: at each step shift traffic, ``observe()`` (real traffic for a
-    while), and compare the canary's own counters in haproxy with the stable version's. Roll back at
-    once when the canary's error ratio is over ``max_error_ratio`` or its average response time is
-    more than ``max_extra_ms`` above stable's; promote after the last step. Returns "promoted" or
-    "rolled back"."""
+    while), and compare the canary's own counters in haproxy with the stable version's. A step is
+    judged on at least ``min_requests`` requests that reached the canary (``observe()`` again, at most
+    ``max_observes`` times: one request is an anecdote, not a measurement; too little traffic to judge
+    is a roll back). Roll back at once when the canary's error ratio is over ``max_error_ratio`` or its
+    average response time is more than ``max_extra_ms`` above stable's; promote after the last step.
+    Returns "promoted" or "rolled back"."""
     for pct in steps:
         set_canary(lb, pct)
         before = counters(lb, "canary")
-        observe()
-        d = delta(before, counters(lb, "canary"))
+        for _ in range(max_observes):
+            observe()
+            d = delta(before, counters(lb, "canary"))
+            if d["requests"] >= min_requests:
+                break
         base = counters(lb, "stable")["avg_ms"]
-        bad = d["requests"] > 0 and (d["error_ratio"] > max_error_ratio or d["avg_ms"] > base + max_extra_ms)
+        few = d["requests"] < min_requests
+        bad = few or d["error_ratio"] > max_error_ratio or d["avg_ms"] > base + max_extra_ms
         if not quiet:
+            verdict = "ROLL BACK (too few requests to judge)" if few else ("ROLL BACK" if bad else "ok")
             print(
                 f"  canary at {pct:>3} %: {d['requests']:>4} requests, {d['errors']:>3} errors "
-                f"({d['error_ratio']:.0%}), avg {d['avg_ms']} ms (stable {base} ms) -> {'ROLL BACK' if bad else 'ok'}"
+                f"({d['error_ratio']:.0%}), avg {d['avg_ms']} ms (stable {base} ms) -> {verdict}"
             )
         if bad:
             set_canary(lb, 0)

@@ -245,6 +245,19 @@ class Balancer:
             f"no server {backend}/{server}; known: {sorted(r['pxname'] + '/' + r['svname'] for r in self.stats())}"
         )
 
+    def server_url(self, backend: str, server: str) -> str:
+        """``http://<address>:<port>`` of a server, as haproxy has it (``show stat``'s ``addr``): the place to
+        ask the server itself, past the balancer (haproxy's own view of it lags its health checks)."""
+        addr = self.server(backend, server).get("addr") or ""
+        if not addr:
+            for b in self.backends:
+                for s in b.servers if b.name == backend else []:
+                    if s.name == server:
+                        addr = f"{s.host}:{s.port}"
+        if not addr:
+            raise HaproxyError(f"haproxy reports no address for {backend}/{server}")
+        return f"http://{addr}"
+
     def status(self, backend: str, server: str) -> str:
         """UP, DOWN, MAINT, DRAIN, NOLB ... as haproxy reports it (``UP 1/2`` becomes ``UP``)."""
         return self.server(backend, server)["status"].split()[0]

@@ -39,6 +39,7 @@ PROBES = {
     "eks": lambda c: c.list_clusters(maxResults=1),
     "ce": lambda c: c.get_cost_and_usage(TimePeriod=_month(), Granularity="MONTHLY", Metrics=["UnblendedCost"]),
     "budgets": lambda c: c.describe_budgets(AccountId=ACCOUNT),
+    "rds": lambda c: c.describe_db_instances(MaxRecords=20),
 }
 
 

@@ -1,11 +1,12 @@
 """The haproxy toolkit against a real haproxy and two real backends on 127.0.0.1."""
 
+import signal
 import sys
 import time
 
 import pytest
 
-from cloudlab import haproxy, net, procs
+from cloudlab import deploy, haproxy, net, procs
 
 pytestmark = pytest.mark.skipif(not haproxy.available(), reason="haproxy is not installed (make setup ALL=1)")
 
@@ -134,4 +135,34 @@ def test_a_disabled_slot_starts_in_maintenance_and_can_be_turned_on(lab_state):
     lb.wait_status("app", "b", "UP", timeout=5)
     assert set(hits(lb.url, 10)) == {"a", "b"}
     assert int(lb.frontend()["req_tot"]) >= 16
+    lb.stop()
+
+
+def test_server_url_is_where_haproxy_sends_the_traffic(lab_state):
+    a = backend("a")
+    lb = haproxy.Balancer("l99-lb", [haproxy.Backend("app", [a])], quiet=True).start()
+    assert lb.server_url("app", "a") == f"http://127.0.0.1:{a.port}"
+    talker = haproxy.Balancer("l99-lb", [haproxy.Backend("app")], quiet=True)  # knows no servers: asks haproxy
+    assert talker.server_url("app", "a") == f"http://127.0.0.1:{a.port}"
+    with pytest.raises(haproxy.HaproxyError, match="no server"):
+        lb.server_url("app", "nope")
+
+
+def test_blue_green_switch_refuses_a_server_that_just_died(lab_state):
+    """Issue 19 item 4: right after a server dies haproxy still says UP (until `fall` checks failed); the switch
+    must not send every request there. It asks the server itself."""
+    blue, green = backend("blue"), backend("green")
+    lb = deploy.blue_green("l99-lb", blue.port, green.port, quiet=True, fall=3)
+    lb.wait_status("blue", "blue", "UP", timeout=10)
+    lb.wait_status("green", "green", "UP", timeout=10)
+    procs.stop("l99-green", grace=0, sig=signal.SIGKILL)
+    assert lb.status("green", "green") == "UP", "haproxy has not noticed yet: the case this test is about"
+    with pytest.raises(deploy.ReleaseError, match="not healthy"):
+        deploy.switch(lb, "green", health_timeout=1.0)
+    assert deploy.live(lb) == "blue" and set(hits(lb.url, 4)) == {"blue"}
+    assert deploy.healthy(lb.server_url("blue", "blue")) and not deploy.healthy(lb.server_url("green", "green"))
+    # and a healthy green: the switch happens, at once
+    procs.start("l99-green", ["-c", BACKEND, str(green.port), "green"], ready_url=f"http://127.0.0.1:{green.port}/")
+    assert deploy.switch(lb, "green", health_timeout=10) < 10
+    assert deploy.live(lb) == "green" and set(hits(lb.url, 4)) == {"green"}
     lb.stop()

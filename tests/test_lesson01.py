@@ -135,6 +135,17 @@ def _setdefault(env):
     return good_config(env)
 
 
+def _cached_once():
+    cache = {}
+
+    def load_config(env):  # "read the environment once": every later call gets the first answer
+        if "cfg" not in cache:
+            cache["cfg"] = good_config(env)
+        return cache["cfg"]
+
+    return load_config
+
+
 def _vague_error(env):
     if not env.get("ORDERS_BUCKET") or not env.get("ORDERS_QUEUE_URL"):
         raise ValueError("config incomplete")
@@ -157,6 +168,7 @@ def _vague_error(env):
         (_setdefault, "changed the mapping it was given"),
         (_vague_error, "should name it, but says 'config incomplete'"),
         (lambda env: {**good_config(env), "log_level": "INFO"}, "should be 'DEBUG' when LOG_LEVEL='DEBUG'"),
+        (_cached_once(), "without PORT, port should default to the int 8080"),  # module-level state: the first one
     ],
 )
 def test_check_config_rejects_wrong_answers(wrong, says):
@@ -246,6 +258,16 @@ def _plus_two():
     return timezone(timedelta(hours=2))
 
 
+def _stdout_and_stderr(event, level="INFO", **fields):
+    line = json.dumps({"ts": datetime.now(UTC).isoformat(), "level": level, "event": event, **fields})
+    print(line)
+    print(line, file=sys.stderr)  # "to be safe": the platform now has every event twice
+
+
+def test_check_logs_rejects_every_event_twice():
+    rejected(lesson01.check_logs, {"log_event": _stdout_and_stderr}, "it also wrote to stderr")
+
+
 def test_check_logs_rejects_a_log_file(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     rejected(lesson01.check_logs, {"log_event": _to_file_and_stdout}, "files were written next to the notebook")
@@ -283,6 +305,18 @@ def _publish_twice(sqs, url, order):
     SOLUTION["publish_order"](sqs, url, order)
 
 
+def _publish_with_the_order(sqs, url, order):
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"type": "order_created", "order_id": order["id"], **order}))
+
+
+ORDERS: dict = {}  # the test module's globals stand in for the notebook's
+
+
+def _save_and_remember(s3, bucket, order):
+    ORDERS[order["id"]] = order  # "a cache, for speed": process memory is state too
+    return SOLUTION["save_order"](s3, bucket, order)
+
+
 def _publish_to_lesson_queue(sqs, url, order):
     SOLUTION["publish_order"](sqs, lesson01.backing_services()[1], order)
 
@@ -304,6 +338,8 @@ def test_check_backing_accepts_the_solution():
         (None, _publish_order_itself, "it is not JSON with order_id="),
         (None, _publish_twice, "2 messages arrived for one order"),
         (None, _publish_to_lesson_queue, "use the `queue_url` argument"),
+        (None, _publish_with_the_order, "the event also carries id, item, qty"),  # more than asked, on the queue
+        (_save_and_remember, None, "ORDERS now holds the check's order"),  # a module-level dict
     ],
 )
 def test_check_backing_rejects_wrong_answers(tmp_path, monkeypatch, save, publish, says):
@@ -376,6 +412,35 @@ WRONG_WORKERS = {
     "a long poll it cannot leave": (
         _variant("WaitTimeSeconds=1", "WaitTimeSeconds=20"),
         ["to stop (limit 3 s)"],
+    ),
+    "deletes before it works": (  # the write fails while the bucket is missing: the order is lost
+        _variant(
+            "        if order_id:\n            try:",
+            '        sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=msg["ReceiptHandle"])\n'
+            "        if order_id:\n            try:",
+        ),
+        ["it deleted 2 order message(s) anyway: those orders are lost"],
+    ),
+    "crashes when a write fails": (
+        _variant("            except ClientError as e:", "            except ValueError as e:"),
+        ["the worker exited by itself", "did a write that failed crash it?"],
+    ),
+    "stops when the queue is empty": (
+        _variant(
+            "    for msg in sqs.receive_message(",
+            '    if not sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1).get("Messages"):\n'
+            '        break  # "nothing left to do"\n'
+            "    for msg in sqs.receive_message(",
+        ),
+        ["the worker exited by itself", "even while the queue is empty"],
+    ),
+    "a copy on the local disk": (
+        _variant(
+            '            log("processed", order_id=order_id)',
+            '            open(f"processed-{order_id}.json", "w").write(msg["Body"])\n'
+            '            log("processed", order_id=order_id)',
+        ),
+        ["on the instance's disk"],
     ),
     "a hard-coded endpoint": (
         _variant(

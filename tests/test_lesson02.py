@@ -334,6 +334,19 @@ def test_bucket_report_reads_real_settings():
 
 
 @pytest.mark.lab
+def test_the_teams_secrets_key_is_made_once_and_rotates():
+    import cloudlab
+
+    cloudlab.connect(quiet=True)
+    arn = lesson02.bootstrap_secrets_key(quiet=True)
+    assert lesson02.bootstrap_secrets_key(quiet=True) == arn  # found by its alias the second time
+    kms = cloudlab.client("kms")
+    assert kms.get_key_rotation_status(KeyId=arn)["KeyRotationEnabled"]
+    assert kms.describe_key(KeyId=lesson02.APP_KMS_ALIAS)["KeyMetadata"]["Arn"] == arn
+    assert 'kms_key = "alias/l02-app-secrets"' in (lesson02.TEMPLATES / "secret" / "main.tf").read_text()
+
+
+@pytest.mark.lab
 def test_wait_for_lock_reads_the_lock_object():
     import cloudlab
 
@@ -431,6 +444,14 @@ resource "aws_s3_bucket_public_access_block" "reports" {
 """
 
 
+EXTRA_BUCKET = """
+resource "aws_s3_bucket" "archive" {
+  bucket        = "l02-ex-reports-archive"
+  force_destroy = true
+}
+"""
+
+
 def make_reports_bucket_by_hand(s3):
     """Every setting the goal asks for, made with boto3, as someone in the console would."""
     name = lesson02.EX_REPORTS_BUCKET
@@ -499,6 +520,10 @@ def test_02_1_wrong_answers_are_rejected_and_the_solution_passes(l02_lab):
     ex1.write("main.tf", module_call(tags='{ owner = "data-team" }'))  # ownership in another tag
     ex1.apply()
     rejected(check, "the ownership tag team is None, expected 'data'")
+
+    ex1.write("main.tf", module_call() + EXTRA_BUCKET)  # the module, and a bucket more than asked for
+    ex1.apply()
+    rejected(check, "ex1 also manages aws_s3_bucket.archive")
 
     ex1.write("main.tf", module_call())  # the solution ...
     ex1.apply()
@@ -591,7 +616,24 @@ def test_02_2_wrong_answers_are_rejected_and_the_solution_passes(l02_lab, tmp_pa
     rejected(check, "has workspace 'exercise' selected")
     restore()
 
+    ex1.write("backend.tf", backend_tf)  # -reconfigure with a local state: Terraform stops (it would have to ask)
+    with pytest.raises(tfm.TerraformError, match="migrate=True"):
+        ex1.init(backend_config=cfg, reconfigure=True)
+    rejected(check, "not initialised with the s3 backend")
+
+    other = tfm.backend_config("ex-module/terraform.tfstate", lesson02.STATE_BUCKET)
+    ex1.init(backend_config=other, migrate=True)  # moved to a key nobody looks at, ...
+    rejected(check, "the state key is 'ex-module/terraform.tfstate'")
+    # ... then the task cell runs again: it starts from exercise 1's local state, so any answer can follow
+    assert "back where exercise 1 left it" in lesson02.back_to_local_state(ex1)
+    assert lesson02.back_to_local_state(ex1).startswith("ex1 is as exercise 1 left it")
+    assert "ex-module/terraform.tfstate" not in [
+        o["Key"] for o in s3.list_objects_v2(Bucket=lesson02.STATE_BUCKET).get("Contents", [])
+    ]
     ex1.write("backend.tf", backend_tf)  # the solution
+    ex1.init(backend_config=cfg, migrate=True)
+    check(ns={})
+    assert "back where exercise 1 left it" in lesson02.back_to_local_state(ex1)  # a right answer run again, too
     ex1.init(backend_config=cfg, migrate=True)
     check(ns={})
 
@@ -677,6 +719,26 @@ def test_02_3_wrong_answers_are_rejected_and_the_solution_passes(l02_lab):
     )
     clean()
 
+    envs.write("main.tf", ENVS_SOLUTION.replace('"String"', '"SecureString"').replace("insecure_value", "value"))
+    envs.workspace("staging")  # a secret's type for public configuration
+    envs.apply()
+    rejected(check, "/l02/ex/staging/instance-size is a SecureString, not a String")
+    envs.write("main.tf", ENVS_SOLUTION.replace("insecure_value", "value"))  # fixed, with `value` ...
+    for ws in lesson02.EX_SIZES:
+        envs.workspace(ws)
+        envs.apply()
+    check(ns={})
+    envs.write("main.tf", ENVS_SOLUTION)  # ... then moved to insecure_value: the provider never converges
+    for ws in lesson02.EX_SIZES:
+        envs.workspace(ws)
+        envs.apply()
+    rejected(check, '-replace=aws_ssm_parameter.instance_size"', "hashicorp/terraform-provider-aws#30350")
+    for ws in lesson02.EX_SIZES:  # what the message says
+        envs.workspace(ws)
+        envs.run("apply", "-auto-approve", "-no-color", "-replace=aws_ssm_parameter.instance_size")
+    check(ns={})
+    clean()
+
     swapped = ENVS_SOLUTION.replace(
         'staging = "t3.small", prod = "m5.large"', 'staging = "m5.large", prod = "t3.small"'
     )
@@ -713,6 +775,16 @@ def test_02_4_wrong_answers_are_rejected_and_the_solution_passes(l02_lab):
     ssm.put_parameter(Name=lesson02.DRIFT_PARAM, Value="hello from terraform", Type="String", Overwrite=True)
     rejected(check, "no apply ran after the drift", ns={"drift_code": seen})
 
+    drift = lesson02.drift_scenario()  # silenced: the code told to ignore what drifted, so the plan is empty
+    drift.quiet = True
+    seen = drift.plan(detailed_exitcode=True).exit_code
+    main = drift.read("main.tf")
+    drift.edit("main.tf", 'resource "aws_s3_bucket" "notes" {', IGNORE_TAGS)
+    drift.edit("main.tf", 'resource "aws_ssm_parameter" "greeting" {', IGNORE_VALUE)
+    drift.apply()
+    rejected(check, "the bucket's tags are", "the parameter /l02/", ns={"drift_code": seen})
+    drift.write("main.tf", main)
+
     drift = lesson02.drift_scenario()  # the solution ...
     drift.quiet = True
     result = drift.plan(detailed_exitcode=True)
@@ -723,6 +795,11 @@ def test_02_4_wrong_answers_are_rejected_and_the_solution_passes(l02_lab):
     drift.apply()
     rejected(check, "notes/keep-me.txt is gone", ns={"drift_code": result.exit_code})
 
+
+IGNORE_TAGS = 'resource "aws_s3_bucket" "notes" {\n  lifecycle {\n    ignore_changes = [tags]\n  }'
+IGNORE_VALUE = (
+    'resource "aws_ssm_parameter" "greeting" {\n  lifecycle {\n    ignore_changes = [insecure_value, value]\n  }'
+)
 
 SCAN_SKIP_ALL = """
 resource "aws_s3_bucket" "uploads" {
@@ -799,6 +876,18 @@ def test_02_5_wrong_answers_are_rejected_and_the_solution_passes(l02_lab):
 
     fix.write("main.tf", SCAN_FIXED_LAZY_SKIPS)  # the data protected, the other three skipped without a reason
     rejected(check, "CKV_AWS_18 on aws_s3_bucket.uploads: no reason given", "promises a fix later", "CKV2_AWS_62")
+
+    lazy = (
+        "  #checkov:skip=CKV_AWS_18:n/a\n  #checkov:skip=CKV_AWS_144:TODO replicate later\n"
+        "  #checkov:skip=CKV2_AWS_62\n"
+    )
+    fix.write("main.tf", SCAN_FIXED_LAZY_SKIPS.replace(lazy, ""))
+    (fix.workdir / ".checkov.yaml").write_text("skip-check:\n  - CKV_AWS_18\n  - CKV_AWS_144\n  - CKV2_AWS_62\n")
+    fix.init()  # the data protected, the three others switched off for the whole directory, without a reason
+    fix.apply()
+    rejected(check, ".checkov.yaml configures checkov for everything in ex-scan")
+    (fix.workdir / ".checkov.yaml").unlink()
+    fix.destroy()
 
     fix.write("main.tf", SCAN_SOLUTION)  # fixed and scanned, never applied
     rejected(check, "there is no bucket l02-scan-uploads")

@@ -538,7 +538,9 @@ def sol():
 
 
 # 03.1 ---------------------------------------------------------------
-def _recommender(statistic="Average", period=3600, agg="p95", memory="read", use_region=True, result="type"):
+def _recommender(
+    statistic="Average", period=3600, agg="p95", memory="read", use_region=True, result="type", window=None
+):
     """recommend_for as learners write it, right or with one mistake."""
     import datetime as dt
 
@@ -553,7 +555,7 @@ def _recommender(statistic="Average", period=3600, agg="p95", memory="read", use
                 Namespace=namespace,
                 MetricName=metric,
                 Dimensions=[{"Name": "InstanceId", "Value": instance_id}],
-                StartTime=end - dt.timedelta(hours=48),
+                StartTime=end - (window or dt.timedelta(hours=48)),
                 EndTime=end,
                 Period=period,
                 Statistics=[statistic],
@@ -599,6 +601,9 @@ def test_rightsizing_check_accepts_the_solution(sol):
         ({"use_region": False}, "ask CloudWatch in the instance's region"),
         ({"agg": "p95-as-fraction"}, "raised ValueError: percentile(0.95) asks for the 0.95th percentile"),
         ({"result": "object"}, "returned a whole Recommendation: return its .recommended"),
+        # time: timedelta(48) is 48 DAYS, so the busy migration before the two days counts too
+        ({"window": __import__("datetime").timedelta(48)}, "more than the last two days"),
+        ({"window": __import__("datetime").timedelta(weeks=1)}, "more than the last two days"),
     ],
 )
 def test_rightsizing_check_rejects_shortcuts(kwargs, says):
@@ -625,7 +630,19 @@ def test_rightsizing_check_leaves_no_instances_running():
 
 
 # 03.2 ---------------------------------------------------------------
-def _rules(prefix="logs/", ia=30, glacier=90, expire=365, status="Enabled", extra_filter=None, bucket=None):
+def _rules(
+    prefix="logs/",
+    ia=30,
+    glacier=90,
+    expire=365,
+    status="Enabled",
+    extra_filter=None,
+    bucket=None,
+    keep_others=True,
+    replace_own=True,
+):
+    """add_log_rules as learners write it: by default it keeps the bucket's other rules and replaces its own."""
+
     def add_log_rules(b):
         f = {"Prefix": prefix} if prefix is not None else {}
         if extra_filter:
@@ -637,9 +654,12 @@ def _rules(prefix="logs/", ia=30, glacier=90, expire=365, status="Enabled", extr
             "Transitions": [{"Days": ia, "StorageClass": "STANDARD_IA"}, {"Days": glacier, "StorageClass": "GLACIER"}],
             "Expiration": {"Days": expire},
         }
-        cloudlab.client("s3").put_bucket_lifecycle_configuration(
-            Bucket=bucket or b, LifecycleConfiguration={"Rules": [rule]}
-        )
+        s3 = cloudlab.client("s3")
+        from cloudlab import lesson03
+
+        rules = lesson03.lifecycle_rules(bucket or b) if keep_others else []
+        rules = [x for x in rules if not (replace_own and x.get("ID") == "r")]
+        s3.put_bucket_lifecycle_configuration(Bucket=bucket or b, LifecycleConfiguration={"Rules": [*rules, rule]})
 
     return add_log_rules
 
@@ -673,7 +693,11 @@ def test_lifecycle_check_accepts_the_solution(sol, log_bucket):
         ({"prefix": ""}, "also move or expire objects under invoices/"),
         ({"status": "Disabled"}, "the enabled rules for logs/ say none"),
         ({"extra_filter": {"Key": "class", "Value": "log"}}, "only apply to some objects (a tag or size filter)"),
-        ({"bucket": "l03-tlogs"}, "the bucket it was given has no lifecycle rules (use the `bucket` argument)"),
+        ({"bucket": "l03-tlogs"}, "the bucket it was given has no lifecycle rules of yours (use the `bucket`"),
+        # doing more widely: the put replaces every rule the bucket had, another team's too
+        ({"keep_others": False}, "another team's rule on the bucket (tmp/ expires after 7 days) is gone"),
+        # run twice: a second copy of its own rule (same ID: real S3 refuses, the emulator takes it)
+        ({"replace_own": False}, "the ID 'r' twice"),
     ],
 )
 def test_lifecycle_check_rejects_wrong_rules(log_bucket, kwargs, says):
@@ -695,10 +719,22 @@ def test_lifecycle_check_wants_the_log_bucket_done_too(sol, log_bucket):
 
 
 # 03.3 ---------------------------------------------------------------
-def _sweeper(filter_prefix=True, honour_dry_run=True, force=False, returns="ids", real_returns=True):
-    def sweep_volumes(ec2, prefix, dry_run=True):
-        filters = [{"Name": "tag:Name", "Values": [prefix + "*"]}] if filter_prefix else []
+def _sweeper(
+    filter_prefix=True,
+    honour_dry_run=True,
+    force=False,
+    returns="ids",
+    real_returns=True,
+    contains=False,
+    default=True,
+    fixed_prefix=None,
+):
+    def sweep_volumes(ec2, prefix, dry_run=default):
+        prefix = fixed_prefix or prefix
+        filters = [{"Name": "tag:Name", "Values": [prefix + "*"]}] if filter_prefix and not contains else []
         vols = ec2.describe_volumes(Filters=filters)["Volumes"]
+        if contains:  # "the name has the prefix in it"
+            vols = [v for v in vols if prefix in {t["Key"]: t["Value"] for t in v.get("Tags", [])}.get("Name", "")]
         targets = [v for v in vols if force or v["State"] == "available"]
         if not dry_run or not honour_dry_run:
             for v in targets:
@@ -724,11 +760,14 @@ def test_sweep_check_accepts_the_solution(sol):
 @pytest.mark.parametrize(
     "kwargs, says",
     [
-        ({"honour_dry_run": False}, "the dry run deleted volumes"),
+        ({"honour_dry_run": False}, "it deleted volumes"),
         ({"force": True}, "the dry run should list the 2 unattached volumes"),
         ({"filter_prefix": False}, "whose name does not start with the prefix"),
         ({"returns": "dicts"}, "not the volume descriptions"),
         ({"real_returns": False}, "should return the ids it deleted, should return a list of volume ids, not NoneType"),
+        ({"contains": True}, "it contains the prefix but does not start with it"),  # substring, not "starts with"
+        ({"default": False}, "called as sweep_volumes(ec2, prefix), without dry_run, it deleted volumes"),
+        ({"fixed_prefix": "l03-example"}, "the dry run should list the 2 unattached volumes"),  # today's prefix
     ],
 )
 def test_sweep_check_rejects_wrong_sweeps(kwargs, says):
@@ -833,6 +872,9 @@ def test_alarm_check_accepts_the_solution_with_real_data_and_no_forced_state(sol
         ({}, {"AlarmActions": None, "OKActions": lambda t: [t]}, "they should include the pager topic"),
         ({}, {"TreatMissingData": "breaching"}, "pages whenever the billing data is late"),
         ({}, {"Namespace": "AWS/Billing"}, "not L03/Billing EstimatedCharges"),
+        ({}, {"Threshold": 500.0}, "it should fire when the value is greater than"),  # today's 500, hard-coded
+        ({}, {"InsufficientDataActions": lambda t: [t]}, "its InsufficientDataActions page the pager"),  # more
+        ({}, {"ActionsEnabled": False}, "its actions are disabled (ActionsEnabled=False)"),
     ],
 )
 def test_alarm_check_rejects_wrong_wiring_and_settings(pager_kw, alarm_kw, says):
@@ -880,8 +922,10 @@ def test_alarm_check_cleans_up_after_itself():
 
 # 03.5 ---------------------------------------------------------------
 def _budget(percent=80, kinds=("ACTUAL", "FORECASTED"), threshold_type="PERCENTAGE", unit="USD",
-            time_unit="MONTHLY", fixed_name=None):  # fmt: skip
+            time_unit="MONTHLY", fixed_name=None, fixed_limit=None, extra=None):  # fmt: skip
     def create_monthly_budget(name, limit):
+        limit = fixed_limit or limit
+
         def note(kind, p):
             n = {"NotificationType": kind, "ComparisonOperator": "GREATER_THAN", "Threshold": p}
             if threshold_type:
@@ -895,11 +939,20 @@ def _budget(percent=80, kinds=("ACTUAL", "FORECASTED"), threshold_type="PERCENTA
                 "BudgetType": "COST",
                 "TimeUnit": time_unit,
                 "BudgetLimit": {"Amount": str(limit), "Unit": unit},
+                **(extra() if extra else {}),
             },
             NotificationsWithSubscribers=[note(k, percent if k == "ACTUAL" else 100) for k in kinds],
         )
 
     return create_monthly_budget
+
+
+def _next_month():
+    import datetime as dt
+
+    now = dt.datetime.now(dt.UTC)
+    start = (now.replace(day=1) + dt.timedelta(days=32)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return {"TimePeriod": {"Start": start, "End": start.replace(year=start.year + 1)}}
 
 
 @pytest.fixture
@@ -934,6 +987,9 @@ def test_budget_check_accepts_the_solution(sol, team_budget):
         ({"time_unit": "ANNUALLY"}, 300, "it should be MONTHLY / COST, it is ANNUALLY / COST"),
         ({"fixed_name": "l03-monthly-2"}, 300, "(use the `name` argument)"),
         ({}, 400, "run create_monthly_budget('l03-monthly', BUDGET_USD) once: its limit is 300"),
+        ({"fixed_limit": 300}, 300, "(the `limit_usd` argument)"),  # today's 300, hard-coded
+        ({"extra": lambda: {"CostFilters": {"Service": ["Amazon EC2"]}}}, 300, "it only watches part of the bill"),
+        ({"extra": _next_month}, 300, "it does not cover this month"),  # a period that starts next month
     ],
 )
 def test_budget_check_rejects_wrong_budgets(team_budget, kwargs, budget_usd, says):

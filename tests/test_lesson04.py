@@ -272,8 +272,15 @@ def test_plots_return_figures():
     b = [(0.025, 20.0), (0.1, 50.0), (math.inf, 50.0)]
     assert obs.plot_latency(res, b, slo_s=0.05).axes
     assert obs.plot_waterfall(obs.traces(SPANS)["t1"]).axes
-    windows = {"5m": ([0, 1, 2], [0.0, 0.5, 0.1]), "1h": ([0, 1, 2], [0.0, 0.1, 0.1])}
+    windows = {"5m": ([0, 1, 2], [0.0, 0.5, 0.3]), "1h": ([0, 1, 2], [0.0, 0.1, 0.1])}
     assert obs.plot_windows(windows, {"page": 0.072}, "t", {"incident": 1}).axes
+    # a window longer than the history holds the same samples: both lines stay visible, the legend says so
+    windows["6h"] = ([1, 2, 3], [0.1, 0.1, 0.2])
+    ax = obs.plot_windows(windows).axes[0]
+    lines = {ln.get_label(): ln for ln in ax.get_lines()}
+    assert "6h (= 1h where they overlap)" in lines and "1h" in lines and "5m" in lines
+    widths = [lines[k].get_linewidth() for k in ("5m", "1h", "6h (= 1h where they overlap)")]
+    assert widths == sorted(widths, reverse=True) and lines["6h (= 1h where they overlap)"].get_linestyle() == "--"
     series = {k: [1.0, 2.0] for k in ("t", "rps", "error_pct", "p50", "p95", "p99", "in_flight", "cpu_pct")}
     assert len(obs.plot_dashboard(series, 0.25, 0.5).axes) == 4
 
@@ -535,6 +542,8 @@ def test_the_lessons_rules_give_exactly_the_scenarios_answers(tmp_path):
     for (window, t), want in sc.recording_expected().items():
         orders = [v for labels, v in got[(sc.RECORDS[window], float(t))] if labels.get("job") == "orders"]
         assert orders == [pytest.approx(want, abs=1e-9)], (window, t)
+        payments = [v for labels, v in got[(sc.RECORDS[window], float(t))] if labels.get("job") == "payments"]
+        assert payments == [pytest.approx(sc.PAYMENTS_RATIO, abs=1e-9)], (window, t)
     ratios = {round(v, 6) for v in sc.recording_expected().values()}
     assert len(ratios) == 8, "every window and time gives its own ratio, so a wrong window cannot pass"
     got, run = promtool.evaluate([LESSON_DIR / "slo-alerts.yml"], sc.alert_groups(), tmp_path, "alerts")
@@ -555,7 +564,9 @@ def test_each_mutant_really_is_wrong(tmp_path, mutant):
     from cloudlab.lesson04 import checks_rules
     from cloudlab.lesson04 import scenarios as sc
 
-    broken = checks_rules.mutant(yaml.safe_load(checks_rules.reference_rules()[1].read_text()), sc.MUTANTS[mutant])
+    broken = checks_rules.mutant(
+        yaml.safe_load(checks_rules.reference_rules()[1].read_text()), sc.MUTANTS[mutant], sc.MUTANT_HOLD.get(mutant)
+    )
     (tmp_path / "m.yml").write_text(yaml.safe_dump(broken))
     got, _ = promtool.evaluate([tmp_path / "m.yml"], sc.alert_groups(), tmp_path, "m")
     wrong = [
@@ -565,6 +576,24 @@ def test_each_mutant_really_is_wrong(tmp_path, mutant):
         if any(labels.get("severity") == "page" for labels, _ in got[(c.expr(), float(p.minute))]) != p.page
     ]
     assert wrong, f"the mutant {mutant!r} passes every story: the stories cannot tell it apart"
+
+
+def test_route_settings_are_inherited_as_alertmanager_does():
+    import yaml
+
+    from cloudlab.lesson04.checks_alerting import route_settings, timing_problems
+
+    route = yaml.safe_load(SOLUTION_ROUTES)["route"]
+    assert timing_problems(route) == []
+    assert [w for w, _ in route_settings(route)] == ["route", "route.routes[0]"]
+    assert route_settings(route)[1][1]["repeat_interval"] == "4h"  # inherited from the parent route
+    bare = {"receiver": "tickets", "routes": [{"receiver": "pager", "group_by": ["alertname", "slo"]}]}
+    assert timing_problems(bare) == ["route has no group_by: all its alerts, of every SLO, share one notification"]
+    child = dict(route, routes=[{"receiver": "pager", "repeat_interval": "5m", "group_wait": "0s"}])
+    assert timing_problems(child) == [
+        "route.routes[0] has group_wait: 0s, the task says 30s",
+        "route.routes[0] has repeat_interval: 5m, the task says 4h",
+    ]
 
 
 def test_composite_rules_are_read_like_aws():
@@ -680,6 +709,19 @@ T_RECOVERY = f"""
         exp_alerts: [{{exp_labels: {LABELS}, exp_annotations: {NOTES}}}]
       - {{eval_time: 7h12m, alertname: OrdersErrorBudgetFastBurn, exp_alerts: []}}
 """
+T_LONG_LATE = f"""
+  - interval: 1m
+    input_series:
+      - {{series: 'orders_requests_total{{job="orders", status="201"}}', values: '0+100x360 36090+90x119'}}
+      - {{series: 'orders_requests_total{{job="orders", status="500"}}', values: '0+0x360 10+10x119'}}
+    alert_rule_test:
+      - eval_time: 8h
+        alertname: OrdersErrorBudgetFastBurn
+        exp_alerts: [{{exp_labels: {LABELS}, exp_annotations: {NOTES}}}]
+"""
+T_RESOLVED_ONLY = T_RECOVERY.split("    alert_rule_test:")[0] + (
+    "    alert_rule_test:\n      - {eval_time: 7h12m, alertname: OrdersErrorBudgetFastBurn, exp_alerts: []}\n"
+)
 TESTS_HEAD = "rule_files: [l04_recording.yml, l04_alerts.yml]\nevaluation_interval: 1m\ntests:\n"
 SOLUTION_TESTS = TESTS_HEAD + T_INCIDENT + T_BLIP + T_RECOVERY
 SOLUTION_ROUTES = """
@@ -704,6 +746,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind
 
 tracer = trace.get_tracer("orders.inventory")
+_first = {}
 
 
 def reserve(call, item, qty):
@@ -743,11 +786,23 @@ def here(tmp_path, monkeypatch):
 
 
 # ------------------------------------------------------------------ 04.1 logs
-def _ship(ts_ms=lambda ts: int(ts.timestamp() * 1000), batch=500, keep_bad=False, count=None, message=None):
+def _ship(
+    ts_ms=lambda ts: int(ts.timestamp() * 1000),
+    batch=500,
+    keep_bad=False,
+    count=None,
+    message=None,
+    parse=None,
+    group_of=None,
+    fresh_group=False,
+    strict_create=False,
+    also=None,
+):
     """A learner's ship_lines, with one thing done the way a learner might get it wrong."""
     from datetime import datetime
 
     def ship_lines(logs, group, stream, lines):
+        group = group_of(group) if group_of else group
         events = []
         for ln in lines:
             try:
@@ -758,9 +813,14 @@ def _ship(ts_ms=lambda ts: int(ts.timestamp() * 1000), batch=500, keep_bad=False
                 if keep_bad:
                     events.append({"timestamp": events[-1]["timestamp"] if events else 0, "message": ln})
                 continue
-            ts = datetime.fromisoformat(rec["ts"])
+            ts = parse(rec["ts"]) if parse else datetime.fromisoformat(rec["ts"])
             events.append({"timestamp": ts_ms(ts), "message": message(rec) if message else ln})
         events.sort(key=lambda e: e["timestamp"])
+        if fresh_group:  # "start clean": deletes every other stream of the group too
+            try:
+                logs.delete_log_group(logGroupName=group)
+            except logs.exceptions.ResourceNotFoundException:
+                pass
         for fn, kw in (
             (logs.create_log_group, {"logGroupName": group}),
             (logs.create_log_stream, {"logGroupName": group, "logStreamName": stream}),
@@ -768,9 +828,12 @@ def _ship(ts_ms=lambda ts: int(ts.timestamp() * 1000), batch=500, keep_bad=False
             try:
                 fn(**kw)
             except logs.exceptions.ResourceAlreadyExistsException:
-                pass
+                if strict_create:
+                    raise
         for i in range(0, len(events), batch):
             logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events[i : i + batch])
+        if also:
+            also(logs, group, stream, events)
         return count(lines, events) if count else len(events)
 
     return ship_lines
@@ -785,8 +848,29 @@ def _ship(ts_ms=lambda ts: int(ts.timestamp() * 1000), batch=500, keep_bad=False
         (dict(keep_bad=True), "not a JSON object was sent"),
         (dict(count=lambda lines, events: len(lines)), "ship_lines returned"),
         (dict(message=lambda rec: rec["event"]), "request_id"),  # only the event name as the message
+        # hard-coded: the notebook's group, whatever group it is given
+        (dict(group_of=lambda g: "/l04-exercise"), "the group '/l04-exercise-check-"),
+        # doing more widely: "start clean" deletes the whole group, another service's stream with it
+        (dict(fresh_group=True), "another service's stream in the group was deleted"),
+        # doing more: a copy of every event in a stream of its own
+        (dict(also=lambda logs, g, s, ev: _copy_stream(logs, g, ev)), "also wrote to the stream(s) ['all-events']"),
+        # the precise property: the line's own UTC offset cut off (read as UTC)
+        (dict(parse=lambda ts: __import__("datetime").datetime.fromisoformat(ts[:23]).replace(tzinfo=UTC)), "-5 h"),
+        # lifecycle: a second run into a group that exists now crashes
+        (dict(strict_create=True), "raised ResourceAlreadyExistsException"),
     ],
-    ids=["seconds", "batches-of-1000", "non-json-sent", "counts-all-lines", "message-without-fields"],
+    ids=[
+        "seconds",
+        "batches-of-1000",
+        "non-json-sent",
+        "counts-all-lines",
+        "message-without-fields",
+        "hard-coded-group",
+        "deletes-the-group",
+        "extra-stream",
+        "offset-cut-off",
+        "not-idempotent",
+    ],
 )
 def test_04_1_rejects(stack, wrong, words):
     from cloudlab import lesson04
@@ -794,11 +878,33 @@ def test_04_1_rejects(stack, wrong, words):
     rejected(lesson04.check_ship_lines, {"ship_lines": _ship(**wrong)}, words)
 
 
+def _copy_stream(logs, group, events):
+    try:
+        logs.create_log_stream(logGroupName=group, logStreamName="all-events")
+    except logs.exceptions.ResourceAlreadyExistsException:
+        pass
+    logs.put_log_events(logGroupName=group, logStreamName="all-events", logEvents=events[:500])
+
+
 @pytest.mark.lab
-def test_04_1_solution_passes(stack):
+def test_04_1_rejects_a_copy_on_the_local_disk(stack, here):
+    from cloudlab import lesson04
+
+    def to_disk(logs, group, stream, events):
+        (here / "shipped.jsonl").write_text("".join(e["message"] + "\n" for e in events))
+
+    rejected(lesson04.check_ship_lines, {"ship_lines": _ship(also=to_disk)}, "shipped.jsonl")
+
+
+@pytest.mark.lab
+def test_04_1_solution_passes(stack, here):
     from cloudlab import lesson04
 
     passes(lesson04.check_ship_lines, {"ship_lines": _ship()})
+    import cloudlab
+
+    groups = cloudlab.client("logs").describe_log_groups(logGroupNamePrefix="/l04-exercise-check-")["logGroups"]
+    assert not groups, "the check deletes the group it made"
 
 
 # ------------------------------------------------------------------ 04.2 buckets
@@ -814,8 +920,10 @@ GOOD_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
         ((0.1, 0.25, 2.5), True, "only 3 finite buckets"),
         ((5, 10, 25, 50, 100, 250, 500, 1000, 2500), True, "0.25 s is not a bucket boundary"),  # milliseconds
         (("fast", "slow"), False, "should hold numbers"),
+        ((0.25, 0.5, 1.0, 1.5, 2.0, 2.5), True, "only 0 bound(s) below 0.25 s"),  # nothing below the threshold
+        (tuple(round(0.01 * k, 2) for k in range(1, 26)) + (0.5, 1.0, 2.5), True, "28 finite buckets"),  # too many
     ],
-    ids=["no-slo-bound", "not-restarted", "too-few", "milliseconds", "not-numbers"],
+    ids=["no-slo-bound", "not-restarted", "too-few", "milliseconds", "not-numbers", "none-below-slo", "too-many"],
 )
 def test_04_2_rejects(stack, buckets, restart, words):
     from cloudlab import lesson04
@@ -874,6 +982,13 @@ def _recording(**change) -> str:
             "no rule records job:slo_errors_per_request:ratio_rate6h",
         ),
         (_recording(w=("[5m]))\n", "[5m])\n")), "refuses it"),  # unbalanced parenthesis: a syntax error
+        (_recording(w=('status=~"5.."', 'status="500"')), "counts only the 500s"),  # one 5xx status only
+        (
+            _recording(w=("rate(orders_requests_total[", 'rate(orders_requests_total{job="orders"}[')).replace(
+                'status=~"5.."', 'job="orders", status=~"5.."'
+            ),
+            "the second job in the traffic (payments",
+        ),  # hard-coded: the job of today's notebook instead of per job
     ],
     ids=[
         "window-swapped",
@@ -885,6 +1000,8 @@ def _recording(**change) -> str:
         "status-kept",
         "name-typo",
         "syntax-error",
+        "only-500",
+        "orders-job-only",
     ],
 )
 def test_04_3_rejects(stack, here, text, words):
@@ -931,7 +1048,9 @@ def _alerts(**change) -> str:
             _alerts(w=(TICKET_EXPR, TICKET_EXPR.replace("rate6h", "rate1h").replace("rate30m", "rate5m"))),
             "the ticket fires there",
         ),
-        (_alerts(w=("        for: 2m\n", "")), "has no `for:`"),
+        (_alerts(w=("        for: 2m\n", "")), "has `for: (none)`"),
+        (_alerts(w=("        for: 2m\n", "        for: 10m\n")), "the task says for: 2m"),  # pages in time, late
+        (_alerts(w=("1h > (14.4 * 0.005)", "1h >= (14.4 * 0.005)")), "FASTER than"),  # >= where > was asked
         (_alerts(w=("severity: page", "severity: critical")), "it needs severity: page"),
         (
             _alerts(w=("{summary: fast burn, runbook_url: lessons/04_observability/runbook.md}", "{summary: fast}")),
@@ -947,6 +1066,8 @@ def _alerts(**change) -> str:
         "ticket-factor-pages",
         "ticket-with-page-windows",
         "no-for",
+        "for-too-long",
+        "greater-or-equal",
         "wrong-severity",
         "no-runbook",
         "wrong-name",
@@ -979,8 +1100,18 @@ def test_04_4_solution_passes(stack, here):
         (TESTS_HEAD + T_INCIDENT.replace(", job: orders}", "}") + T_BLIP + T_RECOVERY, "FAIL on the lesson's correct"),
         (TESTS_HEAD + T_INCIDENT.replace("eval_time: 7h", "eval_time: 6h20m") + T_BLIP + T_RECOVERY, "FAIL on the"),
         ("rule_files: [l04_alerts.yml]\n", "has no `tests:`"),
+        # time: the page is only looked at two hours into an incident, so a page that waits an hour passes
+        (TESTS_HEAD + T_LONG_LATE + T_BLIP + T_RESOLVED_ONLY, "comes an hour late"),
     ],
-    ids=["incident-only", "blip-only", "no-recovery", "labels-without-job", "fires-too-early", "no-tests"],
+    ids=[
+        "incident-only",
+        "blip-only",
+        "no-recovery",
+        "labels-without-job",
+        "fires-too-early",
+        "no-tests",
+        "looks-too-late",
+    ],
 )
 def test_04_5_rejects(here, tests, words):
     from cloudlab import lesson04
@@ -1029,6 +1160,11 @@ def _routes(**change) -> str:
         ),
         (_routes(w=("group_by: [alertname, slo]", "group_by: [alertname]")), "same notification"),
         (_routes(w=("group_by: [alertname, slo]", "group_by: ['...']")), "arrived as 2 notifications"),
+        (_routes(w=("repeat_interval: 4h", "repeat_interval: 4m")), "repeat_interval: 4m, the task says 4h"),
+        (
+            _routes(w=("      receiver: pager\n", "      receiver: pager\n      group_interval: 30m\n")),
+            "route.routes[0] has group_interval: 30m",
+        ),
     ],
     ids=[
         "pages-tickets",
@@ -1039,6 +1175,8 @@ def _routes(**change) -> str:
         "swapped",
         "group-by-alertname",
         "no-grouping",
+        "repeats-every-4-minutes",
+        "child-route-timing",
     ],
 )
 def test_04_6_rejects(stack, here, text, words):
@@ -1062,12 +1200,17 @@ def test_04_6_solution_passes_and_must_be_applied(stack, here):
 
 
 # ------------------------------------------------------------------ 04.7 a silence
-def _silencer(start=lambda: None, length=lambda m: None, matchers=None, answer=lambda a: a["silenceID"]):
+def _silencer(
+    start=lambda: None, length=lambda m: None, matchers=None, answer=lambda a: a["silenceID"], why=None, first=None
+):
     from datetime import UTC, datetime, timedelta
 
     from cloudlab import net
 
     def silence_service(am_url, service, minutes, comment):
+        if first:
+            first(am_url)
+        comment = why or comment
         t0 = start() or datetime.now(UTC)
         body = {
             "matchers": matchers(service)
@@ -1084,6 +1227,15 @@ def _silencer(start=lambda: None, length=lambda m: None, matchers=None, answer=l
         return answer(got.json())
 
     return silence_service
+
+
+def _expire_all(am_url):
+    from cloudlab.observability import prom
+
+    am = prom.Alertmanager(am_url)
+    for x in am.silences():
+        if x["status"]["state"] == "active":
+            am.expire(x["id"])
 
 
 @pytest.mark.lab
@@ -1110,8 +1262,23 @@ def _silencer(start=lambda: None, length=lambda m: None, matchers=None, answer=l
             ),
             "starts in the future",
         ),
+        # hard-coded: today's 30 minutes and today's reason, whatever it is given
+        (dict(length=lambda m: __import__("datetime").timedelta(minutes=30)), "use the `minutes` argument"),
+        (dict(why="restarting the orders database"), "the comment is the one given"),
+        # doing more widely: "a clean slate" expires every active silence first
+        (dict(first=_expire_all), "another team's active silence was expired"),
     ],
-    ids=["naive-local-time", "seconds", "regex-everything", "all-pages", "returns-dict", "starts-later"],
+    ids=[
+        "naive-local-time",
+        "seconds",
+        "regex-everything",
+        "all-pages",
+        "returns-dict",
+        "starts-later",
+        "always-30-minutes",
+        "always-the-same-reason",
+        "expires-the-others",
+    ],
 )
 def test_04_7_rejects(stack, wrong, words):
     from cloudlab import lesson04
@@ -1162,6 +1329,31 @@ WRONG_HOOKS = {
 """,
         "no span named inventory.reserve",
     ),
+    "internal-kind": (  # the precise property: a call to another service is a CLIENT span, not the default INTERNAL
+        """
+    with tracer.start_as_current_span("inventory.reserve",
+                                      attributes={"inventory.item": item, "inventory.quantity": qty}):
+        return call(item, qty)
+""",
+        "its kind is INTERNAL",
+    ),
+    "reserves-twice": (  # doing more: the result is read once for the span and once to return it
+        """
+    with tracer.start_as_current_span("inventory.reserve", kind=SpanKind.CLIENT,
+                                      attributes={"inventory.item": item, "inventory.quantity": qty}) as span:
+        span.set_attribute("inventory.reservation", call(item, qty)["id"])
+    return call(item, qty)
+""",
+        "the inventory was called 4 times",
+    ),
+    "first-order-cached": (  # module-level state: the attributes of the first order, kept for every later one
+        """
+    _first.setdefault("attrs", {"inventory.item": item, "inventory.quantity": qty})
+    with tracer.start_as_current_span("inventory.reserve", kind=SpanKind.CLIENT, attributes=_first["attrs"]):
+        return call(item, qty)
+""",
+        "(second order)",
+    ),
 }  # a reserve() that returns nothing: test_a_hook_that_returns_nothing_fails_the_order
 
 
@@ -1185,7 +1377,17 @@ def test_04_8_solution_passes(stack, here):
 
 
 # ------------------------------------------------------------------ 04.9 two alarms and a composite
-def _aws_page(rule="AND", child_actions=False, threshold=14.4 * 0.005, periods=(3600, 300), dims=None, policy=True):
+def _aws_page(
+    rule="AND",
+    child_actions=False,
+    threshold=14.4 * 0.005,
+    periods=(3600, 300),
+    dims=None,
+    policy=True,
+    enabled=True,
+    child_ok=False,
+    operator="GreaterThanThreshold",
+):
     import cloudlab
     from cloudlab.pager import wire_pager
 
@@ -1211,14 +1413,16 @@ def _aws_page(rule="AND", child_actions=False, threshold=14.4 * 0.005, periods=(
             Period=period,
             EvaluationPeriods=1,
             Threshold=threshold,
-            ComparisonOperator="GreaterThanThreshold",
+            ComparisonOperator=operator,
             TreatMissingData="notBreaching",
             AlarmActions=[topic] if child_actions else [],
+            OKActions=[topic] if child_ok else [],
         )
     cw.put_composite_alarm(
         AlarmName="l04-ex-burn-page",
         AlarmRule=f'ALARM("l04-ex-burn-1h") {rule} ALARM("l04-ex-burn-5m")',
         AlarmActions=[topic],
+        ActionsEnabled=enabled,
     )
 
 
@@ -1232,8 +1436,23 @@ def _aws_page(rule="AND", child_actions=False, threshold=14.4 * 0.005, periods=(
         (dict(periods=(300, 300)), "Period=300"),
         (dict(dims="order"), "watches a metric nothing publishes"),
         (dict(policy=False), "no policy allowing"),
+        (dict(enabled=False), "ActionsEnabled=False"),  # the composite alarms and tells nobody
+        (dict(child_ok=True), "(OKActions) notify the pager topic"),  # a window alone pages when it recovers
+        (dict(operator="GreaterThanOrEqualToThreshold"), "GreaterThanOrEqualToThreshold"),  # >= where > was asked
+        (dict(periods=(60, 5 * 60)), "Period=60 s"),  # the hour written in minutes
     ],
-    ids=["or", "children-page", "no-budget-factor", "same-window", "wrong-dimension", "no-queue-policy"],
+    ids=[
+        "or",
+        "children-page",
+        "no-budget-factor",
+        "same-window",
+        "wrong-dimension",
+        "no-queue-policy",
+        "actions-disabled",
+        "child-ok-pages",
+        "greater-or-equal",
+        "hour-in-minutes",
+    ],
 )
 def test_04_9_rejects(stack, wrong, words):
     from cloudlab import lesson04
@@ -1261,6 +1480,27 @@ def test_docker_configs_are_what_the_lab_writes():
     for name, data in stk.docker_configs().items():
         assert yaml.safe_load((stk.LESSON_DIR / "docker" / name).read_text()) == data, name
     assert (PORTS["prometheus"], PORTS["alertmanager"], PORTS["pager"]) == (9090, 9093, 9097)
+
+
+@needs_promtool
+def test_the_routing_file_the_lesson_shows_is_a_complete_config_with_the_labs_receivers():
+    """lessons/04_observability/alertmanager.yml passes amtool on its own; its receivers are the lab's (by name,
+    at the default lab's port), which the lab replaces with its own addresses."""
+    from pathlib import Path
+
+    import yaml
+
+    from cloudlab.lab import PORTS
+    from cloudlab.lesson04 import stack as stk
+
+    path = stk.LESSON_DIR / "alertmanager.yml"
+    assert promtool.check_am_config(path).ok
+    receivers = yaml.safe_load(path.read_text())["receivers"]
+    st = stk.Stack(Path("/nowhere"), None, None, f"http://127.0.0.1:{PORTS['pager']}", False)
+    lab = stk.lab_receivers(st, "arn:aws:sns:us-east-1:000000000000:t", "http://x")
+    assert [r["name"] for r in receivers] == [r["name"] for r in lab]
+    for r in receivers:
+        assert r["webhook_configs"][0]["url"] == f"http://127.0.0.1:{PORTS['pager']}/{r['name']}"
 
 
 def test_compose_runs_the_same_versions_as_debian_on_loopback():
@@ -1321,6 +1561,17 @@ def test_a_rule_file_with_a_syntax_error_is_never_loaded(tmp_path, monkeypatch):
         stk.candidate_config(tmp_path / "routes.yml", tmp_path)
     with pytest.raises(TypeError, match="restart_service\\(\\) knows"):
         stk.restart_service(faults=1)
+
+
+def test_a_reset_removes_the_exercise_files_an_earlier_run_left(here):
+    """A tests file left by a solved run would let the blank exercise's check 04.5 read an old answer."""
+    from cloudlab.lesson04 import files
+
+    for name in files.EXERCISE_FILES:
+        (here / name).write_text("left by an earlier run\n")
+    (here / "mine.txt").write_text("not the lesson's")
+    assert sorted(files._reset_exercise_files()["exercise files next to this notebook"]) == sorted(files.EXERCISE_FILES)
+    assert [p.name for p in here.iterdir()] == ["mine.txt"]
 
 
 @pytest.mark.lab

@@ -819,7 +819,9 @@ def test_saved_layers_keep_a_deleted_file(engine, tmp_path):
 
 
 @lab
-def test_build_orders_gives_the_image_other_lessons_use(engine):
+def test_build_orders_gives_the_release_image_with_a_source_hash_tag(engine):
+    """The release image itself. That make cluster and lesson 08's pipeline get this very digest is proved in
+    tests/test_lesson08.py::test_one_image_reaches_make_cluster_and_the_pipeline."""
     b = lesson05.build_orders(show=False)
     assert re.fullmatch(r"cloudlab/orders:[0-9a-f]{12}", b.tag) and b.ok
     info = containers.inspect(b.tag)

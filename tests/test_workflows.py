@@ -1,6 +1,8 @@
 """The course's own pipeline practises what lesson 08 preaches: every workflow in .github/workflows/
-passes check-jsonschema, actionlint and zizmor with no finding, and the linters do report a bad one."""
+passes check-jsonschema, actionlint and zizmor with no finding, and the linters do report a bad one; and
+every pinned action declares a runtime GitHub's hosted runners still have (cloudlab/pipelines/actions.toml)."""
 
+import re
 import shutil
 from pathlib import Path
 
@@ -65,3 +67,41 @@ def test_suppression_comments_are_found():
 def test_a_missing_file_is_an_error_not_a_clean_result(tmp_path):
     with pytest.raises(pipelines.ScanError):
         pipelines.lint_workflows([tmp_path / "nope.yml"], quiet=True)
+
+
+# ---------------------------------------------------------------- the runtime each pinned action declares
+RECORD = pipelines.action_record()
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_every_pinned_action_runs_on_a_runtime_the_runners_have(path):
+    """Issue 20 item 19: a pin freezes the action's `runs.using`; GitHub's hosted runners removed Node.js 20 on
+    2026-09-16. Each pin must be a commit recorded in actions.toml (read from its own action.yml) on a runtime
+    the runners have, or this test fails."""
+    pins = pipelines.pinned_actions(path.read_text())
+    assert pins, f"{path.name} uses no action?"
+    assert pipelines.runtime_problems(path.read_text()) == []
+
+
+def test_the_record_is_complete_and_names_its_source():
+    runners = RECORD["runners"]
+    assert set(runners["runtimes"]) == {"node24", "composite", "docker"} and "node20" in runners["gone"]
+    assert "github.blog/changelog" in runners["source"]
+    seen = set()
+    for a in RECORD["action"]:
+        assert re.fullmatch(r"[0-9a-f]{40}", a["commit"]) and re.fullmatch(r"v\d+\.\d+\.\d+", a["version"]), a
+        assert a["source"] == f"https://github.com/{a['uses']}/blob/{a['commit']}/action.yml", a
+        assert a["using"] in ("node12", "node16", "node20", "node24", "composite", "docker"), a
+        assert (a["uses"], a["commit"]) not in seen, f"recorded twice: {a}"
+        seen.add((a["uses"], a["commit"]))
+
+
+def test_runtime_problems_name_a_gone_runtime_and_an_unknown_commit():
+    old = "steps:\n  - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2\n"
+    (problem,) = pipelines.runtime_problems(old)
+    assert "node20" in problem and "v4.2.2" in problem and "2026-09-16" in problem
+    unknown = "steps:\n  - uses: actions/checkout@" + "0" * 40 + "\n"
+    assert "cannot be told" in pipelines.runtime_problems(unknown)[0]
+    tag = "steps:\n  - uses: actions/checkout@v7\n  - uses: ./local\n  - uses: docker://alpine:3\n"
+    assert pipelines.pinned_actions(tag) == [("actions/checkout", "v7")]
+    assert len(pipelines.runtime_problems(tag)) == 1  # a tag is no recorded commit (unpinned-uses is zizmor's finding)

@@ -138,19 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         log = ROOT / ".lab" / "test-run" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         logs[name] = log
-        cmd = [
-            sys.executable,
-            "-m",
-            "cloudlab.lab",
-            "--profile",
-            "test",
-            "run",
-            "--",
-            sys.executable,
-            *PYTEST,
-            *args,
-            *extra,
-        ]
+        timings = ["--durations=15", f"--junitxml={state_dir(name) / 'junit.xml'}"]  # every test's time, kept
+        cmd = [sys.executable, "-m", "cloudlab.lab", "--profile", "test", "run", "--", sys.executable, *PYTEST]
+        cmd += [*timings, *args, *extra]
         port = Lab.from_env("test", env).localstack_port
         print(
             f"[test] shard {name}: {len(args)} paths, lab on port {port} (output in {log.relative_to(ROOT)})",
@@ -158,15 +148,23 @@ def main(argv: list[str] | None = None) -> int:
         )
         procs[name] = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
 
-    def heartbeat():
-        while any(p.poll() is None for p in procs.values()):
-            time.sleep(60)
-            running = [n for n, p in procs.items() if p.poll() is None]
-            if running:
-                print(f"[test] {time.monotonic() - t0:.0f} s, still running: {', '.join(running)}", flush=True)
+    done: dict[str, tuple[int, float, float]] = {}  # shard: (exit code, wall seconds, CPU seconds of its processes)
 
-    threading.Thread(target=heartbeat, daemon=True).start()
-    codes = {name: p.wait() for name, p in procs.items()}
+    def reap(name: str, proc: subprocess.Popen) -> None:
+        _, status, usage = os.wait4(proc.pid, 0)  # the shard's own CPU time, children included
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        done[name] = (proc.returncode, time.monotonic() - t0, usage.ru_utime + usage.ru_stime)
+
+    waiters = [threading.Thread(target=reap, args=item, daemon=True) for item in procs.items()]
+    for w in waiters:
+        w.start()
+    while any(w.is_alive() for w in waiters):
+        for w in waiters:
+            w.join(timeout=60 / len(waiters))
+        running = [n for n in procs if n not in done]
+        if running:
+            print(f"[test] {time.monotonic() - t0:.0f} s, still running: {', '.join(running)}", flush=True)
+    codes = {name: done[name][0] for name in procs}
     total: dict[str, int] = {}
     for name in plan:
         text = logs[name].read_text(errors="replace")
@@ -180,7 +178,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[test] shard {name} collected no tests: that is a failure here")
         elif c != 0:
             print(f"[test] shard {name} failed (exit {c}); its log: {logs[name]}")
-    print(f"[test] all shards done in {took:.0f} s")
+    for name, (_c, wall, cpu) in sorted(done.items(), key=lambda kv: -kv[1][1]):
+        print(f"[test] shard {name}: {wall:.0f} s wall, {cpu:.0f} s CPU (its test lab and notebooks included)")
+    print(f"[test] all shards done in {took:.0f} s, {sum(v[2] for v in done.values()):.0f} s CPU in all")
     failed = total.get("failed", 0) + total.get("errors", 0) + (0 if ok or total.get("failed") else 1)
     print(f"{total.get('passed', 0)} passed, {failed} failed, {total.get('skipped', 0)} skipped")
     return 0 if ok and lint_rc == 0 else 1

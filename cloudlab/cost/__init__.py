@@ -11,7 +11,8 @@ cost reviews of later lessons (08, 09, 10).
 Everything that talks to the lab lives in :mod:`cloudlab.lesson03`.
 
 The parts: ``prices`` (the table and its errors), ``model`` (bill, right-sizing, purchase options,
-lifecycle projection), ``plots``, ``widget`` (the interactive purchase-option calculator)."""
+lifecycle projection), ``plots``, ``widget`` (the interactive purchase-option calculator), ``targets`` (lesson 12:
+Lambda, Fargate, EKS and VMs priced for a traffic profile, the crossover)."""
 
 from .model import (  # noqa: F401
     OPTIONS,

@@ -35,7 +35,7 @@ REGION = "us-east-1"
 # Every AWS service the course uses: boto3's service name -> (the emulator that serves it here,
 # boto3's endpoint variable suffix: AWS_ENDPOINT_URL_<SUFFIX>). The ONE table of who serves what:
 # the lab's environment, the readiness probes, lesson 00's table and the compose file derive from it.
-# LocalStack cannot serve DynamoDB, ECS, EKS, ELB, Cost Explorer or Budgets without Docker: moto does.
+# LocalStack cannot serve DynamoDB, ECS, EKS, ELB, Cost Explorer, Budgets or RDS without Docker: moto does.
 SERVICES: dict[str, tuple[str, str]] = {
     "s3": ("localstack", "S3"),
     "sqs": ("localstack", "SQS"),
@@ -57,6 +57,8 @@ SERVICES: dict[str, tuple[str, str]] = {
     "elb": ("moto", "ELASTIC_LOAD_BALANCING"),
     "ce": ("moto", "COST_EXPLORER"),
     "budgets": ("moto", "BUDGETS"),
+    # lesson 12: the RDS API (instances, snapshots, restores, parameter groups: moto records them, no database runs)
+    "rds": ("moto", "RDS"),
 }
 EMULATOR_NAMES = {"localstack": "LocalStack", "moto": "moto"}
 # The endpoint variable suffixes routed to moto (the rest goes to AWS_ENDPOINT_URL, LocalStack).

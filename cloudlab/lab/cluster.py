@@ -6,8 +6,10 @@ that could be a real cluster). ``make cluster``:
 
 1. checks kind and a running Docker engine, and says how to get them if not;
 2. ``kind create cluster --config lessons/06_kubernetes/kind/cluster.yaml`` (node image pinned by digest);
-3. builds the order service's image ``cloudlab/orders:sha-<hash of its sources>`` unless it exists (lesson
-   05 builds the same name), and ``kind load docker-image``s it into the node (no registry needed);
+3. builds the order service's ONE image the lesson 05 way (``cloudlab.lesson05.build_orders``, in the course's
+   Python: lesson 05's Dockerfile, wheelhouse, ``--network none``; cached when lesson 05 built it), gives that
+   digest the name ``cloudlab/orders:sha-<hash of its source files>`` (a source-hash tag lesson 06 can compute
+   without building), and ``kind load docker-image``s it into the node (no registry needed);
 4. starts cloud-provider-kind (LoadBalancer Services and Ingress for kind) as a container on the kind
    network, so the lesson's Ingress gets an address;
 5. installs metrics-server (pinned release), so an HorizontalPodAutoscaler reads real CPU figures, and says
@@ -28,9 +30,17 @@ NAME = "cloudlab"
 CONTEXT = f"kind-{NAME}"
 LESSON_DIR = ROOT / "lessons" / "06_kubernetes"
 KIND_CONFIG = LESSON_DIR / "kind" / "cluster.yaml"
-DOCKERFILE = LESSON_DIR / "image" / "Dockerfile"
 IMAGE_REPO = "cloudlab/orders"
-IMAGE_SOURCES = ("app/__init__.py", "app/service.py", "lessons/06_kubernetes/image/Dockerfile")
+# The image's sources: lesson 05's build context as the repository holds it (its wheelhouse is made from the
+# pinned requirements.txt). The hash names them, not the image: the digest is what identifies the image.
+IMAGE_SOURCES = (
+    "lessons/05_containers/orders/Dockerfile",
+    "lessons/05_containers/orders/.dockerignore",
+    "lessons/05_containers/orders/requirements.txt",
+    "lessons/05_containers/orders/healthcheck.py",
+    "app/__init__.py",
+    "app/service.py",
+)
 CLOUD_PROVIDER = "l06-cloud-provider-kind"
 CLOUD_PROVIDER_IMAGE = "registry.k8s.io/cloud-provider-kind/cloud-controller-manager:v0.10.0"
 KIND_VERSION = "v0.33.0"  # the release whose notes list the node image of kind/cluster.yaml
@@ -43,7 +53,9 @@ DOCKER_FIX = "start Docker (Docker Desktop, or `sudo systemctl start docker`), t
 
 
 def image_tag() -> str:
-    """``sha-`` + 12 hex digits of the service's sources: the same code always gets the same tag."""
+    """``sha-`` + 12 hex digits of a hash of the image's source files (``IMAGE_SOURCES``): a source-hash tag. The
+    same sources always get the same tag; it names the sources, not the bytes of an image (another base, or a
+    build without cache, gives another digest under it), so deployments pin the digest."""
     h = hashlib.sha256()
     for rel in IMAGE_SOURCES:
         p = ROOT / rel
@@ -53,6 +65,35 @@ def image_tag() -> str:
 
 def image() -> str:
     return f"{IMAGE_REPO}:{image_tag()}"
+
+
+# Run in the course's Python (make cluster itself runs on the standard library): lesson 05's build, and the
+# cluster's name for the same digest. Prints one JSON line.
+_BUILD = """
+import json, sys
+from cloudlab import containers
+from cloudlab.lesson05 import build_orders
+b = build_orders(show=False)
+containers.docker("tag", b.image_id, sys.argv[1], check=True)
+print(json.dumps({"lesson05": b.tag, "image": sys.argv[1], "id": b.image_id}))
+"""
+
+
+def build_image(timeout: float = 900.0) -> dict:
+    """Lesson 05's image, built by ``build_orders`` on the engine lesson 05 uses, also named :func:`image`:
+    {"lesson05": its lesson 05 tag, "image": the cluster's name, "id": the digest both names point at}."""
+    import json
+
+    from . import Lab, venvs
+
+    py = venvs.venv_python(Lab.from_env(), "kernel")
+    if not py.exists():
+        raise LabError(f"the course's Python environment ({py}) is missing: run `make setup` first")
+    out = _run([str(py), "-c", _BUILD, image()], timeout=timeout)
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
+    if out.returncode != 0 or not lines:
+        raise LabError(f"lesson 05's build of the order service's image failed:\n{(out.stderr or out.stdout)[-1500:]}")
+    return json.loads(lines[-1])
 
 
 def node_image() -> str:
@@ -147,13 +188,10 @@ def up() -> None:
         out = _run(["kind", "create", "cluster", "--config", str(KIND_CONFIG), "--wait", "120s"], timeout=600)
         if out.returncode != 0:
             raise LabError(f"`kind create cluster` failed:\n{out.stderr[-1500:]}")
-    img = image()
-    if _run(["docker", "image", "inspect", img]).returncode != 0:
-        say(f"building {img} (lesson 05's image of the order service was not there) ...")
-        cmd = ["docker", "build", "-f", str(DOCKERFILE), "-t", img, str(ROOT)]
-        out = _run(cmd, timeout=900)
-        if out.returncode != 0:
-            raise LabError(f"`{' '.join(cmd)}` failed:\n{(out.stderr or out.stdout)[-1500:]}")
+    say("building the order service's image the lesson 05 way (cached if lesson 05 built it) ...")
+    built = build_image()
+    img = built["image"]
+    say(f"{built['lesson05']} = {img} = {built['id'][:19]}... (one image, two names)")
     say(f"loading {img} into the cluster (kind load docker-image) ...")
     out = _run(["kind", "load", "docker-image", img, "--name", NAME], timeout=300)
     if out.returncode != 0:

@@ -147,7 +147,7 @@ TOOLS: dict[str, Tool] = {
         Tool(
             "docker",
             "the Docker CLI and engine (the lab starts its own engine as root where none runs)",
-            ("05", "08"),
+            ("05", "08", "12"),
             "apt",
             ("docker", "--version"),
             apt=("docker.io",),
@@ -158,7 +158,7 @@ TOOLS: dict[str, Tool] = {
         Tool(
             "debootstrap",
             "builds the local base image where no registry is reachable",
-            ("05",),
+            ("05", "12"),
             "apt",
             ("debootstrap", "--version"),
             apt=("debootstrap",),
@@ -267,8 +267,8 @@ TOOLS: dict[str, Tool] = {
         ),
         Tool(
             "postgresql",
-            "PostgreSQL server: lesson 07 rotates its password, lesson 08 migrates its schema",
-            ("07", "08"),
+            "PostgreSQL server: lesson 07 rotates its password, 08 migrates its schema, 12 caps connections",
+            ("07", "08", "12"),
             "apt",
             ("initdb", "--version"),
             apt=("postgresql",),
@@ -382,8 +382,27 @@ TOOLS: dict[str, Tool] = {
             ("functions-framework", "--help"),
             venv="functions",
         ),
+        # The AWS Lambda Runtime Interface Emulator (the Lambda Runtime API and an invoke endpoint, Apache-2.0)
+        # as AWS ships it inside the aws-sam-cli wheel on PyPI (samcli/local/rapid/), for x86-64 and arm64:
+        # only the binary for this machine is unpacked, never the rest of SAM. Lesson 12 runs functions in it.
+        # No version_cmd: the emulator takes any argument as the function's command and starts serving (on
+        # 0.0.0.0:8080 by default), so it is never run just to print a version.
+        Tool(
+            "aws-lambda-rie",
+            "the AWS Lambda Runtime Interface Emulator: runs a function as Lambda's runtime does",
+            ("12",),
+            "wheel",
+            url="https://github.com/aws/aws-lambda-runtime-interface-emulator (releases: aws-lambda-rie-<arch>)",
+            wheel=(
+                "aws-sam-cli==1.170.0",  # the wheel and its sha256 (public: not a secret)
+                "24ebaf5ecba38dc1758089968cb89ab61e124b84e92a344fc7a2771a47f4d0bf",  # pragma: allowlist secret
+                "samcli/local/rapid/aws-lambda-rie-{arch}",
+            ),
+        ),
     ]
 }
+# A wheel member naming ``{arch}`` holds one binary per machine: ``uname -m`` -> the name's suffix.
+WHEEL_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
 
 
 def _venv_bin(lab: Lab, tool: Tool) -> Path:
@@ -519,6 +538,18 @@ def _npm_install(lab: Lab, tool: Tool, why: str = "") -> None:
         raise ToolMissing(f"`npm install {tool.npm}` failed:\n{out.stderr[-1500:]}")
 
 
+def wheel_members(tool: Tool, system: str, machine: str) -> list[str] | None:
+    """The path to the binary inside the tool's wheel for this machine, or None when the wheel has none for it.
+
+    The binaries inside are Linux ones: for linux/amd64 only, unless a member names ``{arch}`` (one per machine)."""
+    members = list(tool.wheel[2:])
+    per_arch = any("{arch}" in m for m in members)
+    arch = WHEEL_ARCH.get(machine.lower(), "")
+    if system != "linux" or not arch or (not per_arch and arch != "x86_64"):
+        return None
+    return [m.replace("{arch}", arch) for m in members]
+
+
 def _wheel_install(lab: Lab, tool: Tool, why: str = "") -> None:
     """Download the pinned wheel with pip, check its sha256, unpack the binary through the nested archives."""
     import fnmatch
@@ -530,8 +561,9 @@ def _wheel_install(lab: Lab, tool: Tool, why: str = "") -> None:
     import tempfile
     import zipfile
 
-    requirement, sha256, *members = tool.wheel
-    if (sys.platform, platform.machine()) != ("linux", "x86_64"):  # the binary inside is linux/amd64
+    requirement, sha256 = tool.wheel[:2]
+    members = wheel_members(tool, sys.platform, platform.machine())
+    if members is None:
         raise ToolMissing(f"{tool.name} ({tool.what}) is not installed.\n  Fix: {tool.fix()}")
     target = wheel_dir(lab, tool) / tool.exe
     say(f"installing {tool.name} {why} from the PyPI wheel {requirement} into {target.parent} ...")

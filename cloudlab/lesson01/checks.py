@@ -307,6 +307,12 @@ def check_logs(r, ns):
                 "'ts' is the time of the event",
                 f"'ts' should be the time the event happened (now), but is {age / 60:.0f} minutes away from now",
             )
+    r.expect(
+        not err.getvalue().strip(),
+        "nothing goes to stderr (one copy of each event, on stdout)",
+        f"it also wrote to stderr ({err.getvalue().strip()[:80]!r}): the platform collects both streams, so each "
+        "event would arrive twice (a logging handler on stderr next to the print?)",
+    )
     after = _files(folder)
     new = sorted(set(after) - set(before))
     touched = sorted(n for n in set(after) & set(before) if n.endswith(".log") and after[n] != before[n])
@@ -331,6 +337,40 @@ def _drain(sqs, url: str, seconds: float = 2.0) -> list[str]:
             return bodies
         if not msgs:
             time.sleep(0.1)
+
+
+_NOT_STATE = {"In", "Out", "exit", "quit", "get_ipython", "open"}
+
+
+def _holds(value, needle: str, depth: int = 0) -> bool:
+    """Does a container (dict, list, set, tuple; nested a little) hold ``needle`` as a key, a value or a field?"""
+    if depth > 3:
+        return False
+    if isinstance(value, str):
+        return needle in value and depth > 0
+    if isinstance(value, dict):
+        items = list(value.items())[:10_000]
+        return any(_holds(k, needle, depth + 1) or _holds(v, needle, depth + 1) for k, v in items)
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(_holds(v, needle, depth + 1) for v in list(value)[:10_000])
+    return False
+
+
+def _kept_in_memory(ns: dict, functions, needle: str) -> list[str]:
+    """The names of module-level containers (the notebook's, the functions' globals and defaults) that hold
+    ``needle`` after the learner's code ran: an order kept in a dict at module level is state too."""
+    found = []
+    for space in [ns, *(getattr(f, "__globals__", {}) for f in functions)]:
+        for name, value in list(space.items()):
+            if name.startswith("_") or name in _NOT_STATE or name in found:
+                continue
+            if isinstance(value, (dict, list, set, tuple)) and _holds(value, needle):
+                found.append(name)
+    for f in functions:
+        for default in getattr(f, "__defaults__", None) or ():
+            if _holds(default, needle):
+                found.append(f"a default argument of {getattr(f, '__name__', 'a function')}")
+    return found
 
 
 def _delete_bucket_and_queues(s3, sqs, bucket: str | None, queue_urls) -> None:
@@ -426,8 +466,22 @@ def check_backing(r, ns):
                 "the event says type=order_created",
                 f"the event's 'type' should be 'order_created', got {mine[0].get('type')!r}",
             )
-        leftovers = [p.name for p in Path.cwd().glob(f"*{order['id']}*")]
+            extra = sorted(set(mine[0]) - {"type", "order_id"})
+            r.expect(
+                not extra,
+                "the event carries the id only (the order itself lives in the bucket)",
+                f"the event also carries {', '.join(extra)}: announce the id only; a second copy of the order in "
+                "the queue goes stale, and every reader of the queue sees the customer's data",
+            )
+        leftovers = [p.name for d in (Path.cwd(), work_dir()) for p in d.glob(f"*{order['id']}*")]
         r.expect(not leftovers, "nothing was written to the local disk", f"files on the local disk: {leftovers}")
+        kept = _kept_in_memory(ns, (save_order, publish_order), order["id"])
+        r.expect(
+            not kept,
+            "no copy of the order stays in the process's memory",
+            f"{', '.join(kept)} now holds the check's order: process memory is state too (another copy of the "
+            "service, or this one after a restart, does not have it). Keep orders in the bucket only",
+        )
     finally:
         _delete_bucket_and_queues(s3, sqs, bucket, [qurl] if qurl else [])
 
@@ -481,11 +535,9 @@ def check_worker(r, ns):
         "credentials from the environment, so the same file runs unchanged on AWS (factor X)",
     )
     s3, sqs = aws.client("s3"), aws.client("sqs")
-    bucket = _fresh("work")
+    bucket = _fresh("work")  # created only after the worker has tried (and failed) to write into it
     urls: list[str] = []
     try:
-        s3.create_bucket(Bucket=bucket)
-        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
         dlq = sqs.create_queue(QueueName=f"{bucket}-dlq")["QueueUrl"]
         urls.append(dlq)
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -503,6 +555,35 @@ def check_worker(r, ns):
         _delete_bucket_and_queues(s3, sqs, bucket, urls)
 
 
+def _settle(sqs, url: str, p, quiet: float = 1.0, limit: float = 5.0) -> int:
+    """Wait until the queue's message count has not changed for ``quiet`` seconds (at most ``limit``)."""
+    t_end = time.monotonic() + limit
+    last, since = _queue_counts(sqs, url), time.monotonic()
+    while time.monotonic() < t_end and p.alive():
+        time.sleep(0.1)
+        now = _queue_counts(sqs, url)
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            break
+    return last
+
+
+def _exited(r, p, why: str) -> None:
+    code = procs.stop("l01-worker-check")
+    tail = "\n".join(p.output().strip().splitlines()[-6:])
+    hints = [
+        (" — did a message that is not JSON crash it?", "JSONDecodeError" in tail),
+        (" — did a write that failed crash it? Catch the error, log it, leave the message", "NoSuchBucket" in tail),
+    ]
+    r.fail(
+        f"the worker exited by itself (code {code}) {why}"
+        + "".join(h for h, hit in hints if hit)
+        + ". A worker runs until the platform stops it, even while the queue is empty. Its last output:\n"
+        + tail
+    )
+
+
 def _run_worker(r, path, s3, sqs, bucket, qurl, dlq):
     good = ["w" + uuid.uuid4().hex[:10] for _ in range(2)]
     other = "c" + uuid.uuid4().hex[:10]
@@ -514,35 +595,47 @@ def _run_worker(r, path, s3, sqs, bucket, qurl, dlq):
     ]
     for body in bodies:
         sqs.send_message(QueueUrl=qurl, MessageBody=body)
+    disk = {d: _files(d) for d in (Path.cwd(), work_dir())}
     t0 = time.monotonic()
     p = procs.start(
         "l01-worker-check", [path], env={"ORDERS_BUCKET": bucket, "ORDERS_QUEUE_URL": qurl}, cwd=str(work_dir())
     )
+    # Phase 1: the bucket does not exist yet, so every write fails. Nothing may be deleted that was not done.
+    while time.monotonic() - t0 < WORKER_WAIT and p.alive() and _visible(sqs, qurl) > 0:
+        time.sleep(0.1)
+    held = _settle(sqs, qurl, p)
+    if not p.alive():
+        _exited(r, p, "while its first writes failed (the check creates the bucket a moment later)")
+    r.expect(
+        held >= len(good) + 1,
+        "while writing failed, it deleted no order message (each waits on the queue for another try)",
+        f"while the bucket could not be written, it deleted {len(good) + 1 - held} order message(s) anyway: those "
+        "orders are lost. Delete a message only after its work is done; if the work fails, log it and leave it",
+    )
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    t1 = time.monotonic()
 
     def processed() -> set[str]:
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="processed/").get("Contents", [])]
         return {k[len("processed/") : -len(".json")] for k in keys if k.endswith(".json")}
 
+    # Phase 2: the bucket is there; the orders come back after the visibility timeout and must now be done.
     done: set[str] = set()
-    while time.monotonic() - t0 < WORKER_WAIT and p.alive():
+    while time.monotonic() - t1 < VISIBILITY + WORKER_WAIT and p.alive():
         done = processed()
-        # Every message was received, and either the orders are done or it deleted all it will delete.
-        if _visible(sqs, qurl) == 0 and (set(good) <= done or _queue_counts(sqs, qurl) <= 1):
+        if set(good) <= done and _queue_counts(sqs, qurl) <= 1:
             break
+        if not set(good) <= done and _queue_counts(sqs, qurl) <= 1 and time.monotonic() - t1 > VISIBILITY + 2:
+            break  # nothing of the orders left to come back: they were lost
         time.sleep(0.1)
     time.sleep(0.6)  # let it finish what it holds (the messages it received last)
     if not p.alive():
-        code = procs.stop("l01-worker-check")
-        tail = "\n".join(p.output().strip().splitlines()[-6:])
-        r.fail(
-            f"the worker exited by itself (code {code}) before it was asked to stop"
-            + (" — did a message that is not JSON crash it?" if "JSONDecodeError" in tail else "")
-            + f". Its last output:\n{tail}"
-        )
+        _exited(r, p, "before it was asked to stop")
     done = processed()
     r.expect(
         set(good) <= done,
-        "it wrote processed/<order_id>.json for each order_created event",
+        "it wrote processed/<order_id>.json for each order_created event (once the bucket was there)",
         f"after {time.monotonic() - t0:.1f} s, {len(set(good) & done)}/2 test orders had a processed/<order_id>.json "
         f"object in the bucket named by ORDERS_BUCKET",
     )
@@ -572,11 +665,18 @@ def _run_worker(r, path, s3, sqs, bucket, qurl, dlq):
         f"{left - 1} handled message(s) were never deleted, so SQS would deliver them again: delete an "
         "order_created message after writing its object, other event types right away",
     )
+    written = sorted(n for d, names in disk.items() for n in set(_files(d)) - set(names))
+    r.expect(
+        not written,
+        "it wrote nothing on the instance's disk",
+        f"it wrote {', '.join(written[:4])} on the instance's disk: a disposable worker keeps nothing there "
+        "(the next copy of it runs on another machine)",
+    )
     for u in (qurl, dlq):  # an empty queue: a worker that waits 20 s per poll now shows it
         sqs.purge_queue(QueueUrl=u)
-    t1 = time.monotonic()
+    t2 = time.monotonic()
     code = procs.stop("l01-worker-check", grace=STOP_GRACE)
-    took = time.monotonic() - t1
+    took = time.monotonic() - t2
     r.expect(
         code == 0,
         "SIGTERM -> exit code 0",

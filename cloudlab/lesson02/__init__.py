@@ -16,9 +16,11 @@ from .checks import (  # noqa: F401
     check_workspaces,
 )
 from .cloud import (  # noqa: F401
+    APP_KMS_ALIAS,
     DRIFT_BUCKET,
     DRIFT_NOTE,
     DRIFT_PARAM,
+    bootstrap_secrets_key,
     bootstrap_state_bucket,
     bucket_report,
     cfn_deploy,
@@ -40,6 +42,7 @@ from .workdirs import (  # noqa: F401
     STATE_BUCKET,
     TEMPLATES,
     apply_workspaces,
+    back_to_local_state,
     list_state_objects,
     read_state,
     remote,

@@ -22,6 +22,7 @@ from .evidence import (
     expect_secure,
     expect_versions_kept,
     find_bucket,
+    instances,
     local_state,
     module_sources,
     parameters,
@@ -47,6 +48,7 @@ from .workdirs import (
     LESSON,
     STATE_BUCKET,
     state_key,
+    state_resources,
     workroot,
 )
 
@@ -95,6 +97,13 @@ def check_module(r, ns):
     key = addr.split(".")[1] if addr.startswith("module.") else None
     source = module_sources(wd).get(key or "", "")
     from_module = bool(key) and (wd / source).resolve() == (workroot() / "modules" / MODULE).resolve()
+    extra = sorted(a for a in state_resources(state) if not (key and a.startswith(f"module.{key}.")))
+    r.expect(
+        not extra or not key,
+        "ex1 manages the module's resources and nothing else",
+        f"ex1 also manages {', '.join(extra[:4])}: the task asks for one bucket from the module; everything else "
+        "in this state is one more thing to pay for and to secure (destroy it: remove it from the code, apply)",
+    )
     r.expect(
         from_module,
         f"it is made by the team's {MODULE} module (module.{key})",
@@ -231,7 +240,32 @@ def check_workspaces(r, ns):
     )
     if ready and not r.wrong:
         for env, (code, what) in plan_statuses(wd, ready).items():
-            say_plan(r, code, what, f"in workspace {env}")
+            stuck = _value_not_insecure_value(wd, safe_state(EX_ENVS_KEY, env)) if code == 2 else []
+            if stuck:
+                r.expect(
+                    False,
+                    "",
+                    f"a fresh plan in workspace {env} wants to update {stuck[0]} again and again: it was first "
+                    "applied with `value`, and the AWS provider never moves an existing parameter from `value` to "
+                    "`insecure_value` (hashicorp/terraform-provider-aws#30350; the lab's 5.100 does it too). "
+                    "Replace it once: "
+                    f'envs.workspace("{env}"); envs.run("apply", "-auto-approve", "-replace={stuck[0]}")',
+                )
+            else:
+                say_plan(r, code, what, f"in workspace {env}")
+
+
+def _value_not_insecure_value(wd, state) -> list[str]:
+    """Parameters whose code sets ``insecure_value`` while the state still holds them under ``value`` (the
+    provider bug that makes every plan want an update that never happens)."""
+    code = " ".join(p.read_text(errors="replace") for p in wd.glob("*.tf"))
+    if "insecure_value" not in code:
+        return []
+    return [
+        addr
+        for addr, attrs in instances(state, "aws_ssm_parameter")
+        if attrs.get("insecure_value") in (None, "") and attrs.get("value")
+    ]
 
 
 # ------------------------------------------------------------------ 02.4
@@ -342,6 +376,14 @@ def check_scan(r, ns):
         any(wd.glob("*.tf")),
         f"{EX_SCAN_DIR} holds Terraform code",
         f"{EX_SCAN_DIR} holds no .tf files: run the cell that creates `fix` first",
+    )
+    configs = [p for d in (wd, wd.parent) for p in (d / ".checkov.yaml", d / ".checkov.yml") if p.is_file()]
+    r.expect(
+        not configs,
+        "no checkov configuration file switches checks off for the whole directory",
+        f"{', '.join(str(p.relative_to(workroot())) for p in configs)} configures checkov for everything in "
+        f"{EX_SCAN_DIR}: a check it switches off is not even reported as skipped. Delete it; a skip goes inside "
+        "the resource, with its reason",
     )
     try:
         rep = scanners.checkov(wd, quiet=True, lesson=LESSON)  # a fresh scan: a report file can be edited by hand

@@ -166,6 +166,34 @@ def bootstrap_state_bucket(name: str = STATE_BUCKET, quiet: bool = False) -> str
     return name
 
 
+APP_KMS_ALIAS = "alias/l02-app-secrets"
+
+
+def bootstrap_secrets_key(alias: str = APP_KMS_ALIAS, quiet: bool = False) -> str:
+    """The team's customer-managed KMS key for its secrets, made once (like the state bucket) and found by its alias:
+    rotated every year, its policy the account's default. Returns its ARN; prints the boto3 calls it makes."""
+    kms = aws.client("kms")
+    try:
+        meta = kms.describe_key(KeyId=alias)["KeyMetadata"]
+        if meta.get("KeyState") == "Enabled":
+            if not quiet:
+                print(f"{alias} exists: {meta['Arn']}")
+            return meta["Arn"]
+        kms.delete_alias(AliasName=alias)  # the key behind it was disabled or scheduled for deletion
+    except kms.exceptions.NotFoundException:
+        pass
+    key = _call(
+        kms,
+        "create_key",
+        quiet=quiet,
+        Description="l02: the app's secrets",
+        Tags=[{"TagKey": "lesson", "TagValue": "02"}],
+    )["KeyMetadata"]
+    _call(kms, "enable_key_rotation", quiet=quiet, KeyId=key["KeyId"])
+    _call(kms, "create_alias", quiet=quiet, AliasName=alias, TargetKeyId=key["KeyId"])
+    return key["Arn"]
+
+
 # ------------------------------------------------------------------ CloudFormation
 def cfn_deploy(stack: str, template: Path, params: dict, timeout: float = 60.0) -> dict:
     """Create (or update) a CloudFormation stack and wait; returns its outputs."""

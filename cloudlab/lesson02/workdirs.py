@@ -102,6 +102,55 @@ def where_in_state(state: dict | None, needle: str) -> list[str]:
     return hits
 
 
+def back_to_local_state(tf: Terraform, bucket: str = EX_REPORTS_BUCKET) -> str:
+    """Put a working directory back where exercise 1 left it: its state a local file, no backend recorded.
+
+    So the task of exercise 2 can run again after any attempt (a backend with the wrong key, no lock, an
+    ``-reconfigure`` that started an empty state ...): the newest state document that manages ``bucket`` (local
+    or in the state bucket) becomes ``terraform.tfstate`` again, and the copies an attempt left in the state
+    bucket are deleted, so a new ``init -migrate-state`` moves it afresh. Returns what it did, in words."""
+    from .evidence import find_bucket, local_state
+
+    wd = Path(tf.workdir)
+    s3 = aws.client("s3")
+    found: list[tuple[int, str, dict]] = []  # (serial, where, state)
+    here = local_state(wd)
+    if find_bucket(here, bucket):
+        found.append((int(here.get("serial") or 0), "terraform.tfstate", here))
+    remote_keys = []
+    try:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=STATE_BUCKET):
+            for obj in page.get("Contents", []):
+                if obj["Key"].endswith(".tflock"):
+                    continue
+                try:
+                    doc = json.loads(s3.get_object(Bucket=STATE_BUCKET, Key=obj["Key"])["Body"].read())
+                except ValueError:
+                    continue
+                if find_bucket(doc, bucket):
+                    remote_keys.append(obj["Key"])
+                    found.append((int(doc.get("serial") or 0), f"s3://{STATE_BUCKET}/{obj['Key']}", doc))
+    except s3.exceptions.NoSuchBucket:
+        pass
+    record = wd / ".terraform" / "terraform.tfstate"
+    if not record.exists() and not remote_keys:
+        return "ex1 is as exercise 1 left it: its state is the local file terraform.tfstate"
+    if not found:
+        return f"no state manages {bucket}: run exercise 1 first (this task moves its state)"
+    serial, where, doc = max(found, key=lambda x: x[0])
+    (wd / "terraform.tfstate").write_text(json.dumps(doc, indent=2))
+    record.unlink(missing_ok=True)
+    (wd / ".terraform" / "environment").unlink(missing_ok=True)
+    for key in remote_keys:
+        s3.delete_object(Bucket=STATE_BUCKET, Key=key)
+        s3.delete_object(Bucket=STATE_BUCKET, Key=key + ".tflock")
+    moved = f" (from {where})" if where != "terraform.tfstate" else ""
+    return (
+        f"ex1 is back where exercise 1 left it: its state is the local file terraform.tfstate{moved}; "
+        f"removed {len(remote_keys)} copy(ies) an earlier attempt left in s3://{STATE_BUCKET}"
+    )
+
+
 # ------------------------------------------------------------------ reset
 def _delete_parameters(prefix: str = PARAM_PREFIX) -> list[str]:
     ssm = aws.client("ssm")

@@ -18,6 +18,7 @@ from .checks import (  # noqa: F401
     check_lifecycle,
     check_rightsizing,
     check_sweep,
+    delete_budget,
     exercise_setup,
 )
 from .metrics import (  # noqa: F401

@@ -10,6 +10,7 @@ import ast
 import contextlib
 import inspect
 import textwrap
+from datetime import UTC, datetime
 
 from .. import aws, pager
 from ..checks import check
@@ -194,14 +195,28 @@ def _settings(r, a: dict, topic: str, threshold: float) -> None:
     r.expect(
         topic in a.get("AlarmActions", []) and a.get("ActionsEnabled", True),
         "its alarm action is the pager topic",
-        f"its AlarmActions are {a.get('AlarmActions', [])}: they should include the pager topic "
-        "(OKActions and InsufficientDataActions are for other transitions)",
+        f"its AlarmActions are {a.get('AlarmActions', [])}"
+        + ("" if a.get("ActionsEnabled", True) else " and its actions are disabled (ActionsEnabled=False)")
+        + ": they should include the pager topic (OKActions and InsufficientDataActions are for other transitions)",
+    )
+    r.expect(
+        topic not in a.get("InsufficientDataActions", []),
+        "it pages nobody when data is merely missing",
+        "its InsufficientDataActions page the pager: it would wake someone every time the billing data is late "
+        "(AWS publishes it only every few hours); page on ALARM only",
     )
     r.expect(
         a.get("TreatMissingData", "missing") != "breaching",
         "a gap in the data does not page anyone",
         "TreatMissingData='breaching' pages whenever the billing data is late: leave the default (missing)",
     )
+
+
+def delete_budget(name: str) -> None:
+    """Delete the budget ``name`` if an earlier run made it (a task cell can then create it again), and say so."""
+    if describe_budget(name) is not None:
+        aws.client("budgets").delete_budget(AccountId=account_id(), BudgetName=name)
+        print(f"(deleted the budget {name} an earlier run of this cell made)")
 
 
 @check(
@@ -240,6 +255,19 @@ def check_budget(r, ns):
             "it is a MONTHLY COST budget",
             f"it should be MONTHLY / COST, it is {got['time_unit']} / {got['type']}",
         )
+        r.expect(
+            not got["filters"],
+            "it watches the whole bill (no cost filter)",
+            f"it only watches part of the bill ({got['filters']}): the team's budget covers all of its spend",
+        )
+        start, end = got["period"]
+        now = datetime.now(UTC)
+        r.expect(
+            (start is None or start <= now) and (end is None or end > now),
+            "it watches the current month",
+            f"its time period runs from {start} to {end}: it does not cover this month, so nothing alerts now "
+            "(leave TimePeriod out: a monthly budget then starts with the current month)",
+        )
         notes = set(got["notifications"])
         for kind, percent, what in (("ACTUAL", 80.0, "actual spend"), ("FORECASTED", 100.0, "the forecast")):
             near = [n for n in notes if n[0] == kind]
@@ -254,6 +282,12 @@ def check_budget(r, ns):
                     else ""
                 ),
             )
+        r.expect(
+            True,
+            "who is e-mailed: not checked here (moto does not serve DescribeSubscribersForNotification; on AWS, "
+            "`aws budgets describe-subscribers-for-notification` lists them)",
+            "",
+        )
     finally:
         with contextlib.suppress(Exception):
             b.delete_budget(AccountId=account_id(), BudgetName=name)

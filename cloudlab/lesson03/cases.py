@@ -12,7 +12,9 @@ gives another answer on at least one case (:func:`alternatives`, and ``tests/tes
 * ``max()`` instead of the 95th percentile: the web server's one busy hour (a deploy) decides;
 * daily periods, or the mean, or the median: the batch box's four busy hours a day disappear;
 * memory ignored: the cache box (memory-bound) shrinks; missing memory read as 0: the box without the
-  agent shrinks; the ``region`` argument ignored: the batch box in eu-west-1 has no data.
+  agent shrinks; the ``region`` argument ignored: the batch box in eu-west-1 has no data;
+* more than the last two days (a week, or a ``timedelta(48)``, which is 48 *days*): every box ran a busy
+  migration before the two days (:func:`older_hours`), which the policy leaves out.
 
 The answers do not depend on how the learner's hours line up with the data's hours (CloudWatch starts
 its periods at the StartTime asked for), nor on the percentile's interpolation (the policy's values sit
@@ -111,6 +113,18 @@ def make_cases(seed: str) -> list[Case]:
     ]  # fmt: skip
 
 
+OLDER_HOURS = 46  # the migration before the window: hours of data older than the last two days
+OLDER_GAP_HOURS = 2  # between its last hour and the window's first, so no hour alignment can reach it
+
+
+def older_hours(case: Case) -> tuple[list[list[float]], list[list[float]] | None]:
+    """The hours before the window (samples per hour, oldest first): a data migration kept every box busy."""
+    rnd = random.Random(f"older-{case.key}-{case.cpu[:3]}")
+    cpu = [[_clip(92 + rnd.uniform(-3, 3)) for _ in range(PER_HOUR)] for _ in range(OLDER_HOURS)]
+    mem = None if case.mem is None else [[_clip(88 + rnd.uniform(-2, 2)) for _ in range(PER_HOUR)] for _ in cpu]
+    return cpu, mem
+
+
 def hourly_samples(values) -> list[list[float]]:
     """The samples grouped by hour, oldest first: what :func:`publish_utilization` writes, one point per hour."""
     vals = list(values)
@@ -153,4 +167,12 @@ def alternatives(case: Case, table: cost.PriceTable) -> dict[str, str]:
         "memory ignored": _size(case, stats.percentile(cpu_hours), 0.0, table),
         "missing memory read as 0": _size(case, stats.percentile(cpu_hours), mem_p95 or 0.0, table),
         "no data found (wrong region, namespace or dimension)": _size(case, None, None, table),
+        "more than the last two days": _size(
+            case,
+            stats.percentile(cpu_hours + [sum(h) / len(h) for h in older_hours(case)[0]]),
+            None
+            if case.mem is None
+            else stats.percentile(hourly(case.mem) + [sum(h) / len(h) for h in older_hours(case)[1]]),
+            table,
+        ),
     }

@@ -4,10 +4,11 @@ fresh names of their own. The wrong answers each must reject are in tests/test_l
 from __future__ import annotations
 
 import contextlib
+from datetime import UTC, datetime, timedelta
 
 from .. import aws, cleanup, cost
 from ..checks import check
-from .cases import alternatives, expected, hourly_samples, make_cases
+from .cases import HOURS, OLDER_GAP_HOURS, alternatives, expected, hourly_samples, make_cases, older_hours
 from .metrics import publish_utilization
 from .resources import (
     AMI,
@@ -86,6 +87,9 @@ def check_rightsizing(r, ns):
                 r.call(recommend_for, iid, case.instance_type, case.region)
             mem = None if case.mem is None else hourly_samples(case.mem)
             publish_utilization(iid, hourly_samples(case.cpu), mem, case.region)
+            old_cpu, old_mem = older_hours(case)  # before the two days: a migration the policy leaves out
+            before = datetime.now(UTC) - timedelta(hours=HOURS + OLDER_GAP_HOURS)
+            publish_utilization(iid, old_cpu, old_mem, case.region, end=before)
             want = expected(case, table)
             got = r.call(recommend_for, iid, case.instance_type, case.region)
             if isinstance(got, cost.Recommendation):
@@ -106,13 +110,18 @@ def check_rightsizing(r, ns):
 
 
 # ------------------------------------------------------------------ 03.2
+THEIR_RULE = {"ID": "tmp-cleanup", "Filter": {"Prefix": "tmp/"}, "Status": "Enabled", "Expiration": {"Days": 7}}
+
+
 @check(
     "03.2",
     "Lifecycle rules on the log bucket",
     hints=[
         "put_bucket_lifecycle_configuration on the bucket you are given, with one enabled rule whose Filter is "
         "the prefix 'logs/' (with the slash: 'logs' would also match 'logs-archive/').",
-        "Transitions at 30 days (STANDARD_IA) and 90 days (GLACIER), Expiration at 365 days, all in Days.",
+        "That call replaces ALL the bucket's rules: read them first (get_bucket_lifecycle_configuration; the error "
+        "code NoSuchLifecycleConfiguration means none), drop your own rule (by its ID) and add it again, keep the "
+        "others. Transitions at 30 days (STANDARD_IA) and 90 days (GLACIER), Expiration at 365 days, all in Days.",
         "Filter={'Prefix': 'logs/'}, Status='Enabled', Transitions=[{'Days': 30, 'StorageClass': 'STANDARD_IA'}, "
         "{'Days': 90, 'StorageClass': 'GLACIER'}], Expiration={'Days': 365}; then run add_log_rules(LOG_BUCKET).",
     ],
@@ -124,15 +133,41 @@ def check_lifecycle(r, ns):
     fresh = f"l03-chk-{nonce()}"
     s3.create_bucket(Bucket=fresh)
     try:
+        # the bucket already has another team's rule: temporary files expire after a week
+        s3.put_bucket_lifecycle_configuration(Bucket=fresh, LifecycleConfiguration={"Rules": [THEIR_RULE]})
         r.call(add_log_rules, fresh)
+        first = lifecycle_rules(fresh)
+        r.call(add_log_rules, fresh)  # the cell run a second time
         rules = lifecycle_rules(fresh)
     finally:
         with contextlib.suppress(Exception):
             cleanup.empty_and_delete_bucket(s3, fresh)
+    mine = [x for x in rules if x.get("ID") != THEIR_RULE["ID"]]
     r.require(
-        rules,
-        f"add_log_rules put rules on a new bucket ({len(rules)} rule(s))",
-        "after add_log_rules(bucket) the bucket it was given has no lifecycle rules (use the `bucket` argument)",
+        mine,
+        f"add_log_rules put rules on a new bucket ({len(mine)} rule(s))",
+        "after add_log_rules(bucket) the bucket it was given has no lifecycle rules of yours (use the `bucket` "
+        "argument)",
+    )
+    r.expect(
+        cost.plan_from_rules(rules, THEIR_RULE["Filter"]["Prefix"]).expire_days == THEIR_RULE["Expiration"]["Days"],
+        "another team's rule on the bucket (tmp/ expires after 7 days) is still there",
+        "another team's rule on the bucket (tmp/ expires after 7 days) is gone: put_bucket_lifecycle_configuration "
+        "replaces the WHOLE configuration. Read the rules first (get_bucket_lifecycle_configuration), add yours, "
+        "put them all back",
+    )
+    ids = [x.get("ID") for x in rules]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    r.expect(
+        len(rules) == len(first) and not dupes,
+        "running it twice leaves the same rules (no duplicate)",
+        f"after a second run the bucket has {len(rules)} rules instead of {len(first)}"
+        + (
+            f", and the ID {dupes[0]!r} twice (LocalStack accepts that, real S3 refuses it: IDs are unique)"
+            if dupes
+            else ""
+        )
+        + ": replace your own rule (same ID) instead of adding another",
     )
     plan = cost.plan_from_rules(rules, "logs/")
     r.expect(
@@ -224,6 +259,7 @@ def check_sweep(r, ns):
         ("orphan-a", f"{prefix}orphan-a"),
         ("orphan-b", f"{prefix}orphan-b"),
         ("decoy", f"l03-chk-{tag}x-keep"),  # unattached too, but another team's prefix
+        ("inside", f"l03-chk-{tag}x-team-b-{prefix}keep"),  # holds the prefix, but does not start with it
     ):
         vols[k] = ec2.create_volume(
             AvailabilityZone="us-east-1a",
@@ -238,6 +274,13 @@ def check_sweep(r, ns):
         return {v["VolumeId"] for v in ec2.describe_volumes(Filters=_name_filter(f"l03-chk-{tag}"))["Volumes"]}
 
     try:
+        r.call(sweep_volumes, ec2, prefix)  # no dry_run given: the default must be the safe one
+        r.require(
+            existing() == set(vols.values()),
+            "called without dry_run, it deletes nothing (dry_run=True is the default)",
+            "called as sweep_volumes(ec2, prefix), without dry_run, it deleted volumes: the default must be "
+            "dry_run=True, so a forgotten argument never deletes anything",
+        )
         listed, why = _ids(r.call(sweep_volumes, ec2, prefix, dry_run=True))
         r.require(
             listed is not None, "the dry run returns a list of volume ids", f"sweep_volumes(..., dry_run=True) {why}"
@@ -247,6 +290,12 @@ def check_sweep(r, ns):
             "it looks only at volumes named with the prefix",
             f"the dry run listed {vols['decoy']}, an unattached volume whose name does not start with the prefix: "
             "filter on tag:Name = prefix*",
+        )
+        r.expect(
+            vols["inside"] not in listed,
+            "a name that only contains the prefix is not one of them (starts with, not contains)",
+            f"the dry run listed {vols['inside']}, named ...team-b-{prefix}keep: it contains the prefix but does not "
+            "start with it, so it is another team's. Match the start: tag:Name = prefix* (or str.startswith)",
         )
         r.expect(
             set(listed) == orphans,
@@ -271,7 +320,9 @@ def check_sweep(r, ns):
             "the attached (in-use) volume was deleted: only delete volumes whose State is 'available'",
         )
         r.expect(
-            vols["decoy"] in left, "the other prefix's volume is still there", "the other prefix's volume was deleted"
+            vols["decoy"] in left and vols["inside"] in left,
+            "the other teams' volumes are still there",
+            "another team's volume was deleted (one of another prefix, or one that only contains yours)",
         )
         r.expect(
             deleted is not None and set(deleted) == orphans,
@@ -289,4 +340,4 @@ def check_sweep(r, ns):
                 ec2.delete_volume(VolumeId=v["VolumeId"])
 
 
-from .alerts import check_alarm, check_budget  # noqa: E402,F401  (03.4, 03.5)
+from .alerts import check_alarm, check_budget, delete_budget  # noqa: E402,F401  (03.4, 03.5)

@@ -418,6 +418,8 @@ def describe_budget(name: str) -> dict | None:
         "unit": limit.get("Unit"),
         "time_unit": budget.get("TimeUnit"),
         "type": budget.get("BudgetType"),
+        "filters": budget.get("CostFilters") or {},
+        "period": ((budget.get("TimePeriod") or {}).get("Start"), (budget.get("TimePeriod") or {}).get("End")),
         "notifications": [
             (
                 n.get("NotificationType"),

@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 from .. import aws
 from .. import observability as obs
@@ -15,6 +16,8 @@ from ..checks import check
 from ..observability import prom
 from .service import EXERCISE_GROUP, SERVICE, SLO_LATENCY_S, Service, find_service, send, wait_for_line
 from .stack import current
+
+MIN_BOUNDS, MAX_BOUNDS, MIN_BELOW_SLO = 6, 15, 3
 
 
 # ==================================================================== checks
@@ -48,16 +51,64 @@ class _Recorder:
         return put
 
 
+def _replayed_lines(base: float) -> list[str]:
+    """600 lines a log agent replays from an hour ago, newest first: more than one batch, out of order."""
+    return [
+        json.dumps(
+            {
+                "ts": datetime.fromtimestamp(base + i, UTC).isoformat(timespec="milliseconds"),
+                "level": "INFO",
+                "event": "replayed",
+                "request_id": f"old-{uuid.uuid4().hex[:8]}",
+            }
+        )
+        for i in range(600)
+    ][::-1]
+
+
+def _zoned_lines(now: float) -> list[str]:
+    """A second input: lines of a service whose clock writes its own UTC offset (New York, Tokyo), and JSON
+    that is not an object. Read as naive local times, the first two land hours away from when they happened."""
+    out = []
+    for minutes, zone in ((20, timezone(timedelta(hours=-5))), (10, timezone(timedelta(hours=9))), (5, UTC)):
+        ts = datetime.fromtimestamp(now - minutes * 60, zone).isoformat(timespec="milliseconds")
+        out.append(json.dumps({"ts": ts, "level": "WARNING", "event": "zoned", "request_id": uuid.uuid4().hex}))
+    return out[::-1] + ["", "42", "null", json.dumps("a string")]
+
+
+def _files(folder: Path) -> set[str]:
+    try:
+        return {p.name for p in folder.iterdir() if p.is_file()}
+    except OSError:
+        return set()
+
+
+def _stream_events(logs, group: str, stream: str) -> list[dict] | None:
+    try:
+        return logs.get_log_events(logGroupName=group, logStreamName=stream, startFromHead=True, limit=10000)["events"]
+    except logs.exceptions.ResourceNotFoundException:
+        return None
+
+
+def _delete_group(logs, group: str) -> None:
+    try:
+        logs.delete_log_group(logGroupName=group)
+    except Exception:  # noqa: BLE001 (already gone, or never made)
+        pass
+
+
 @check(
     "04.1",
     "The service's log lines reach CloudWatch Logs with their request ID",
     hints=[
-        "Parse each line with json.loads; skip lines that raise ValueError. The event's timestamp is "
-        "the line's `ts` in epoch milliseconds: int(datetime.fromisoformat(ts).timestamp() * 1000).",
+        "Parse each line with json.loads; skip lines that raise ValueError and JSON that is not a dict. The event's "
+        "timestamp is the line's `ts` in epoch milliseconds: int(datetime.fromisoformat(ts).timestamp() * 1000) "
+        "(fromisoformat keeps the line's own UTC offset).",
         "Sort the events by timestamp, then send them with logs.put_log_events(logGroupName=..., "
         "logStreamName=..., logEvents=batch) in slices of at most 500; create the group and the stream "
-        "first (ignore ResourceAlreadyExistsException).",
-        "The message of each event is the original line. Return the number of events you sent.",
+        "first, ignoring only ResourceAlreadyExistsException (never delete a group: other streams live in it).",
+        "Use the group and stream names you are given. The message of each event is the original line. Return the "
+        "number of events you sent.",
     ],
 )
 def check_ship_lines(r, ns):
@@ -71,41 +122,87 @@ def check_ship_lines(r, ns):
         "the service did not log the check's request within a second; restart it with the setup cell",
     )
     lines = [x for x in svc.lines() if x.strip()][-300:]
-    base = datetime.now(UTC).timestamp() - 3600
-    # lines a log agent replays from an hour ago, newest first: more than one batch, out of order
-    late = [
-        json.dumps(
-            {
-                "ts": datetime.fromtimestamp(base + i, UTC).isoformat(timespec="milliseconds"),
-                "level": "INFO",
-                "event": "replayed",
-                "request_id": f"old-{uuid.uuid4().hex[:8]}",
-            }
-        )
-        for i in range(600)
-    ]
+    now = datetime.now(UTC).timestamp()
     lines = (
-        lines + ["Traceback (most recent call last):  <- not JSON"] + late[::-1] + [json.dumps(["not", "an object"])]
+        lines
+        + ["Traceback (most recent call last):  <- not JSON"]
+        + _replayed_lines(now - 3600)
+        + [json.dumps(["not", "an object"])]
     )
     good = obs.to_log_events(lines, skip_bad=True)[0]
     logs = aws.client("logs")
     rec = _Recorder(logs)
+    group = f"{EXERCISE_GROUP}-check-{uuid.uuid4().hex[:8]}"  # a group that does not exist yet
     stream = f"check-{uuid.uuid4().hex[:8]}"
-    n = r.call(ship_lines, rec, EXERCISE_GROUP, stream, list(lines))
+    folder = Path.cwd()
+    before = _files(folder)
+    try:
+        n = r.call(ship_lines, rec, group, stream, list(lines))
+        got = _stream_events(logs, group, stream)
+        if got is None:
+            r.fail(
+                f"there is no log stream {stream!r} in the group {group!r} the check passed in: create the group "
+                "and the stream, using the names you are given (not the notebook's)"
+            )
+        _first_call(r, n, got, good, lines, rid, svc, rec)
+        # A second call, as the next batch of a log agent: the group exists now and holds another service's
+        # stream; other lines (with their own UTC offsets), another stream.
+        theirs = f"theirs-{uuid.uuid4().hex[:6]}"
+        logs.create_log_stream(logGroupName=group, logStreamName=theirs)
+        logs.put_log_events(
+            logGroupName=group, logStreamName=theirs, logEvents=[{"timestamp": int(now * 1000), "message": "theirs"}]
+        )
+        stream2 = f"check-{uuid.uuid4().hex[:8]}"
+        lines2 = _zoned_lines(now)
+        good2 = obs.to_log_events(lines2, skip_bad=True)[0]
+        n2 = r.call(ship_lines, logs, group, stream2, list(lines2))
+        got2 = _stream_events(logs, group, stream2) or []
+        r.expect(
+            n2 == len(good2) and sorted(e["message"] for e in got2) == sorted(e["message"] for e in good2),
+            f"a second call (into the now existing group, with other lines) ships exactly its {len(good2)} events",
+            f"a second call into the existing group with {len(good2)} JSON object lines (and JSON that is not an "
+            f"object) returned {n2!r} and left {len(got2)} events in its stream: create only what does not exist "
+            "yet, and send every JSON object line, nothing else",
+        )
+        real = {e["message"]: e["timestamp"] for e in good2}
+        off = [round((e["timestamp"] - real[e["message"]]) / 3_600_000, 2) for e in got2 if e["message"] in real]
+        r.expect(
+            len(off) == len(good2) and not any(off),
+            "lines written with another UTC offset (New York, Tokyo) keep their real time",
+            f"lines written in New York (-05:00) and Tokyo (+09:00) time landed {[f'{h:+g} h' for h in off]} "
+            "away from when they happened: keep each line's own UTC offset (datetime.fromisoformat does; "
+            "cutting the offset off reads the time as UTC)",
+        )
+        kept = _stream_events(logs, group, theirs)
+        r.expect(
+            bool(kept) and kept[0]["message"] == "theirs",
+            "another service's stream in the same group is untouched",
+            "another service's stream in the group was deleted or emptied: never delete or re-create a group "
+            "(ignore ResourceAlreadyExistsException instead)",
+        )
+        streams = {s["logStreamName"] for s in logs.describe_log_streams(logGroupName=group).get("logStreams", [])}
+        extra = sorted(streams - {stream, stream2, theirs})
+        r.expect(
+            not extra,
+            "nothing was written to other streams",
+            f"ship_lines also wrote to the stream(s) {extra}: only the stream it is given",
+        )
+    finally:
+        _delete_group(logs, group)
+    new = sorted(_files(folder) - before)
+    r.expect(
+        not new,
+        "nothing was written to the local disk",
+        f"files appeared next to the notebook: {', '.join(new)}; CloudWatch is the copy that outlives the instance",
+    )
+
+
+def _first_call(r, n, got, good, lines, rid, svc, rec) -> None:
     r.expect(
         n == len(good),
         f"ship_lines returned {n}, the number of JSON lines",
         f"ship_lines returned {n!r}, but {len(good)} of the {len(lines)} lines are JSON log events",
     )
-    try:
-        got = logs.get_log_events(logGroupName=EXERCISE_GROUP, logStreamName=stream, startFromHead=True, limit=10000)[
-            "events"
-        ]
-    except logs.exceptions.ResourceNotFoundException:
-        r.fail(
-            f"there is no log stream {stream!r} in {EXERCISE_GROUP}: create the group and the stream, "
-            "using the names you are given"
-        )
     r.expect(
         len(got) == len(good),
         f"CloudWatch holds all {len(good)} events",
@@ -155,7 +252,8 @@ def check_ship_lines(r, ns):
     hints=[
         "BUCKETS is a tuple of increasing upper bounds in seconds, e.g. starting at 0.005. The SLO "
         f"threshold {SLO_LATENCY_S} must be one of them, exactly.",
-        "Cover the range you care about: at least 6 bounds, the largest at least 2.5 s. Then restart "
+        f"Cover the range you care about: {MIN_BOUNDS} to {MAX_BOUNDS} bounds, at least {MIN_BELOW_SLO} of them below "
+        f"{SLO_LATENCY_S} s (most requests are fast), the largest at least 2.5 s. Then restart "
         "the service with them: svc = lesson04.restart_service(buckets=BUCKETS).",
         'The check scrapes the running service\'s /metrics: if it still shows le="0.01","0.1","1.0", '
         "the restart with your buckets did not happen.",
@@ -189,10 +287,21 @@ def check_buckets(r, ns):
         f"{SLO_LATENCY_S} s (the SLO threshold) is a bucket boundary",
         f"{SLO_LATENCY_S} s is not a bucket boundary: the SLO's good/bad split would be a guess",
     )
+    below = [b for b in bounds if b < SLO_LATENCY_S]
     r.expect(
-        len(bounds) >= 6,
-        f"{len(bounds)} buckets (enough resolution)",
-        f"only {len(bounds)} finite buckets: use at least 6 so percentiles are more than a guess",
+        len(below) >= MIN_BELOW_SLO,
+        f"{len(below)} bounds below the SLO threshold, where most requests land",
+        f"only {len(below)} bound(s) below {SLO_LATENCY_S} s: nearly every request of this service takes well under "
+        f"{SLO_LATENCY_S} s, so its p50 and p90 would be straight-line guesses inside one bucket; put at least "
+        f"{MIN_BELOW_SLO} bounds below the threshold",
+    )
+    r.expect(
+        MIN_BOUNDS <= len(bounds) <= MAX_BOUNDS,
+        f"{len(bounds)} buckets (enough resolution, and not a series per millisecond)",
+        f"only {len(bounds)} finite buckets: use at least {MIN_BOUNDS} so percentiles are more than a guess"
+        if len(bounds) < MIN_BOUNDS
+        else f"{len(bounds)} finite buckets: each bound is one more time series per route, method and instance; "
+        f"keep it to {MAX_BOUNDS} or fewer (the Python client's default has 14)",
     )
     r.expect(
         bounds and bounds[-1] >= 2.5,

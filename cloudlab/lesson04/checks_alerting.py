@@ -7,12 +7,14 @@ Every run uses fresh label values, so nothing left by an earlier run can make a 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import uuid
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
+from .. import net
 from ..checks import check
 from ..observability import prom, receiver
 from ..observability.promtool import route_receivers
@@ -28,6 +30,50 @@ ROUTE_CASES = [
     ({"alertname": sc.PAGE, "severity": "page", "slo": "payments-latency"}, ["pager"], "a page of another SLO"),
     ({"alertname": "DiskWillFillIn4h", "severity": "info"}, ["tickets"], "an alert of no known severity"),
 ]
+
+
+# What the task asks of every route (Alertmanager's own defaults for the three timings are the same values,
+# so leaving them out is right too; group_by has no default: without it every alert is a group of its own).
+TIMING = {"group_wait": "30s", "group_interval": "5m", "repeat_interval": "4h"}
+GROUP_BY = {"alertname", "slo"}
+
+
+def route_settings(route: dict, inherited: dict | None = None, path: str = "route") -> list[tuple[str, dict]]:
+    """``[(where, effective settings)]`` for a route and every child route below it: group_by and the three
+    timings, each inherited from the parent route unless the route sets its own (as Alertmanager does)."""
+    defaults = {k: prom.format_duration(prom.parse_duration(v)) for k, v in TIMING.items()}
+    here = dict(inherited or {"group_by": None, **defaults})
+    if not isinstance(route, dict):
+        return []
+    if isinstance(route.get("group_by"), list):
+        here["group_by"] = route["group_by"]
+    for key in TIMING:
+        if key in route:
+            try:
+                here[key] = prom.format_duration(prom.parse_duration(str(route[key])))
+            except ValueError:
+                here[key] = str(route[key])
+            here[f"{key} as written"] = str(route[key])
+    out = [(path, here)]
+    for i, child in enumerate(route.get("routes") or []):
+        out += route_settings(child, here, f"{path}.routes[{i}]")
+    return out
+
+
+def timing_problems(route: dict) -> list[str]:
+    """What differs from the task's grouping and timing, route by route."""
+    want = {k: prom.format_duration(prom.parse_duration(v)) for k, v in TIMING.items()}
+    problems = []
+    for where, eff in route_settings(route):
+        if eff["group_by"] is None:
+            problems.append(f"{where} has no group_by: all its alerts, of every SLO, share one notification")
+        elif set(map(str, eff["group_by"])) != GROUP_BY and eff["group_by"] != ["..."]:
+            problems.append(f"{where} groups by {eff['group_by']}, not [alertname, slo]")
+        for key, value in want.items():
+            if eff[key] != value:
+                written = eff.get(f"{key} as written", eff[key])
+                problems.append(f"{where} has {key}: {written}, the task says {TIMING[key]}")
+    return problems
 
 
 def _stamp(seconds: float) -> str:
@@ -78,6 +124,14 @@ def check_routes(r, ns):
             f"{what} ({', '.join(f'{k}={v}' for k, v in labels.items())}) goes to {got or tool.output[-200:]}, "
             f"not just {want[0]}",
         )
+    problems = timing_problems(routes["route"])
+    r.expect(
+        not problems,
+        "every route groups by alertname and slo and waits 30s / 5m / 4h (read from your file: the live test below "
+        "runs in lab time and cannot wait four hours to see a repeat)",
+        "; ".join(problems[:3]) + ": a repeat every few minutes wakes the on-call all night for one problem, "
+        "a group_wait of minutes delays every page",
+    )
     st = current()
     try:
         live = st.alertmanager.config_hash()
@@ -186,64 +240,54 @@ def check_silence(r, ns):
     st = current()
     run_id = uuid.uuid4().hex[:8]
     service, other = f"check-{run_id}", f"check-{run_id}-other"
-    with west_of_utc():
-        sid = r.call(silence_service, st.alertmanager.url, service, 30, f"check 04.7 {run_id}: maintenance")
-    r.require(
-        isinstance(sid, str) and sid,
-        "it returns the silence's id",
-        f"silence_service returned {sid!r:.80}; return the silenceID from Alertmanager's answer",
-    )
-    s = st.alertmanager.silence(sid)
-    r.require(s is not None, f"Alertmanager holds the silence {sid}", f"Alertmanager has no silence with id {sid!r}")
+    # another team's maintenance, already silenced: a function that clears silences first would end it
+    theirs = _post_silence(st.alertmanager.url, f"check-{run_id}-theirs", 60, f"check 04.7 {run_id}: theirs")
+    made: list[str] = []
     try:
-        state = s["status"]["state"]
-        starts = datetime.fromisoformat(s["startsAt"].replace("Z", "+00:00"))
-        ends = datetime.fromisoformat(s["endsAt"].replace("Z", "+00:00"))
-        r.expect(
-            state == "active",
-            "it is active now",
-            f"it is {state}, not active: it "
-            + ("starts in the future: give startsAt in UTC, not local time" if state == "pending" else "already ended"),
+        with west_of_utc():
+            sid = r.call(silence_service, st.alertmanager.url, service, 30, f"check 04.7 {run_id}: maintenance")
+        r.require(
+            isinstance(sid, str) and sid,
+            "it returns the silence's id",
+            f"silence_service returned {sid!r:.80}; return the silenceID from Alertmanager's answer",
         )
-        minutes = (ends - starts).total_seconds() / 60
-        r.expect(
-            29 <= minutes <= 31,
-            "it lasts 30 minutes",
-            f"it lasts {minutes:.1f} minutes, not 30 (minutes, not seconds or hours)",
+        made.append(sid)
+        s = st.alertmanager.silence(sid)
+        r.require(
+            s is not None, f"Alertmanager holds the silence {sid}", f"Alertmanager has no silence with id {sid!r}"
         )
-        left = (ends - datetime.now(UTC)).total_seconds() / 60
-        r.expect(
-            28 <= left <= 31,
-            "it ends 30 minutes from now",
-            f"it ends {left:.0f} minutes from now, not 30: were the times in UTC?",
+        _expect_silence(r, s, service, 30, f"check 04.7 {run_id}: maintenance")
+        # a second window: another service, another length, another reason
+        service2, comment2 = f"check-{run_id}-db", f"check 04.7 {run_id}: database upgrade, ticket {run_id}"
+        with west_of_utc():
+            sid2 = r.call(silence_service, st.alertmanager.url, service2, 45, comment2)
+        s2 = st.alertmanager.silence(sid2) if isinstance(sid2, str) and sid2 and sid2 != sid else None
+        if isinstance(sid2, str):
+            made.append(sid2)
+        r.require(
+            s2 is not None,
+            "a second call makes a second silence",
+            f"a second call (service {service2}, 45 minutes) returned {sid2!r:.60}, not a new silence's id",
         )
-        want = [{"name": "service", "value": service, "isRegex": False, "isEqual": True}]
-        got = [{k: m.get(k) for k in ("name", "value", "isRegex", "isEqual")} for m in s.get("matchers", [])]
-        r.expect(
-            got == want,
-            f"it matches exactly service={service}",
-            f"its matchers are {got}; it should match exactly service=<the service> (one equality matcher)",
-        )
-        r.expect(
-            bool(str(s.get("createdBy", "")).strip()) and bool(str(s.get("comment", "")).strip()),
-            "it says who made it and why",
-            "createdBy and comment must say who silenced what, and why",
-        )
+        _expect_silence(r, s2, service2, 45, comment2, second=True)
+        page = {"alertname": sc.PAGE, "severity": "page", "slo": sc.SLO_NAME, "check": run_id}
+        alerts = [synthetic({**page, "service": service}), synthetic({**page, "service": other})]
+        st.alertmanager.post_alerts(alerts)
+
+        def states():
+            got = {a["labels"]["service"]: a["status"] for a in st.alertmanager.alerts(check=run_id)}
+            return got if len(got) == 2 else None
+
+        got = wait_for(states, 5.0) or {}
+        resolve(st.alertmanager, alerts)
+        still = st.alertmanager.silence(theirs) if theirs else None
+    except prom.StackError as e:
+        r.fail(str(e))
     finally:
-        try:
-            page = {"alertname": sc.PAGE, "severity": "page", "slo": sc.SLO_NAME, "check": run_id}
-            alerts = [synthetic({**page, "service": service}), synthetic({**page, "service": other})]
-            st.alertmanager.post_alerts(alerts)
-
-            def states():
-                got = {a["labels"]["service"]: a["status"] for a in st.alertmanager.alerts(check=run_id)}
-                return got if len(got) == 2 else None
-
-            got = wait_for(states, 5.0) or {}
-            resolve(st.alertmanager, alerts)
-            st.alertmanager.expire(sid)
-        except prom.StackError as e:
-            r.fail(str(e))
+        for x in [*made, theirs]:
+            if x:
+                with contextlib.suppress(prom.StackError):
+                    st.alertmanager.expire(x)
     r.expect(
         sid in (got.get(service) or {}).get("silencedBy", []),
         "an alert of that service is silenced by it",
@@ -253,4 +297,62 @@ def check_silence(r, ns):
         not (got.get(other) or {}).get("silencedBy"),
         "an alert of another service still goes out",
         "an alert of ANOTHER service is silenced too: match only the service you maintain",
+    )
+    r.expect(
+        theirs is None or (still or {}).get("status", {}).get("state") == "active",
+        "another team's silence is still active",
+        "another team's active silence was expired by your function: create yours, touch nothing else",
+    )
+
+
+def _post_silence(url: str, service: str, minutes: int, comment: str) -> str | None:
+    now = datetime.now(UTC)
+    body = {
+        "matchers": [{"name": "service", "value": service, "isRegex": False, "isEqual": True}],
+        "startsAt": now.isoformat(),
+        "endsAt": (now + timedelta(minutes=minutes)).isoformat(),
+        "createdBy": "check 04.7",
+        "comment": comment,
+    }
+    answer = net.request("POST", f"{url}/api/v2/silences", body)
+    return answer.json().get("silenceID") if answer.status == 200 else None
+
+
+def _expect_silence(r, s: dict, service: str, minutes: int, comment: str, second: bool = False) -> None:
+    """One silence, as Alertmanager holds it: active now, ``minutes`` long, one matcher, the reason given."""
+    which = f"the second one ({service}, {minutes} min)" if second else "it"
+    state = s["status"]["state"]
+    starts = datetime.fromisoformat(s["startsAt"].replace("Z", "+00:00"))
+    ends = datetime.fromisoformat(s["endsAt"].replace("Z", "+00:00"))
+    r.expect(
+        state == "active",
+        f"{which} is active now",
+        f"{which} is {state}, not active: it "
+        + ("starts in the future: give startsAt in UTC, not local time" if state == "pending" else "already ended"),
+    )
+    length = (ends - starts).total_seconds() / 60
+    r.expect(
+        minutes - 1 <= length <= minutes + 1,
+        f"{which} lasts {minutes} minutes",
+        f"{which} lasts {length:.1f} minutes, not {minutes}: "
+        + ("use the `minutes` argument" if second and 29 <= length <= 31 else "minutes, not seconds or hours"),
+    )
+    left = (ends - datetime.now(UTC)).total_seconds() / 60
+    r.expect(
+        minutes - 2 <= left <= minutes + 1,
+        f"{which} ends {minutes} minutes from now",
+        f"{which} ends {left:.0f} minutes from now, not {minutes}: were the times in UTC?",
+    )
+    want = [{"name": "service", "value": service, "isRegex": False, "isEqual": True}]
+    got = [{k: m.get(k) for k in ("name", "value", "isRegex", "isEqual")} for m in s.get("matchers", [])]
+    r.expect(
+        got == want,
+        f"{which} matches exactly service={service}",
+        f"{which}'s matchers are {got}; it should match exactly service=<the service> (one equality matcher)",
+    )
+    r.expect(
+        bool(str(s.get("createdBy", "")).strip()) and str(s.get("comment", "")).strip() == comment,
+        f"{which} says who made it, and why (the comment it was given)",
+        f"{which} has createdBy {s.get('createdBy')!r} and comment {s.get('comment')!r}: createdBy must name who "
+        f"silenced it, and the comment is the one given ({comment!r})",
     )

@@ -10,11 +10,12 @@ import re
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from .. import aws, pager
 from .. import observability as obs
 from ..checks import check
-from .checks_rules import learner_file
+from .checks_rules import learner_file, scratch
 from .service import DIMENSIONS, NAMESPACE, SERVICE, find_service, send
 from .stack import restart_service
 
@@ -27,6 +28,38 @@ def _request_trace(spans: list[dict], request_id: str) -> dict | None:
         (s for s in spans if s.get("kind") == "SERVER" and s.get("attributes", {}).get("request_id") == request_id),
         None,
     )
+
+
+def _counting_hook(learner: Path, calls: Path) -> Path:
+    """A hook file that loads the learner's ``reserve`` and counts each real call to the inventory (one JSON line
+    per call in ``calls``); what the learner's code does with its span is unchanged."""
+    hook = calls.with_name("counting_inventory_hook.py")
+    hook.write_text(
+        "import importlib.util, json\n"
+        f"_spec = importlib.util.spec_from_file_location('learner_inventory', {str(learner)!r})\n"
+        "_learner = importlib.util.module_from_spec(_spec)\n"
+        "_spec.loader.exec_module(_learner)\n\n\n"
+        "def reserve(call, item, qty):\n"
+        "    def counted(i, q):\n"
+        f"        with open({str(calls)!r}, 'a') as fh:\n"
+        "            fh.write(json.dumps({'item': i, 'qty': q}) + '\\n')\n"
+        "        return call(i, q)\n\n"
+        "    return _learner.reserve(counted, item, qty)\n"
+    )
+    return hook
+
+
+def _order_spans(r, svc, rid: str) -> tuple[dict, list[dict]]:
+    """The request's SERVER span and every span exported so far (waits up to 5 s for the request's)."""
+    spans, root = [], None
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        spans = obs.read_spans(svc.spans_file, settle=0.2)
+        root = _request_trace(spans, rid)
+        if root is not None:
+            break
+    r.require(root is not None, "the request's trace was exported", "the request's SERVER span never arrived")
+    return root, spans
 
 
 @check(
@@ -46,71 +79,88 @@ def check_span(r, ns):
     before = find_service(SERVICE)
     r.require(before is not None, "the service runs", "the service is not running: run the setup cell again")
     slow_ms = before.inventory_ms or 40
+    calls = scratch("04.8") / "inventory-calls.jsonl"
     try:
         try:
-            svc = restart_service(inventory_hook=str(path), inventory_ms=slow_ms)
+            svc = restart_service(inventory_hook=str(_counting_hook(path, calls)), inventory_ms=slow_ms)
         except RuntimeError as e:
             r.fail(f"the service did not start with your {path.name}: {str(e)[-700:]}")
-        rid, item, qty = f"check-{uuid.uuid4().hex[:10]}", f"item-{uuid.uuid4().hex[:6]}", random.randint(2, 9)
-        resp = send(svc, rid, "/orders", {"item": item, "qty": qty})
-        if resp.status != 201:
-            err = next((ln for ln in svc.lines() if rid in ln and "request_failed" in ln), "")
-            r.fail(f"POST /orders answered {resp.status} with your reserve(): {err[-400:] or resp.body[:200]!r}")
-        spans, root = [], None
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            spans = obs.read_spans(svc.spans_file, settle=0.2)
-            root = _request_trace(spans, rid)
-            if root is not None:
-                break
-        r.require(root is not None, "the request's trace was exported", "the request's SERVER span never arrived")
-        mine = [s for s in spans if s["name"] == "inventory.reserve"]
-        r.require(
-            bool(mine),
-            "a span inventory.reserve was exported",
-            "no span named inventory.reserve was exported: start it with trace.get_tracer(...) (the service's "
-            "provider), not with a TracerProvider of your own (nobody exports that one)",
-        )
-        inside = [s for s in mine if s["trace_id"] == root["trace_id"]]
-        r.require(
-            bool(inside),
-            "it belongs to the request's trace",
-            "inventory.reserve is in another trace than the request: start it inside the current context "
-            "(no context=..., no new root), so it joins the request's trace",
-        )
-        span = inside[-1]
-        by_id = {s["span_id"]: s for s in spans}
-        parent = by_id.get(span["parent_id"], {}).get("name", span["parent_id"])
+        orders = []
+        for _ in range(2):  # two orders, each with its own item and quantity
+            rid, item, qty = f"check-{uuid.uuid4().hex[:10]}", f"item-{uuid.uuid4().hex[:6]}", random.randint(2, 9)
+            resp = send(svc, rid, "/orders", {"item": item, "qty": qty})
+            if resp.status != 201:
+                err = next((ln for ln in svc.lines() if rid in ln and "request_failed" in ln), "")
+                r.fail(f"POST /orders answered {resp.status} with your reserve(): {err[-400:] or resp.body[:200]!r}")
+            orders.append((rid, item, qty))
+        for n, (rid, item, qty) in enumerate(orders):
+            root, spans = _order_spans(r, svc, rid)
+            _expect_span(r, root, spans, item, qty, slow_ms, "" if n == 0 else " (second order)")
+        items = {item for _, item, _ in orders}  # the load generator's orders are counted too: leave them out
+        made = [json.loads(x) for x in calls.read_text().splitlines()] if calls.exists() else []
+        made = [m for m in made if m.get("item") in items]
+        want = [{"item": item, "qty": qty} for _, item, qty in orders]
         r.expect(
-            span["parent_id"] == root["span_id"],
-            f"its parent is the request's span {root['name']}",
-            f"its parent is {parent!r}, not the request's span {root['name']!r}",
-        )
-        r.expect(
-            span["kind"] == "CLIENT",
-            "its kind is CLIENT (a call to another service)",
-            f"its kind is {span['kind']}: a call out to another service is SpanKind.CLIENT",
-        )
-        attrs = span.get("attributes", {})
-        r.expect(
-            attrs.get("inventory.item") == item,
-            "inventory.item is the order's item",
-            f"inventory.item is {attrs.get('inventory.item')!r}, the order's item was {item!r}",
-        )
-        r.expect(
-            attrs.get("inventory.quantity") == qty and isinstance(attrs.get("inventory.quantity"), int),
-            "inventory.quantity is the order's quantity (a number)",
-            f"inventory.quantity is {attrs.get('inventory.quantity')!r}, the order's qty was {qty}",
-        )
-        took = obs.duration_ms(span)
-        r.expect(
-            took >= slow_ms * 0.9,
-            f"it covers the slow call ({took:.0f} ms)",
-            f"it lasts {took:.1f} ms, the call takes {slow_ms:g} ms: call() must run INSIDE the span",
+            made == want,
+            "the inventory was called once per order, with the order's item and quantity",
+            f"for the check's 2 orders the inventory was called {len(made)} times ({made[:4]}): call(item, qty) "
+            "exactly once per order, inside the span (each extra call reserves the stock again)",
         )
     finally:
-        if r.wrong:  # leave a working service behind; a passing hook stays loaded
+        if r.wrong:  # leave a working service behind; a passing hook stays loaded (counting, as in the check)
             restart_service(inventory_hook=before.inventory_hook, inventory_ms=before.inventory_ms)
+
+
+def _expect_span(r, root: dict, spans: list[dict], item: str, qty: int, slow_ms: float, which: str) -> None:
+    mine = [s for s in spans if s["name"] == "inventory.reserve"]
+    r.require(
+        bool(mine),
+        "a span inventory.reserve was exported",
+        "no span named inventory.reserve was exported: start it with trace.get_tracer(...) (the service's "
+        "provider), not with a TracerProvider of your own (nobody exports that one)",
+    )
+    inside = [s for s in mine if s["trace_id"] == root["trace_id"]]
+    r.require(
+        bool(inside),
+        f"it belongs to the request's trace{which}",
+        f"inventory.reserve is in another trace than the request{which}: start it inside the current context "
+        "(no context=..., no new root), so it joins the request's trace",
+    )
+    r.expect(
+        len(inside) == 1,
+        f"one inventory.reserve span per order{which}",
+        f"the request{which} has {len(inside)} inventory.reserve spans: one call, one span",
+    )
+    span = inside[-1]
+    by_id = {s["span_id"]: s for s in spans}
+    parent = by_id.get(span["parent_id"], {}).get("name", span["parent_id"])
+    r.expect(
+        span["parent_id"] == root["span_id"],
+        f"its parent is the request's span {root['name']}{which}",
+        f"its parent is {parent!r}, not the request's span {root['name']!r}{which}",
+    )
+    r.expect(
+        span["kind"] == "CLIENT",
+        f"its kind is CLIENT (a call to another service){which}",
+        f"its kind is {span['kind']}{which}: a call out to another service is SpanKind.CLIENT",
+    )
+    attrs = span.get("attributes", {})
+    r.expect(
+        attrs.get("inventory.item") == item,
+        f"inventory.item is the order's item{which}",
+        f"inventory.item is {attrs.get('inventory.item')!r}, the order's item was {item!r}{which}",
+    )
+    r.expect(
+        attrs.get("inventory.quantity") == qty and isinstance(attrs.get("inventory.quantity"), int),
+        f"inventory.quantity is the order's quantity (a number){which}",
+        f"inventory.quantity is {attrs.get('inventory.quantity')!r}, the order's qty was {qty}{which}",
+    )
+    took = obs.duration_ms(span)
+    r.expect(
+        took >= slow_ms * 0.9,
+        f"it covers the slow call ({took:.0f} ms){which}",
+        f"it lasts {took:.1f} ms, the call takes {slow_ms:g} ms: call() must run INSIDE the span{which}",
+    )
 
 
 # ------------------------------------------------------------------ 04.9 CloudWatch: two alarms and a composite
@@ -194,7 +244,18 @@ def check_composite(r, ns):
         "the composite alarm notifies the pager topic",
         f"the composite alarm's actions are {comp.get('AlarmActions')}: add the topic {TOPIC}",
     )
-    noisy = [a["AlarmName"] for a in (long_a, short_a) if topic in a.get("AlarmActions", [])]
+    r.expect(
+        comp.get("ActionsEnabled", True) is True,
+        "its actions are enabled",
+        "the composite alarm has ActionsEnabled=False: it goes into ALARM and tells nobody (leave ActionsEnabled "
+        "out, or True)",
+    )
+    noisy = sorted(
+        f"{a['AlarmName']} ({kind})"
+        for a in (long_a, short_a)
+        for kind in ("AlarmActions", "OKActions", "InsufficientDataActions")
+        if topic in a.get(kind, [])
+    )
     r.expect(
         not noisy,
         "the two window alarms page nobody by themselves",

@@ -111,7 +111,11 @@ def diagnose_ratio(value: float, window: str, t: int) -> str:
         return "that is the success ratio: divide the 5xx answers by all answers"
     if close(value, want + client):
         return 'that counts the 404s too: only 5xx answers are errors (status=~"5..")'
-    if close(value, want / 2):
+    n = min(t, sc.WINDOW_MINUTES[window])
+    only_500 = sum(x - sc.unavailable(x) for x in e[t - n : t]) / (sc.PER_MINUTE * n)
+    if close(value, only_500) and not close(only_500, want):
+        return 'that counts only the 500s, not the 503s: every 5xx answer is an error (status=~"5..")'
+    if close(value, (want + sc.PAYMENTS_RATIO) / 2):
         return "the payments job is mixed in: aggregate with sum by (job)"
     if close(value, e[t - 1] / sc.PER_MINUTE):
         return "that is the last minute only (irate?): use rate over the whole window"
@@ -159,6 +163,7 @@ def check_recording_rules(r, ns):
             want = expected[(window, t)]
             samples = got[(name, float(t))]
             orders = [v for labels, v in samples if labels.get("job") == "orders"]
+            payments = [v for labels, v in samples if labels.get("job") == "payments"]
             if not samples:
                 seconds = re.findall(r"\[\s*\d+s\s*\]", str(data))
                 problems.append(
@@ -172,6 +177,12 @@ def check_recording_rules(r, ns):
             elif abs(orders[0] - want) > 1e-6:
                 problems.append(
                     f"at {t} min it is {orders[0]:.4f}, not {want:.4f}: {diagnose_ratio(orders[0], window, t)}"
+                )
+            elif len(payments) != 1 or abs(payments[0] - sc.PAYMENTS_RATIO) > 1e-6:
+                problems.append(
+                    "it is right for the orders job, but the second job in the traffic (payments, "
+                    f"{sc.PAYMENTS_RATIO:.0%} errors) gets {payments or 'no ratio at all'}: record the ratio per job, "
+                    'for every job (a job="orders" matcher leaves the others out)'
                 )
         r.expect(
             not problems,
@@ -198,6 +209,9 @@ def check_recording_rules(r, ns):
 
 
 # ------------------------------------------------------------------ 04.4 alerting rules
+HOLD = {sc.PAGE: "2m", sc.TICKET: "5m"}  # the task's `for:` of each alert
+
+
 def alert_rule(rules: list[dict], name: str) -> dict | None:
     return next((x for x in rules if x.get("alert") == name), None)
 
@@ -235,13 +249,26 @@ def check_alert_rules(r, ns):
             f"{name} has labels {labels}; it needs severity: {severity} and slo: {sc.SLO_NAME} (routing uses them)",
         )
         try:
-            hold = prom.parse_duration(rule.get("for", "0s"))
+            hold = prom.parse_duration(str(rule.get("for", "0s")))
         except ValueError:
             hold = 0
+        want = HOLD[name]
         r.expect(
-            hold >= 60_000,
+            hold == prom.parse_duration(want),
             f"{name} waits for: {rule.get('for')} before it fires",
-            f"{name} has no `for:` of at least 1m (it has {rule.get('for')!r}): one bad evaluation should not alert",
+            f"{name} has `for: {rule.get('for', '(none)')}`, the task says for: {want}: "
+            + (
+                "one bad evaluation should not alert"
+                if hold < prom.parse_duration(want)
+                else "every extra minute of waiting is a minute more of the budget burnt before anyone hears"
+            ),
+        )
+        expr = str(rule.get("expr", ""))
+        r.expect(
+            ">=" not in expr and "<" not in expr,
+            f"{name} fires when a ratio is ABOVE its threshold (>)",
+            f"{name} compares with {'>=' if '>=' in expr else '<'}: the task says the ratio burns FASTER than the "
+            "threshold, `>` (the replayed traffic never sits exactly on 7.2 %, so only this line can tell)",
         )
         notes = rule.get("annotations") if isinstance(rule.get("annotations"), dict) else {}
         r.expect(
@@ -283,11 +310,14 @@ def reference_rules() -> tuple[Path, Path]:
     return LESSON_DIR / "slo-recording.yml", LESSON_DIR / "slo-alerts.yml"
 
 
-def mutant(alerts: dict, expr: str) -> dict:
+def mutant(alerts: dict, expr: str, hold: str | None = None) -> dict:
+    """The alerting rules with the page's expression (and, if given, its `for:`) replaced."""
     out = yaml.safe_load(yaml.safe_dump(alerts))
     for rule in rules_of(out):
         if rule.get("alert") == sc.PAGE:
             rule["expr"] = expr
+            if hold:
+                rule["for"] = hold
     return out
 
 
@@ -354,7 +384,7 @@ def check_alert_tests(r, ns):
     jobs = {"the lesson's correct rules": [rec, correct]}
     for name, expr in sc.MUTANTS.items():
         f = d / f"mutant-{name.replace(' ', '-')}.yml"
-        f.write_text(yaml.safe_dump(mutant(alerts, expr), sort_keys=False))
+        f.write_text(yaml.safe_dump(mutant(alerts, expr, sc.MUTANT_HOLD.get(name)), sort_keys=False))
         jobs[name] = [rec, f]
     with ThreadPoolExecutor(len(jobs)) as ex:
         done = ex.map(lambda kv: run_tests_against(tests, kv[1], d, kv[0].replace(" ", "-")), jobs.items())
@@ -370,5 +400,7 @@ def check_alert_tests(r, ns):
         r.expect(
             not run.ok,
             f"they fail for a page rule with {name} ({len(run.failures)} failed assertions)",
-            f"they PASS a broken page rule with {name} ({sc.MUTANTS[name]}): {sc.MUTANT_HINTS[name]}",
+            f"they PASS a broken page rule with {name} ("
+            + (f"for: {sc.MUTANT_HOLD[name]}" if name in sc.MUTANT_HOLD else sc.MUTANTS[name])
+            + f"): {sc.MUTANT_HINTS[name]}",
         )

@@ -7,6 +7,7 @@ import shutil
 import time
 from pathlib import Path
 
+from .. import cleanup
 from ..observability import prom
 from ..observability.promtool import check_am_config, check_rules
 from .stack import LESSON_DIR, RuleFileError, _write_yaml, alertmanager_config, current, read_yaml, stack_dir
@@ -102,3 +103,27 @@ def test_with_rules(test_file, alerts: dict) -> None:
     test = read_yaml(test_file)
     test["rule_files"] = [str(LESSON_DIR / "slo-recording.yml"), str(rules)]
     run_tests(_write_yaml(d / Path(test_file).name, test))
+
+
+# ------------------------------------------------------------------------ the reset
+# What the exercise cells write next to the notebook. The answers live in the cells; these files are their output,
+# and one left by an earlier run would let a blank exercise's check read an old answer.
+EXERCISE_FILES = (
+    "l04_recording.yml",
+    "l04_alerts.yml",
+    "l04_alerts_test.yml",
+    "l04_alertmanager.yml",
+    "l04_inventory.py",
+)
+
+
+@cleanup.extra("04")
+def _reset_exercise_files() -> dict:
+    """``reset_lesson("04")``: the exercise files next to the notebook go (the cells write them again)."""
+    gone = []
+    for name in EXERCISE_FILES:
+        path = Path.cwd() / name
+        if path.is_file():
+            path.unlink()
+            gone.append(name)
+    return {"exercise files next to this notebook": gone}

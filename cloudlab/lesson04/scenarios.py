@@ -2,8 +2,10 @@
 that every plausible wrong rule gives a different answer from the right one.
 
 Every minute the orders service answers 100 requests: 2 of them are 404s (the client's fault, never an
-error of ours), ``errors[i]`` are 500s, the rest succeed. A second job, ``payments``, answers 100 a
-minute without errors, so a rule that forgets to aggregate ``by (job)`` mixes it in. The expected
+error of ours), ``errors[i]`` are server errors (two thirds 500s, one third 503s, so a rule that counts only
+500s is wrong), the rest succeed. A second job, ``payments``, answers 100 a minute with one 502 among them,
+so a rule that forgets to aggregate ``by (job)`` mixes it in, and a rule that names ``job="orders"`` instead
+of recording per job leaves it out. The expected
 answers are written here in plain numbers; ``tests/test_lesson04.py`` proves the lesson's reference
 rules give exactly these, so a check can never disagree with the lesson itself.
 """
@@ -26,18 +28,29 @@ PAGE, TICKET = "OrdersErrorBudgetFastBurn", "OrdersErrorBudgetSlowBurn"
 SLO_NAME = "orders-availability"
 
 
+PAYMENTS_ERRORS = 1  # 502s per minute of the second job
+
+
+def unavailable(e: int) -> int:
+    """How many of a minute's ``e`` server errors are 503s (the rest are 500s)."""
+    return e // 3
+
+
 def traffic(errors: list[int]) -> dict[str, str]:
-    """promtool input series for ``len(errors)`` minutes: orders with ``errors[i]`` 500s in minute i."""
+    """promtool input series for ``len(errors)`` minutes: orders with ``errors[i]`` 5xx in minute i."""
     good = [PER_MINUTE - CLIENT_ERRORS - e for e in errors]
     post = [g * 3 // 4 for g in good]
     get = [g - p for g, p in zip(good, post, strict=True)]
     base = 'orders_requests_total{{job="{job}", instance="127.0.0.1:8001", method="{m}", route="{r}", status="{s}"}}'
+    n = len(errors)
     return {
         base.format(job="orders", m="POST", r="/orders", s="201"): counter_values(post),
-        base.format(job="orders", m="POST", r="/orders", s="500"): counter_values(errors),
+        base.format(job="orders", m="POST", r="/orders", s="500"): counter_values([e - unavailable(e) for e in errors]),
+        base.format(job="orders", m="POST", r="/orders", s="503"): counter_values([unavailable(e) for e in errors]),
         base.format(job="orders", m="GET", r="/orders/{id}", s="200"): counter_values(get),
-        base.format(job="orders", m="GET", r="/orders/{id}", s="404"): counter_values([CLIENT_ERRORS] * len(errors)),
-        base.format(job="payments", m="POST", r="/pay", s="200"): counter_values([PER_MINUTE] * len(errors)),
+        base.format(job="orders", m="GET", r="/orders/{id}", s="404"): counter_values([CLIENT_ERRORS] * n),
+        base.format(job="payments", m="POST", r="/pay", s="200"): counter_values([PER_MINUTE - PAYMENTS_ERRORS] * n),
+        base.format(job="payments", m="POST", r="/pay", s="502"): counter_values([PAYMENTS_ERRORS] * n),
     }
 
 
@@ -56,6 +69,9 @@ def window_ratio(errors: list[int], end_minute: int, minutes: int) -> float:
 
 
 RECORDING_TIMES = (420, 410)
+
+
+PAYMENTS_RATIO = PAYMENTS_ERRORS / PER_MINUTE  # the payments job's ratio over every window
 
 
 def recording_expected() -> dict[tuple[str, int], float]:
@@ -171,14 +187,19 @@ def alert_groups(cases: list[AlertCase] | None = None) -> list[dict]:
 
 # ------------------------------------------------------------------ mutants of the page rule
 PAGE_THRESHOLD = "(14.4 * 0.005)"
+PAGE_EXPR = f"{RECORDS['1h']} > {PAGE_THRESHOLD} and {RECORDS['5m']} > {PAGE_THRESHOLD}"
 MUTANTS = {
     "long window only": f"{RECORDS['1h']} > {PAGE_THRESHOLD}",
     "short window only": f"{RECORDS['5m']} > {PAGE_THRESHOLD}",
     "no error-budget factor": f"{RECORDS['1h']} > 14.4 and {RECORDS['5m']} > 14.4",
+    "a page that comes an hour late": PAGE_EXPR,
 }
+MUTANT_HOLD = {"a page that comes an hour late": "1h"}  # the mutant's `for:` (the others keep the rule's own)
 MUTANT_HINTS = {
     "long window only": "add a case that checks the page RESOLVES a few minutes after the errors stop "
     "(exp_alerts: [] once the 5 min window is clean)",
     "short window only": "add a one-minute blip and check that nothing pages during the next minutes",
     "no error-budget factor": "add an incident and check that the page FIRES (exp_alerts with severity page)",
+    "a page that comes an hour late": "check that the page fires while the incident is still going on (at most an "
+    "hour into it): a test that looks only hours later passes a page that waits an hour before anyone hears",
 }

@@ -286,8 +286,34 @@ def restart_service(**changes):
     settings = {k: getattr(svc, k) for k in SETTINGS} if svc else {}
     if "buckets" in settings:
         settings["buckets"] = settings["buckets"] or None
+    if "buckets" in changes:
+        changes["buckets"] = _bucket_bounds(changes["buckets"])
+    before = dict(settings)
     settings.update(changes)
-    return start_service(**settings, **_ports())
+    try:
+        return start_service(**settings, **_ports())
+    except RuntimeError as e:  # the service refused these settings and exited: bring back the last good ones
+        if before:
+            start_service(**before, **_ports())
+        last = str(e).strip().splitlines()[-1:] or [""]
+        raise prom.StackError(
+            f"the service did not start with {changes}: {last[0][-300:]}; it runs again with its previous settings"
+        ) from None
+
+
+def _bucket_bounds(buckets) -> tuple[float, ...] | None:
+    """Histogram bounds as the service takes them: increasing positive seconds (StackError otherwise)."""
+    if buckets is None:
+        return None
+    try:
+        bounds = tuple(float(b) for b in buckets)
+    except (TypeError, ValueError):
+        raise prom.StackError(
+            f"buckets should be numbers of seconds, such as (0.05, 0.1, 0.25), not {buckets!r:.80}"
+        ) from None
+    if not bounds or any(b <= 0 for b in bounds) or list(bounds) != sorted(set(bounds)):
+        raise prom.StackError(f"buckets should be positive and increasing, each bound once: {bounds!r:.100}")
+    return bounds
 
 
 def set_fault_rate(rate: float, quiet: bool = False) -> None:

@@ -2,7 +2,8 @@
 
 The engine, builds, images, runs and layer scans are the toolkit :mod:`cloudlab.containers`; this
 package stages the order service as a developer's checkout (``project``), builds the production image
-``cloudlab/orders:<content digest>`` that lessons 06 and 08 reuse, cleans up by label on reset, and
+``cloudlab/orders:<source hash>`` (the course's one image: ``make cluster`` loads it, lesson 08's pipeline
+builds it to the same digest), cleans up by label on reset, and
 holds the checks (``checks``). Everything is named ``l05-...`` and labelled ``cloudlab.lesson=05``."""
 
 from .checks import SIZE_BUDGET_MB, check_layer_order, check_multistage, check_run_flags  # noqa: F401

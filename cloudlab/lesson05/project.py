@@ -4,7 +4,8 @@
 itself (``app/service.py``) and a wheelhouse into the lab's scratch space, and plants what a real
 checkout holds: a ``.env`` with a (fake, generated) token, logs and caches. The token also goes to a
 file *outside* the folder, the way a build secret is passed. :func:`build_orders` builds the
-production image ``cloudlab/orders:<content digest>`` that lessons 06 and 08 reuse.
+production image ``cloudlab/orders:<source hash>``: the course's one image of the service (``make cluster``
+loads this build; lesson 08's pipeline builds the same sources with the same command, to the same digest).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from ..tables import Table
 LESSON = "05"
 ASSETS = ROOT / "lessons" / "05_containers"
 PROJECT = ASSETS / "orders"
-REPOSITORY = "cloudlab/orders"  # the production image's name; its tag is a content digest (never latest)
+REPOSITORY = "cloudlab/orders"  # the production image's name; its tag is a hash of its sources (never latest)
 SECRET_ID = "index_token"  # the build secret's id (RUN --mount=type=secret,id=index_token)
 PRIVATE_RECORD = "/usr/local/share/orders-private/index.json"  # what tools/private_index.py writes
 BUCKET = QUEUE = "l05-orders"
@@ -187,11 +188,18 @@ def backing_services() -> dict[str, str]:
 
 
 def build_orders(show: bool = True, lesson: str = LESSON) -> containers.Build:
-    """Build the production image ``cloudlab/orders:<content digest>`` (multi-stage, non-root, health check).
+    """Build the production image ``cloudlab/orders:<source hash>`` (multi-stage, non-root, health check).
 
-    The tag is the first 12 hex digits of a SHA-256 over the Dockerfile and every file sent to the engine:
-    the same sources give the same tag, any change a new one. Lessons 06 (``kind load docker-image``)
-    and 08 (the pipeline's build job) call this."""
+    The tag is the first 12 hex digits of a SHA-256 over the Dockerfile and every file sent to the engine: a
+    source-hash tag (the same sources give the same tag, any change a new one). It names the sources, not the
+    image: the base (``BASE``) is not in it, and a build without cache gives another digest under the same tag,
+    so what is deployed is pinned by digest (``Build.image_id``).
+
+    This is the course's one image of the service: ``make cluster`` calls this function (in the course's
+    Python) and loads the result into kind under a second name, ``cloudlab/orders:sha-<hash of the sources>``
+    (``cloudlab.lab.cluster.image``); lesson 08's pipeline builds the same Dockerfile and sources with the same
+    flags and label, so the engine's cache gives the same digest, which its scan and deploy jobs use.
+    ``lesson``: the ``cloudlab.lesson`` label (lesson 05's reset removes what carries its own)."""
     project = stage("release", junk=False, show=show)
     tag = containers.content_tag(REPOSITORY, project.path)
     return project.build("Dockerfile", tag, show=show, lesson=lesson)

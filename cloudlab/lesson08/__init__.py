@@ -22,6 +22,7 @@ from .migrations import (  # noqa: F401
 from .release import (  # noqa: F401
     ASSETS,
     BUCKET,
+    COURSE_WORKFLOW,
     PROJECT,
     QUEUE,
     WORKFLOW,

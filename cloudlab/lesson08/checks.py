@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
+import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,7 +17,7 @@ from .. import database as db
 from .. import pipelines
 from ..checks import check
 from ..scanners import ScanError
-from .migrations import columns, run_plan, seed
+from .migrations import columns, orders_count, run_plan, seed
 from .release import database, failing_test, prepare, work_dir
 
 PIPELINE_JOBS = ("lint", "test", "build", "deploy-staging", "smoke-staging", "deploy-production")
@@ -48,9 +49,9 @@ def _records(releases) -> dict:
         "in stages that run in that order. A job starts only when the jobs it depends on have passed.",
         "Deploy jobs must depend on the test job (stage order, or `needs: [test, build]`); never `allow_failure` "
         "or `|| true` on tests. `build` hands dist/ on with `artifacts: paths: [dist/]`, and the jobs after it "
-        "need that artifact. deploy-production gets `when: manual`.",
+        "need that artifact. deploy-production gets `when: manual` and needs smoke-staging.",
         "The deploy script reads $DEPLOY_TOKEN by itself: do not echo it (not even encoded). A skeleton: "
-        "`deploy-staging: {stage: staging, needs: [build, test], script: [python ci/deploy.py staging]}`.",
+        "`deploy-staging: {stage: staging, needs: [build, test], script: ['\"$PYTHON\" ci/deploy.py staging']}`.",
     ],
 )
 def check_pipeline(r, ns):
@@ -65,17 +66,28 @@ def check_pipeline(r, ns):
     tag = _fresh("check-pipeline")
     token = secrets.token_urlsafe(18)
     green_dir, red_dir = work_dir() / f"{tag}-green", work_dir() / f"{tag}-red"
+    # a broken commit the notebook never showed: another test file, another setting
+    broken = failing_test(seed=f"x{secrets.token_hex(3)}")
 
-    def run(name, files, releases, validate):
+    def variables(releases):
+        return {"PYTHON": sys.executable, "DEPLOY_TOKEN": token, "RELEASES_DIR": str(releases)}
+
+    def run(name, files, releases, validate, manual=()):
         project = prepare(name, text, files)
-        variables = {"DEPLOY_TOKEN": token, "RELEASES_DIR": str(releases)}
-        return pipelines.run_pipeline(project, variables=variables, quiet=True, timeout=120, validate=validate)
+        return pipelines.run_pipeline(
+            project, variables=variables(releases), quiet=True, timeout=120, validate=validate, manual=manual
+        )
+
+    def plan(name):  # what gitlab-ci-local plans for each job (rules evaluated): `when: manual` however written
+        return {j["name"]: j.get("when") for j in pipelines.list_jobs(prepare(name, text))}
 
     try:
-        with ThreadPoolExecutor(2) as pool:
+        with ThreadPoolExecutor(3) as pool:
             fg = pool.submit(run, f"{tag}-green", {}, green_dir / "releases", True)
-            fr = pool.submit(run, f"{tag}-red", failing_test(), red_dir / "releases", False)
-            green, red = fg.result(), fr.result()
+            # the broken commit, with the gate opened: a person pressing the button must not ship it either
+            fr = pool.submit(run, f"{tag}-red", broken, red_dir / "releases", False, ("deploy-production",))
+            fk = pool.submit(plan, f"{tag}-plan")
+            green, red, kinds = fg.result(), fr.result(), fk.result()
     except pipelines.PipelineError as e:
         r.fail(f"gitlab-ci-local could not run your pipeline: {e}")
     # the good commit
@@ -89,10 +101,11 @@ def check_pipeline(r, ns):
         f"on a good commit these jobs did not pass: {bad}" + (f"; {bad_log}" if bad_log else ""),
     )
     rec = _records(green_dir / "releases")
+    sha = pipelines.commit_sha(green.project)
     r.expect(
-        "staging" in rec and rec["staging"].get("commit") == pipelines.commit_sha(green.project),
+        "staging" in rec and rec["staging"].get("commit") == sha,
         "staging runs the artifact built from this commit",
-        "no release record for staging of this commit: deploy-staging must run `python ci/deploy.py staging` "
+        'no release record for staging of this commit: deploy-staging must run `"$PYTHON" ci/deploy.py staging` '
         "with the build's dist/ (an artifact)",
     )
     t_dep = green.jobs.get("deploy-staging")
@@ -104,32 +117,58 @@ def check_pipeline(r, ns):
         "deploy-staging did not wait for both test and build to finish",
     )
     r.expect(
-        isinstance(spec["deploy-production"], dict)
-        and spec["deploy-production"].get("when") == "manual"
-        and not green.ran("deploy-production"),
-        "deploy-production waits behind a manual gate (when: manual) and did not run by itself",
-        "deploy-production ran by itself or is not `when: manual`: production needs a person's go",
+        kinds.get("deploy-production") == "manual" and not green.ran("deploy-production"),
+        "deploy-production waits behind a manual gate and did not run by itself",
+        f"deploy-production is `when: {kinds.get('deploy-production')}`"
+        + (" and ran by itself" if green.ran("deploy-production") else "")
+        + ": production needs a person's go (`when: manual`)",
     )
     r.expect(
         "production" not in rec,
         "nothing reached production without the gate",
         "a production release was recorded without anyone opening the gate",
     )
+    gate_logs = ""
+    if kinds.get("deploy-production") == "manual" and "staging" in rec:  # the gate opened: the staged artifact ships
+        try:
+            gate_logs = pipelines.run_pipeline(
+                green.project,
+                jobs=("deploy-production",),
+                manual=("deploy-production",),
+                variables=variables(green_dir / "releases"),
+                quiet=True,
+                timeout=60,
+                validate=False,
+            ).logs()
+        except pipelines.PipelineError as e:
+            r.fail(f"gitlab-ci-local could not run deploy-production with the gate opened: {e}")
+        prod = _records(green_dir / "releases").get("production", {})
+        same = prod.get("commit") == sha and all(prod.get(k) == rec["staging"].get(k) for k in ("sha256", "digest"))
+        r.expect(
+            same,
+            "with the gate opened, production got the very artifact staging runs",
+            "with the gate opened, deploy-production did not deploy staging's artifact of this commit: it needs "
+            'the build\'s dist/ (an artifact of build) and `"$PYTHON" ci/deploy.py production`',
+        )
     # the broken commit
     r.expect(
         red.status("test") == "failed",
-        "a broken commit: the test job failed",
+        "a broken commit (a failing test the notebook never showed): the test job failed",
         f"a broken commit's failing unit test did not fail the test job (it {red.status('test')})"
-        + (": remove allow_failure / `|| true`" if red.status("test") in ("passed", "allowed to fail") else ""),
+        + (
+            ": remove allow_failure / `|| true`, and run every test in tests/"
+            if red.status("test") in ("passed", "allowed to fail")
+            else ""
+        ),
     )
     deployed = [j for j in ("deploy-staging", "smoke-staging", "deploy-production") if red.ran(j)]
     r.expect(
-        not deployed and "staging" not in _records(red_dir / "releases"),
-        "and the pipeline stopped there: nothing was deployed",
-        f"a broken commit still ran {deployed or ['a deploy']}: deploy jobs must depend on the tests",
+        not deployed and not _records(red_dir / "releases"),
+        "and the pipeline stopped there: nothing was deployed, not even with the production gate opened",
+        f"a broken commit still ran {deployed or ['a deploy']}: every deploy job must depend on the tests",
     )
     # the secret
-    found = pipelines.leaks(green.logs() + red.logs(), token)
+    found = pipelines.leaks(green.logs() + red.logs() + gate_logs, token)
     r.expect(
         not found,
         "the deploy token appears in no job log",
@@ -157,8 +196,9 @@ def _perms_write(p) -> bool:
     hints=[
         "Start from the file's text (lesson08.WORKFLOW.read_text()) and fix one finding at a time; run "
         "pipelines.lint_workflows([path]) on your version to see what is left.",
-        "Pin each action by its commit SHA (the table in the task) with the version in a comment; set "
-        "`persist-credentials: false` on checkout; replace `permissions: write-all` by `contents: read`.",
+        "Pin each action by its commit SHA (the table in the task: current majors, which run on node24) with the "
+        "version in a comment; set `persist-credentials: false` on checkout; replace `permissions: write-all` by "
+        "`contents: read`.",
         "The PR title goes through an environment variable: `env: {TITLE: ${{ github.event.pull_request.title }}}` "
         'and `run: echo "Testing $TITLE"` (shell expansion, not `${{ }}`, inside run).',
     ],
@@ -180,6 +220,12 @@ def check_workflow(r, ns):
     )
     hidden = pipelines.suppressions(text)
     r.expect(not hidden, "no finding is silenced by a comment", f"a finding is silenced, not fixed: {hidden[:1]}")
+    pins = pipelines.runtime_problems(text)
+    r.expect(
+        not pins,
+        "every pinned action declares a runtime GitHub's hosted runners have (node24)",
+        f"{pins[0]}" if pins else "",
+    )
     try:
         spec = yaml.safe_load(text)
     except yaml.YAMLError:
@@ -194,10 +240,21 @@ def check_workflow(r, ns):
         "a step is gone: the workflow must still use actions/checkout and actions/setup-python",
     )
     runs = " ".join(str(s.get("run", "")) for s in steps)
+    tests = [s for s in steps if "make test-unit" in str(s.get("run", ""))]
     r.expect(
-        "make test-unit" in runs,
-        "it still runs the unit tests",
-        "the `make test-unit` step is gone: fix findings, do not delete the work",
+        bool(tests) and not any(s.get("continue-on-error") for s in tests),
+        "it still runs the unit tests, and a failing test still fails the job",
+        "the `make test-unit` step is gone: fix findings, do not delete the work"
+        if not tests
+        else "the unit-test step has `continue-on-error`: a red test would no longer fail the workflow",
+    )
+    on = spec.get("on", spec.get(True))  # YAML 1.1 reads a bare `on:` key as True
+    triggers = set(on) if isinstance(on, (dict, list)) else {on}
+    r.expect(
+        {"pull_request", "push"} <= triggers and "pull_request_target" not in triggers,
+        "it still runs on pull requests and pushes (and not with pull_request_target's write token)",
+        f"its triggers are {sorted(map(str, triggers))}: keep `pull_request` and `push`; `pull_request_target` "
+        "runs with the base repository's secrets on a stranger's code",
     )
     envs = json.dumps([s.get("env") for s in steps] + [j.get("env") for j in (spec.get("jobs") or {}).values() if j])
     r.expect(
@@ -239,9 +296,10 @@ def check_migrations(r, ns):
         "PLAN is a list of (kind, argument) steps",
         "PLAN should be a list of pairs like ('migrate', 'ALTER TABLE ...') or ('deploy', 'v2')",
     )
+    extra = secrets.randbelow(4) + 2  # orders the notebook never showed
     try:
         pg = database(quiet=True)
-        name = seed(pg, db.fresh_name("l08_check"))
+        name = seed(pg, db.fresh_name("l08_check"), extra=extra)
     except db.DatabaseDown as e:
         r.fail(str(e))
     try:
@@ -263,9 +321,12 @@ def check_migrations(r, ns):
             "the end state: currency added, note dropped (expand, deploy, contract)",
             f"the table ends with columns {cols}: add `currency`, and drop `note` once v1 is gone",
         )
-        with pg.connect(name) as conn:
-            old = conn.execute("SELECT count(*) FROM orders WHERE item IN ('book', 'pen', 'lamp')").fetchone()[0]
-        r.expect(old == 3, "no order was lost", f"only {old} of the 3 original orders are left")
+        left = orders_count(pg, name)
+        r.expect(
+            left == 3 + extra,
+            f"no order was lost (the 3 you saw and {extra} more the check added)",
+            f"only {left} of the {3 + extra} orders are left",
+        )
     finally:
         try:
             pg.drop_database(name)

@@ -49,12 +49,31 @@ COUPLED_PLAN = [
 ]
 
 
-def seed(pg, name: str) -> str:
-    """A fresh database ``name`` with version 1's table and three orders."""
+EXTRA_ITEMS = ("kettle", "chair", "desk", "cable", "plate", "spoon")
+
+
+def seed(pg, name: str, extra: int = 0) -> str:
+    """A fresh database ``name`` with version 1's table and three orders, and ``extra`` more orders (random
+    items, quantities and notes: rows a plan written against the three it was shown has never seen)."""
+    import random
+
     pg.create_database(name)
     with pg.connect(name) as conn:
         conn.execute(SEED)
+        rng = random.Random()
+        for _ in range(extra):
+            note = rng.choice([None, "leave at the door", "gift"])
+            conn.execute(
+                "INSERT INTO orders (item, qty, note) VALUES (%s, %s, %s)",
+                (rng.choice(EXTRA_ITEMS), rng.randint(1, 9), note),
+            )
     return name
+
+
+def orders_count(pg, name: str) -> int:
+    """The orders seeded (the versions' own test orders, item 'mug', left out)."""
+    with pg.connect(name) as conn:
+        return conn.execute("SELECT count(*) FROM orders WHERE item <> 'mug'").fetchone()[0]
 
 
 def columns(pg, name: str) -> list[str]:

@@ -91,15 +91,34 @@ def plot_dashboard(
     return fig
 
 
+_LINE_STYLES = (("-", 3.4), ("-", 2.0), ("--", 1.6), (":", 1.4))
+
+
+def share_equal(ts, vs, other_ts, other_vs, tol: float = 1e-9) -> float:
+    """The share of the common times at which two series have the same value (0 when they share no time)."""
+    theirs = dict(zip(other_ts, other_vs, strict=False))
+    common = [(v, theirs[t]) for t, v in zip(ts, vs, strict=False) if t in theirs]
+    if not common:
+        return 0.0
+    return sum(abs(a - b) <= tol * max(1.0, abs(a), abs(b)) for a, b in common) / len(common)
+
+
 def plot_windows(series: dict, thresholds: dict | None = None, title: str = "", events: dict | None = None):
     """Error ratios over several windows against time: ``series`` is {label: (times, values)} (values as
     ratios), ``thresholds`` {label: ratio} as dashed lines, ``events`` {label: time} as vertical markers."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 3.4))
+    fig, ax = plt.subplots(figsize=(10.5, 3.4))
     t0 = min((ts[0] for ts, _ in series.values() if len(ts)), default=0)
-    for label, (ts, vs) in series.items():
-        ax.plot([t - t0 for t in ts], [100 * v for v in vs], label=label)
+    drawn: list[tuple[str, list, list]] = []
+    for i, (label, (ts, vs)) in enumerate(series.items()):
+        # each line its own style, later ones thinner and on top: a line that equals an earlier one (a window
+        # longer than the history there is: it holds the same samples) stays visible, and the legend says so
+        style, width = _LINE_STYLES[i % len(_LINE_STYLES)]
+        same = [other for other, ots, ovs in drawn if share_equal(ts, vs, ots, ovs) >= 0.5]
+        text = label + (f" (= {' and '.join(same)} where they overlap)" if same else "")
+        ax.plot([t - t0 for t in ts], [100 * v for v in vs], ls=style, lw=width, label=text, zorder=2 + i)
+        drawn.append((label, list(ts), list(vs)))
     for (label, value), color in zip((thresholds or {}).items(), ("red", "orange", "grey"), strict=False):
         ax.axhline(100 * value, color=color, ls="--", lw=1, label=label)
     for label, t in (events or {}).items():
@@ -108,6 +127,6 @@ def plot_windows(series: dict, thresholds: dict | None = None, title: str = "", 
     ax.set_xlabel("lab seconds (1 s = 1 real minute)")
     ax.set_ylabel("errors (% of requests)")
     ax.set_title(title)
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))  # outside: it hides no line or marker
     fig.tight_layout()
     return fig

@@ -18,6 +18,7 @@ from .gitlab import (  # noqa: F401
     Job,
     PipelineError,
     PipelineRun,
+    branch,
     commit,
     commit_sha,
     gitlab_ci_local,
@@ -27,10 +28,14 @@ from .gitlab import (  # noqa: F401
     run_pipeline,
 )
 from .workflows import (  # noqa: F401
+    ACTIONS,
     ZIZMOR_ARGS,
     Finding,
+    action_record,
     actionlint_findings,
     lint_workflows,
+    pinned_actions,
+    runtime_problems,
     schema_findings,
     suppressions,
     zizmor_findings,

@@ -151,6 +151,13 @@ def commit(project: Path, message: str) -> str:
     return commit_sha(project)
 
 
+def branch(project: Path, name: str) -> str:
+    """Switch the project to branch ``name`` (created if new), as a developer's feature branch; returns ``name``."""
+    exists = subprocess.run(["git", "rev-parse", "--verify", "-q", name], cwd=project, capture_output=True)
+    _git(Path(project), "checkout", "-q", *([] if exists.returncode == 0 else ["-b"]), name)
+    return name
+
+
 def commit_sha(project: Path) -> str:
     out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True)
     return out.stdout.strip()
@@ -172,6 +179,10 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 def _env(extra: dict | None) -> dict:
     env = dict(os.environ)
     for k in ("FORCE_COLOR", "CLICOLOR_FORCE"):  # Jupyter kernels often set these; we parse the output
+        env.pop(k, None)
+    # Debian's bash reads ~/.bashrc even when not interactive if it believes sshd started it: a job shell
+    # would then put the machine's own Python (pyenv) first on PATH. Jobs name their interpreter ($PYTHON).
+    for k in ("SSH_CLIENT", "SSH2_CLIENT", "SSH_CONNECTION"):
         env.pop(k, None)
     env["NO_COLOR"] = "1"
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "/usr/bin:/bin")])

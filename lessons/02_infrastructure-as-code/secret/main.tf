@@ -5,11 +5,19 @@ variable "db_password" {
   sensitive   = true
 }
 
+# Both parameters are encrypted with the team's customer-managed KMS key (lesson 07 shows why a key of your own,
+# with its own policy and rotation, and not the account's AWS-managed aws/ssm key). The security team's bootstrap
+# made it once (lesson02.bootstrap_secrets_key()); stacks refer to it by its alias.
+locals {
+  kms_key = "alias/l02-app-secrets"
+}
+
 # 1. The usual way: `value`. The variable is sensitive, so plans and logs show (sensitive value).
 resource "aws_ssm_parameter" "db_password_v1" {
-  name  = "/l02/app/db-password-v1"
-  type  = "SecureString"
-  value = var.db_password
+  name   = "/l02/app/db-password-v1"
+  type   = "SecureString"
+  key_id = local.kms_key
+  value  = var.db_password
 }
 
 # 2. Write-only (Terraform 1.11): sent to the API, never stored in the state.
@@ -17,6 +25,7 @@ resource "aws_ssm_parameter" "db_password_v1" {
 resource "aws_ssm_parameter" "db_password" {
   name             = "/l02/app/db-password"
   type             = "SecureString"
+  key_id           = local.kms_key
   value_wo         = var.db_password
   value_wo_version = 1
 }
