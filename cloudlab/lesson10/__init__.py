@@ -82,5 +82,3 @@ from .system import (  # noqa: E402,F401
     switch,
     terraform,
 )
-
-install_audit()

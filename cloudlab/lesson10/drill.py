@@ -46,6 +46,9 @@ def start(difficulty=None, seed: int | None = None, quiet: bool = False) -> dict
         seed = int(os.environ.get("CLOUDLAB_DRILL_SEED") or secrets.randbits(31))
     sc = scenario_mod.draw(int(seed), level)
     _stop_all()
+    from .checks_fix import install_audit  # the record of hand changes starts with the drill, not at import
+
+    install_audit()
     d = system.drill_dir()
     for sub in ("watch", "spans", "logs"):
         shutil.rmtree(d / sub, ignore_errors=True)
