@@ -122,12 +122,15 @@ def check_drift(r, ns):
     else:
         probe = f"probe-{secrets.token_hex(4)}"
         s3.put_object(Bucket=system.BUCKET, Key=f"orders/{probe}.json", Body=json.dumps({"item": "probe"}).encode())
-        _drain(s3)  # a backfill just re-announced many orders: the probe's event waits behind theirs
+        waited = not r.wrong  # already failing: no point waiting for a catch-up (the check runs again anyway)
+        if waited:  # a backfill just re-announced many orders: the probe's event waits behind theirs
+            _drain(s3)
         shipped = truth.wait(lambda: _exists(s3, f"shipments/{probe}.json"), 5)
         r.expect(
             shipped,
             "a new order is shipped again (the check's own probe order went through)",
-            "a new order (the check's probe) was not shipped: the notification does not reach the worker",
+            "a new order (the check's probe) was not shipped: the notification does not reach the worker"
+            + ("" if waited else " (or the worker is still busy with earlier orders: fix the above and re-run)"),
         )
     left = unshipped(s3, system.BUCKET, time.time() - 4)
     r.expect(
@@ -301,8 +304,12 @@ def check_cost(r, ns):
         "Prometheus has the bill before, during and after",
         f"Prometheus' series lacks a phase ({want}): wait a few seconds after the fleet scaled in, then re-run",
     )
+    # "after" is the last sample when the learner read the series: the fleet may scale in further before this check
+    # runs, so any sample after the fix is a fair "after" (phases() itself is checked on the check's own series)
+    afters = [v for t, v in series if t > fixes[0]["t"]]
     r.expect(
-        all(truth.close(bill.get(k), want[k], rel=0.1, floor=5) for k in want),
+        all(truth.close(bill.get(k), want[k], rel=0.1, floor=5) for k in ("before", "during"))
+        and any(truth.close(bill.get("after"), v, rel=0.1, floor=5) for v in afters),
         f"bill_phases matches Prometheus: before {want['before']:,.0f}, during {want['during']:,.0f}, "
         f"after {want['after']:,.0f} USD/month",
         f"bill_phases is { ({k: bill.get(k) for k in want}) }; from Prometheus' series (policy v8 deployed at "
