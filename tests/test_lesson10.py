@@ -462,10 +462,17 @@ def test_05_cost_rejects_terminating_without_fixing_the_policy(drill):
     rejected(l10.check_cost, {"phases": phases}, "hosts")
     for name, itype, role in fleet.BASE_FLEET[:2]:
         fleet.launch(name, itype, role, launched_by="terraform")
-    l10.wait_for(lambda: (l10.run_rate() or 1e9) <= 1000, 45)
     pol = l10.changes("scaling_policy")
     leak = next(e["t"] for e in pol if not e["settings"]["scale_in"])
     fix = next(e["t"] for e in pol if e["t"] > leak and e["by"] == "you")
+    last = pol[-1]["t"]
+
+    def scaled_in():  # a sample after the last policy change, within budget; the workers within the policy
+        later = l10.bill_history(start=last + 2) if time.time() > last + 3 else []
+        workers = len(l10.instances("worker"))
+        return later and later[-1][1] <= 1000 and fleet.GOOD_POLICY["min"] <= workers <= fleet.GOOD_POLICY["max"]
+
+    l10.wait_for(scaled_in, 45)
     series = l10.bill_history()
     right = {"phases": phases, "bill_phases": phases(series, leak, fix), "bill_plot": l10.plot_bill(series, {})}
     rejected(l10.check_cost, {**right, "bill_phases": {**right["bill_phases"], "during": 1000.0}}, "bill_phases")
