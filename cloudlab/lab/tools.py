@@ -101,7 +101,7 @@ TOOLS: dict[str, Tool] = {
         Tool(
             "terraform",
             "infrastructure as code",
-            ("02", "07"),
+            ("02", "07", "10"),
             "cli",
             ("terraform", "version"),
             brew="hashicorp/tap/terraform",
@@ -118,7 +118,7 @@ TOOLS: dict[str, Tool] = {
         Tool(
             "prometheus",
             "metrics and alerting rules, with promtool",
-            ("04",),
+            ("04", "10"),
             "apt",
             ("prometheus", "--version"),
             apt=("prometheus",),
@@ -128,7 +128,7 @@ TOOLS: dict[str, Tool] = {
         Tool(
             "alertmanager",
             "alert routing, inhibition and silences, with amtool",
-            ("04",),
+            ("04", "10"),
             "apt",
             ("amtool", "--version"),
             apt=("prometheus-alertmanager",),
@@ -184,7 +184,7 @@ TOOLS: dict[str, Tool] = {
         Tool(
             "haproxy",
             "a real load balancer with health checks and a runtime API",
-            ("08", "09"),
+            ("08", "09", "10"),
             "apt",
             ("haproxy", "-v"),
             apt=("haproxy",),
