@@ -21,10 +21,7 @@ from cloudlab.authoring import outline, packpages
 LACKING = 0  # figures without alt text or a caption, outside OWNED_ELSEWHERE (docs/instructors/accessibility.md)
 # Notebooks whose figures other people are finishing right now: their figures without text are listed on the page but
 # not counted, each with the reason. An entry whose notebook has every figure described fails (remove it).
-OWNED_ELSEWHERE = {
-    "10_capstone-incident-response": "lesson 10 is being finished on branch l10 by its author: its plot_timeline and "
-    "plot_bill figures (lesson, solution and exercise notebooks) get their alt text there, not in the pack",
-}
+OWNED_ELSEWHERE: dict[str, str] = {}
 
 
 def _elsewhere(nb: str) -> bool:
