@@ -29,6 +29,17 @@ from pathlib import Path
 REGISTRY: dict[str, CheckSpec] = {}
 
 
+class ScriptedClock:
+    """The clock a check hands the learner's code (``clock=``): epoch seconds (now, or ``start``) that only move
+    when the check moves them (``clock.now += 46``), so leases and timeouts are tested without waiting."""
+
+    def __init__(self, start: float | None = None):
+        self.now = time.time() if start is None else start
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class CheckFailed(AssertionError):
     """A check found something wrong or missing. The message says what, and how to fix it."""
 

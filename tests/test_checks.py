@@ -1,4 +1,5 @@
 import json
+import time
 
 import pytest
 
@@ -189,3 +190,13 @@ def test_a_failure_never_echoes_a_secret_the_check_passed():
     msg = str(e.value)
     assert "'l07-app/db'" in msg and "boom" in msg
     assert fake not in msg and word not in msg and "<hidden: 16 characters>" in msg
+
+
+def test_a_scripted_clock_moves_only_when_the_check_moves_it():
+    from cloudlab.checks import ScriptedClock
+
+    clock = ScriptedClock(1000.0)
+    assert clock() == clock() == 1000.0
+    clock.now += 46
+    assert clock() == 1046.0
+    assert abs(ScriptedClock()() - time.time()) < 5

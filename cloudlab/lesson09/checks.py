@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 import time
 
-from ..checks import check
+from ..checks import ScriptedClock, check
 from ..reliability.breaker import CircuitOpen
 from ..reliability.retry import Rejected, Unavailable, backoff_bound
 from .setup import dependency
@@ -282,14 +282,6 @@ def _other_settings(r, retry, sleep, delays, calls):
 
 
 # ======================================================================= 09.2 circuit breaker
-class _Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
-
-
 @check(
     "09.2",
     "The circuit breaker opens, half-opens and closes at the right moments",
@@ -304,7 +296,7 @@ class _Clock:
 )
 def check_breaker(r, ns):
     Breaker = r.need(ns, "Breaker", type, what="class")
-    clock = _Clock()
+    clock = ScriptedClock(1000.0)
     b = r.call(Breaker, fail_max=3, reset_timeout=10, clock=clock)
     calls = {"n": 0}
 

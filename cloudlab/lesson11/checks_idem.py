@@ -18,23 +18,13 @@ import time
 import uuid
 from collections import Counter
 
-from ..checks import check
+from ..checks import ScriptedClock, check
 from ..multicloud import adapters, guard
 from ..multicloud.port import Message
 
 EX_CLAIMS = "l11-charged"
 LEASE_S = 45.0  # the check's lease: not the task's default (30), so a worker must use the lease it is given
 RESULTS = ("charged", "duplicate", "in-progress")
-
-
-class _Clock:
-    """The clock the check hands the learner's code: epoch seconds, moved on by the check."""
-
-    def __init__(self):
-        self.now = time.time()
-
-    def __call__(self):
-        return self.now
 
 
 class _WorkerKilled(BaseException):
@@ -91,7 +81,7 @@ def check_idempotent(r, ns):
     handle = r.need(ns, "handle", callable)
     db = guard.firestore_client()
     tag = uuid.uuid4().hex[:8]
-    clock, card = _Clock(), _Charges()
+    clock, card = ScriptedClock(), _Charges()
     queue = adapters.PubSubQueue(f"l11-ex-idem-{tag}").ensure()
     orders: list[str] = []
     threads: list[threading.Thread] = []
