@@ -93,8 +93,9 @@ def lesson_verdict(le: course.Lesson, lab: Lab, states: dict[str, tuple[str, str
     if "docker" in le.tools and states.get("docker", ("", ""))[0] == "OK" and not base_image_ready(lab):
         v.state = "SETUP" if v.state == "READY" else v.state
         v.lines.append(
-            "the lab's own Docker engine will build its Debian base image at the first build (debootstrap: about 30 s, "
-            "minutes on a busy machine): build it once on the image with `make measure L=05`"
+            "the lab's own Docker engine will build its Debian base image at the first build (debootstrap: 90 s "
+            "measured on an idle 2-core machine, minutes on a busy one): build it once on the image with "
+            "`make measure L=05`"
         )
     return v
 
