@@ -113,7 +113,9 @@ def test_a_plain_boto3_call_with_the_emulator_down_is_one_short_message(free_por
     shown = "\n".join(err.traceback)
     assert len(err.traceback) == 1 and "local cloud is not answering" in shown and "make lab" in shown
     assert "Traceback" not in shown and "ConnectionRefusedError" not in shown
-    assert float(cells[3].outputs[0].text) < 3.0, "the message must come within 2-3 s, not after 15 s of retries"
+    # about 1 s on an idle machine (2 attempts: AWS_MAX_ATTEMPTS); 3.7 s measured while make test's seven shards ran;
+    # boto3's default retries would take 15 s or more
+    assert float(cells[3].outputs[0].text) < 8.0, "the message must come within seconds, not after 15 s of retries"
     assert cells[4].outputs[0].text.strip() == "list", "the same kernel works again: no restart needed"
 
 
