@@ -116,7 +116,9 @@ def test_a_learner_meets_the_lab_in_a_browser(lab, page):
     open_notebook(page, lab, "notebooks/00_environment-check.ipynb")
     setup = code_cells_with(page, "cloudlab.connect()")
     run_cell(page, setup, wait_text="Connected to the local cloud")
-    table = run_cell(page, code_cells_with(page, "environment_check()"), wait_text="OK")
+    # the check runs every tool's --version and asks the engines: seconds alone, over a minute while make test's
+    # seven shards keep both cores busy (it timed out at 60 s there once)
+    table = run_cell(page, code_cells_with(page, "environment_check()"), wait_text="OK", timeout=180_000)
     out = table.locator(".jp-OutputArea").inner_text()
     assert "[OK]" in out and "LocalStack" in out, out[:500]
 
