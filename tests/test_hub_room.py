@@ -35,7 +35,13 @@ def _hub_cli(*args) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "cloudlab.hub", *args], capture_output=True, text=True, cwd=ROOT)
 
 
+# Waits end as soon as their condition holds; their limits are for an idle machine. Inside make test the room shares
+# two cores with six other shards (98 % busy, measured): three learners' servers took over 180 s there once.
+LOADED = 3.0 if os.environ.get("CLOUDLAB_FRESH_LESSONS") == "1" else 1.0  # make test sets it (authoring.testrun)
+
+
 def wait_for(what: str, ok, timeout: float = 90, every: float = 0.3):
+    timeout *= LOADED
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = ok()
@@ -153,13 +159,13 @@ def test_three_learners_log_in_and_pass_a_check_in_the_browser(room, browser):
     for n in LEARNERS:  # all three kernels start together
         page = PAGES[n]
         open_in_lab(page, hub, n, path)
-        page.locator(".jp-StatusBar-Widget").get_by_text("Idle").first.wait_for(timeout=90_000)
+        page.locator(".jp-StatusBar-Widget").get_by_text("Idle").first.wait_for(timeout=90_000 * LOADED)
         run_cell(page, code_cells_with(page, "cloudlab.connect()"))
     for n in LEARNERS:
         page = PAGES[n]
         cell(page, code_cells_with(page, "cloudlab.connect()")).locator(".jp-OutputArea").get_by_text(
             "Connected to the local cloud"
-        ).first.wait_for(timeout=120_000)
+        ).first.wait_for(timeout=120_000 * LOADED)
         task = code_cells_with(page, "def load_config")
         editor = cell(page, task).locator(".jp-InputArea-editor .cm-content")
         editor.click()
@@ -249,7 +255,7 @@ def test_everything_listens_on_loopback_only(room):
 
 def test_make_lab_inside_a_learners_server_says_the_lab_runs(room):
     hub, _ = room
-    r = inside.run(hub.sysuser("cy"), ["make", "-C", "workspace", "lab"], timeout=120)
+    r = inside.run(hub.sysuser("cy"), ["make", "-C", "workspace", "lab"], timeout=120 * LOADED)
     text = r.stdout + r.stderr
     assert r.returncode == 0 and "your lab already runs" in text, text[-1500:]
 
