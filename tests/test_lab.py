@@ -234,3 +234,12 @@ def test_reset_finds_terraform_leftovers_but_never_walks_lab_state(tmp_path):
         ("file", "lessons/x/terraform.tfstate"),
         ("file", "lessons/x/terraform.tfstate.backup"),
     ]
+
+
+def test_cpu_seconds_reads_a_running_process_and_nothing_else():
+    import os
+
+    from cloudlab.lab import emulators
+
+    assert emulators.cpu_seconds(os.getpid()) >= 0
+    assert emulators.cpu_seconds(None) is None and emulators.cpu_seconds(2**22 + 12345) is None
