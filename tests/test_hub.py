@@ -213,6 +213,11 @@ def roster_hub(tmp_path, monkeypatch):
         json.dumps({"events": [{"at": "10:02", "event": "localstack was killed (SIGKILL: most likely ...)"}]})
     )
     monkeypatch.setattr(rosterdata.cgroups, "stats", lambda target: {})
+
+    def no_such_user(name):  # the machine's accounts (a room test's learners of the same names) are not these
+        raise KeyError(name)
+
+    monkeypatch.setattr(rosterdata.pwd, "getpwnam", no_such_user)
     return hub
 
 

@@ -87,13 +87,18 @@ def room(tmp_path_factory):
     passwords = json.loads(out.stdout.strip().splitlines()[-1])
     TIMES["accounts"] = time.monotonic() - t0
     t0 = time.monotonic()
-    cli.up(hub)
-    TIMES["hub start"] = time.monotonic() - t0
-    t0 = time.monotonic()
-    start_together(hub, LEARNERS)
-    for n in LEARNERS:
-        wait_for(f"{n}'s server", lambda n=n: server(hub, n).get("ready"), timeout=180)
-    TIMES["3 servers ready"] = time.monotonic() - t0
+    try:
+        cli.up(hub)
+        TIMES["hub start"] = time.monotonic() - t0
+        t0 = time.monotonic()
+        start_together(hub, LEARNERS)
+        for n in LEARNERS:
+            wait_for(f"{n}'s server", lambda n=n: server(hub, n).get("ready"), timeout=180)
+        TIMES["3 servers ready"] = time.monotonic() - t0
+    except BaseException:  # a room that did not come up leaves no hub, servers or accounts behind
+        cli.down(hub)
+        _hub_cli("accounts", "remove", "--names", str(names))
+        raise
     yield hub, passwords
     cli.down(hub)
     _hub_cli("accounts", "remove", "--names", str(names))

@@ -108,6 +108,29 @@ def test_localstack_keeps_its_s3_objects_in_the_lab_state(tmp_path):
     compile(cmd[2], "launcher", "exec")
 
 
+def test_each_lab_gives_localstack_its_own_plugin_cache(tmp_path, monkeypatch):
+    """plux writes its entry-point cache in place under XDG_CACHE_HOME: labs starting at once must not share it."""
+    lab = L.Lab.from_env("test", {"CLOUDLAB_STATE_DIR": str(tmp_path), "CLOUDLAB_PORT_OFFSET": "7"})
+    seen = {}
+
+    class Started(Exception):
+        pass
+
+    def spawn(lab_, name, cmd, env):
+        seen.update(env)
+        raise Started
+
+    monkeypatch.setattr(emulators, "read_pid", lambda *a: None)
+    monkeypatch.setattr(emulators, "stop_one", lambda *a: "not running")
+    monkeypatch.setattr(emulators, "ensure_port_free", lambda *a: None)
+    monkeypatch.setattr(emulators.venvs, "venv_python", lambda *a: "/venv/bin/python")
+    monkeypatch.setattr(emulators, "scratch_in_memory", lambda *a: None)
+    monkeypatch.setattr(emulators, "spawn", spawn)
+    with pytest.raises(Started):
+        emulators.start_localstack(lab)
+    assert seen["XDG_CACHE_HOME"] == str(tmp_path / "xdg-cache")
+
+
 @pytest.mark.lab
 def test_up_is_idempotent_when_healthy():
     lab = L.Lab.from_env()

@@ -160,6 +160,11 @@ def start_localstack(lab: Lab) -> str:
             "SQS_ENDPOINT_STRATEGY": "off",
             "SKIP_INFRA_DOWNLOADS": "1",
             "LOCALSTACK_HOST": f"127.0.0.1:{lab.localstack_port}",
+            # LocalStack finds its runtime through plux, which caches the venv's entry points in a file under the
+            # user's cache folder, written in place: when several labs start LocalStack at once on a new machine
+            # (make test's seven shards), one read the file half written and exited with "No component plugins
+            # found in namespace localstack.runtime.components". Each lab keeps its own.
+            "XDG_CACHE_HOME": str(lab.state / "xdg-cache"),
         }
     )
     t0 = time.monotonic()
