@@ -72,6 +72,12 @@ def notebooks(ids: set[str], retry_dir: Path | None = None) -> tuple[list[str], 
     return first, again
 
 
+# Shards that run after the others, with the machine to themselves: the workshop room starts three learners' labs
+# (their own LocalStack, moto and JupyterLab each) and drives a browser; beside six busy shards on two cores its
+# servers took over 420 s to come up (37 s alone).
+SOLO = {"room": ["tests/test_hub_room.py"]}
+
+
 def shards(retry_dirs: bool = False) -> dict[str, list[str]]:
     """{shard: pytest paths}. Within a shard: its unit tests, then notebooks/, solutions/, exercises/, then
     the three again. The main shard runs every unit test that no other shard claims."""
@@ -84,10 +90,12 @@ def shards(retry_dirs: bool = False) -> dict[str, list[str]]:
     for name, ls in groups.items():
         first, again = notebooks({le.id for le in ls}, state_dir(name) / "retry" if retry_dirs else None)
         if name == "main":
-            out[name] = ["tests"] + [f"--ignore={u}" for u in claimed] + first + again
+            solo = [p for paths in SOLO.values() for p in paths]
+            out[name] = ["tests"] + [f"--ignore={u}" for u in claimed + solo] + first + again
         elif first:
             units = [u for le in ls for u in le.unit_tests if (ROOT / u).exists()]
             out[name] = units + first + again
+    out.update({name: list(paths) for name, paths in SOLO.items()})
     return out
 
 
@@ -201,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[test] retry notebooks: {e}", flush=True)
         return 1
     procs, logs, t0, cpu0 = {}, {}, time.monotonic(), machine_cpu()
-    for i, (name, args) in enumerate(plan.items()):
+
+    def launch(i: int, name: str, args: list[str]) -> subprocess.Popen:
         env = _env(i, name)
         log = ROOT / ".lab" / "test-run" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -216,7 +225,11 @@ def main(argv: list[str] | None = None) -> int:
             f"[test] shard {name}: {len(args)} paths, lab on port {port} (output in {log.relative_to(ROOT)})",
             flush=True,
         )
-        procs[name] = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+
+    parallel = [name for name in plan if name not in SOLO]
+    for i, name in enumerate(parallel):
+        procs[name] = launch(i, name, plan[name])
 
     done: dict[str, tuple[int, float, float]] = {}  # shard: (exit code, wall seconds, CPU seconds of its processes)
 
@@ -234,6 +247,10 @@ def main(argv: list[str] | None = None) -> int:
         running = [n for n in procs if n not in done]
         if running:
             print(f"[test] {time.monotonic() - t0:.0f} s, still running: {', '.join(running)}", flush=True)
+    for j, name in enumerate(n for n in plan if n in SOLO):  # after the others: the machine to itself
+        print(f"[test] {time.monotonic() - t0:.0f} s, shard {name} runs alone now", flush=True)
+        procs[name] = launch(len(parallel) + j, name, plan[name])
+        reap(name, procs[name])
     codes = {name: done[name][0] for name in procs}
     total: dict[str, int] = {}
     for name in plan:
