@@ -348,3 +348,14 @@ def test_capacity_per_node_follows_the_measured_guarantee():
     assert k8s.learners_per_node(16, 4) == int((16 - 1.5) * (1 << 30) // settings.to_bytes(settings.MEM_GUARANTEE))
     assert k8s.learners_per_node(16, 1) == 2  # CPU-bound on a tiny node: (1 - 0.3) / 0.25
     assert yaml.safe_load((k8s.K8S / "values.yaml").read_text())["singleuser"]["memory"]["guarantee"] == "1400M"
+
+
+def test_users_is_a_list_of_users_even_when_the_hub_answers_an_error(monkeypatch):
+    from cloudlab.hub import cli as hub_cli
+
+    monkeypatch.setattr(hub_cli, "api", lambda *a, **k: {"status": 503, "message": "busy"})
+    assert hub_cli.users(None) == []
+    monkeypatch.setattr(hub_cli, "api", lambda *a, **k: {"items": [{"name": "ana"}], "_pagination": {}})
+    assert hub_cli.users(None) == [{"name": "ana"}]
+    monkeypatch.setattr(hub_cli, "api", lambda *a, **k: [{"name": "ana"}, "junk"])
+    assert hub_cli.users(None) == [{"name": "ana"}]

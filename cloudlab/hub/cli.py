@@ -151,7 +151,11 @@ def up(hub: Hub) -> str:
 
 
 def users(hub: Hub) -> list[dict]:
-    return api(hub, "GET", "/users") or []
+    """The hub's users; [] when it answers with something else (an error body on a struggling hub is a dict)."""
+    got = api(hub, "GET", "/users") or []
+    if isinstance(got, dict):
+        got = got.get("items") or []
+    return [u for u in got if isinstance(u, dict)]
 
 
 def stop_servers(hub: Hub) -> list[str]:
