@@ -547,7 +547,7 @@ def test_target_tracking_scales_out_and_in_without_stalling(lab_state):
     try:
         fl = setup.start_fleet(spares=2, quiet=True)
         out = autoscale.run(
-            fl, phases=[(20, 1), (70, 2), (20, 2.5)], target_rps=15, min_n=3, max_n=5, stabilization_s=1, quiet=True
+            fl, phases=[(20, 1), (70, 4), (20, 2.5)], target_rps=15, min_n=3, max_n=5, stabilization_s=1, quiet=True
         )
         tl = out["timeline"]
         assert max(b["t"] - a["t"] for a, b in zip(tl, tl[1:], strict=False)) < 2.0, tl
