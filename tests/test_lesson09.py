@@ -329,7 +329,7 @@ def test_the_dependency_injects_faults_and_records_arrivals(lab_state):
     t0 = time.monotonic()
     with pytest.raises(Unavailable, match="no answer"):
         dep.get(timeout=0.3)
-    assert time.monotonic() - t0 < 1
+    assert time.monotonic() - t0 < 1.8  # the timeout ended the wait, not the end of the 2 s hang
     assert [s for _, s in dep.arrivals()] == [200, 503, 404, 0]
     with pytest.raises(Rejected, match="unknown fault"):
         dep.set_fault(nonsense=1)

@@ -168,16 +168,16 @@ def test_relay_delay_holds_each_request_not_each_chunk():
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(1)
-    with Relay(server.getsockname()[1], delay=0.5) as relay:
-        client = socket.create_connection(("127.0.0.1", relay.port), timeout=3)
+    with Relay(server.getsockname()[1], delay=1.5) as relay:
+        client = socket.create_connection(("127.0.0.1", relay.port), timeout=5)
         conn, _ = server.accept()
-        conn.settimeout(3)
+        conn.settimeout(5)
         t0 = time.monotonic()
         client.sendall(b"GET")
-        assert conn.recv(3) == b"GET" and time.monotonic() - t0 >= 0.5
+        assert conn.recv(3) == b"GET" and time.monotonic() - t0 >= 1.5
         t0 = time.monotonic()
         conn.sendall(b"200")
-        assert client.recv(3) == b"200" and time.monotonic() - t0 < 0.5  # answers are not held
+        assert client.recv(3) == b"200" and time.monotonic() - t0 < 1.2  # answers are not held (1.5 s if they were)
         client.close()
         conn.close()
     server.close()
