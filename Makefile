@@ -29,9 +29,11 @@ stop-all:  ## also stop JupyterLab (refuses while notebooks are open; FORCE=1 st
 
 # The reason is the last line `status` prints. A failing recipe would make make add its own
 # "make: *** [Makefile:NN: status] Error 1" after it; SIGQUIT makes GNU make exit non-zero without a word
-# instead. The recipe stays alive a moment, so make's handler (not its main loop) reaps it.
+# instead. The recipe stays alive a moment, so make's handler (not its main loop) reaps it. Where make ignores
+# SIGQUIT (started as a script's background job; bit 4 of SigIgn in /proc), the recipe fails the usual way.
 status:  ## what runs (the lab's and the lessons' processes), your progress; exit 1 when the cloud is down
-	@$(LAB) status || { kill -QUIT $$PPID; sleep 1; }
+	@$(LAB) status || { ign=$$(sed -n 's/^SigIgn:[[:space:]]*//p' /proc/$$PPID/status 2>/dev/null); \
+	  if [ -n "$$ign" ] && [ $$(( 0x$$ign & 4 )) -ne 0 ]; then exit 1; fi; kill -QUIT $$PPID; sleep 1; }
 
 logs:  ## what runs, what stopped and why, then each log's last lines without routine noise
 	@$(LAB) logs

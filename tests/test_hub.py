@@ -106,6 +106,32 @@ def test_root_home_is_replaced_by_only_what_the_course_runs():
     assert launch.hidden_home_mounts([Path("/opt/python")]) == []
 
 
+def test_a_private_tmp_keeps_a_course_cloned_under_tmp():
+    """A clean clone in /tmp/ci-a: the learners' private /tmp hid the course, and no server of the room started
+    ("mount point does not exist", then the hub's 120 s timeout)."""
+    stage = Path("/run/cloudlab-tmp-7")
+    cmds = launch.private_tmp_mounts(
+        [Path("/tmp/ci-a"), Path("/tmp/ci-a/.lab/venvs"), Path("/root/.pyenv/versions/3.11.7"), Path("/tmp/homes/x")],
+        stage=stage,
+    )
+    flat = [" ".join(c) for c in cmds]
+    assert flat[1].startswith("mount -t tmpfs") and flat[1].endswith(" /run/cloudlab-tmp-7")
+    binds = [c for c in flat if c.startswith("mount --bind")]
+    assert binds == [
+        "mount --bind /tmp/ci-a /run/cloudlab-tmp-7/ci-a",
+        "mount --bind /tmp/homes/x /run/cloudlab-tmp-7/homes/x",
+    ]
+    assert flat[-2:] == ["mount --move /run/cloudlab-tmp-7 /tmp", "rmdir /run/cloudlab-tmp-7"]
+    assert not any("remount" in c or "pyenv" in c for c in flat)  # kept as they are on the host; /root is elsewhere
+    plain = [" ".join(c) for c in launch.private_tmp_mounts([Path("/work/course")], stage=stage)]
+    assert plain == [
+        "mkdir -p /run/cloudlab-tmp-7",
+        "mount -t tmpfs -o mode=1777,nosuid,nodev,size=2g tmpfs /run/cloudlab-tmp-7",
+        "mount --move /run/cloudlab-tmp-7 /tmp",
+        "rmdir /run/cloudlab-tmp-7",
+    ]
+
+
 def test_the_learner_gets_jupyterhubs_variables_and_none_of_roots():
     import pwd
 

@@ -3,6 +3,7 @@ lesson processes included; `make logs` leaves routine lines out; `make status` f
 line and without make's own error line."""
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -48,11 +49,34 @@ def a_lesson_that_ran(lab: Lab) -> subprocess.Popen:
     return web
 
 
+def at_a_terminal() -> None:
+    """make as a learner's shell starts it: SIGQUIT at its default. A test run started as a script's background job
+    inherits it ignored, and then make cannot take the recipe's quiet way out (the Makefile's fallback: exit 1)."""
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+
+
+def test_make_status_fails_even_where_sigquit_is_ignored(tmp_path):
+    lab, env = lonely_lab(tmp_path)
+    out = subprocess.run(
+        ["make", "status"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: signal.signal(signal.SIGQUIT, signal.SIG_IGN),
+    )
+    assert out.returncode != 0, out.stdout[-500:] + out.stderr
+    assert out.stdout.strip().splitlines()[-1].startswith("The local cloud is down")
+
+
 def test_make_status_with_the_cloud_down_gives_the_reason_last_without_makes_error_line(tmp_path):
     lab, env = lonely_lab(tmp_path)
     web = a_lesson_that_ran(lab)
     try:
-        out = subprocess.run(["make", "status"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            ["make", "status"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, preexec_fn=at_a_terminal
+        )
     finally:
         process.stop_pid(web.pid)
     text = out.stdout + out.stderr

