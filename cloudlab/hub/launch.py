@@ -27,6 +27,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -214,8 +215,9 @@ def inner() -> None:
     env = dict(os.environ)
     pw = pwd.getpwnam(env["CLOUDLAB_HUB_SYSUSER"])
     needed = needed_paths(Lab.from_env(environ={k: v for k, v in env.items() if "VENV" in k}))
+    stage = Path(tempfile.mkdtemp(prefix="cloudlab-tmp-", dir="/run"))  # this learner's own (getpid() is 1 for all)
     run = [
-        *private_tmp_mounts([*needed, Path(pw.pw_dir)], stage=Path(f"/run/cloudlab-tmp-{os.getpid()}")),
+        *private_tmp_mounts([*needed, Path(pw.pw_dir)], stage=stage),
         ["mount", "-t", "tmpfs", "-o", "mode=1777,nosuid,nodev,size=512m", "tmpfs", "/dev/shm"],
         *hidden_home_mounts(needed),
         ["ip", "link", "set", "lo", "up"],
