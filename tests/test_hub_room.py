@@ -35,8 +35,8 @@ def _hub_cli(*args) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "cloudlab.hub", *args], capture_output=True, text=True, cwd=ROOT)
 
 
-# Waits end as soon as their condition holds; their limits are for an idle machine. Inside make test the room shares
-# two cores with six other shards (98 % busy, measured): three learners' servers took over 180 s there once.
+# Waits end as soon as their condition holds; their limits are for an idle machine, and make test's machine is busy
+# (96 % over the whole run, measured), so they stretch there.
 LOADED = 3.0 if os.environ.get("CLOUDLAB_FRESH_LESSONS") == "1" else 1.0  # make test sets it (authoring.testrun)
 
 

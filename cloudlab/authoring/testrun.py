@@ -73,8 +73,9 @@ def notebooks(ids: set[str], retry_dir: Path | None = None) -> tuple[list[str], 
 
 
 # Shards that run after the others, with the machine to themselves: the workshop room starts three learners' labs
-# (their own LocalStack, moto and JupyterLab each) and drives a browser; beside six busy shards on two cores its
-# servers took over 420 s to come up (37 s alone).
+# (their own LocalStack, moto and JupyterLab each) and drives a browser, about 100 s alone. It was moved here when
+# its servers did not come up beside the other shards; the cause turned out to be a clone under /tmp (a learner's
+# private /tmp hid the course, fixed in cloudlab.hub.launch), not the load, so it could run beside them again.
 SOLO = {"room": ["tests/test_hub_room.py"]}
 
 

@@ -265,7 +265,7 @@ def run(lab: Lab, cmd: list[str]) -> int:
         return subprocess.call(cmd, env=env)
     finally:
         by = "the end of the test run"
-        used = {n: emulators.cpu_seconds(emulators.read_pid(lab, n)) for n in EMULATORS}
+        used = {n: process.cpu_seconds(emulators.read_pid(lab, n)) for n in EMULATORS}
         if any(v is not None for v in used.values()):  # what make test's shards cannot count (not their children)
             shown = ", ".join(f"{n} {v:.0f} s" for n, v in used.items() if v is not None)
             say(f"CPU used by the emulators since they last started: {shown}")

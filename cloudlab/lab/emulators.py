@@ -39,16 +39,6 @@ def read_pid(lab: Lab, name: str) -> int | None:
     return process.read_pidfile(lab.pidfile(name))
 
 
-def cpu_seconds(pid: int | None) -> float | None:
-    """The CPU time (user + system) a running process and its waited-for children have used, from /proc; None
-    where there is no such process (or no /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError, TypeError):
-        return None
-    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-
-
 def spawn(lab: Lab, name: str, cmd: list, env: dict[str, str]) -> int:
     proc = process.spawn(
         cmd, lab.logfile(name), env=env, cwd=lab.state, pidfile=lab.pidfile(name), banner=f"starting {name}"

@@ -23,11 +23,24 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
+    fields = stat_fields(pid)
+    return fields is None or fields[0] != "Z"  # no /proc here: trust kill(0)
+
+
+def stat_fields(pid: int | None) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (state first: field 3 of proc(5)); None where
+    there is no such process, or no /proc."""
     try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(") ")[-1].split()[0] != "Z"
-    except OSError:
-        return True
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """The CPU time (user + system) a running process and its waited-for children have used; None where there is
+    no such process (or no /proc)."""
+    fields = stat_fields(pid) if pid else None
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK") if fields else None
 
 
 def read_pidfile(path: Path) -> int | None:

@@ -33,7 +33,7 @@ import uuid
 from pathlib import Path
 
 from .. import procs
-from ..lab import Lab
+from ..lab import Lab, process
 from . import netns
 
 LESSON = "09"
@@ -236,11 +236,8 @@ def freeze(name: str, seconds: float, quiet: bool = False) -> Fault:
 
 
 def _proc_state(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(") ")[-1].split()[0]
-    except OSError:
-        return None
+    fields = process.stat_fields(pid)
+    return fields[0] if fields else None
 
 
 def _ns_rule(ns: str, port: int, mode: str) -> list[str]:
