@@ -68,11 +68,13 @@ def start(
     timeout: float = 10.0,
     python: bool = True,
     cwd: str | None = None,
+    hold_sigterm: bool = False,
 ) -> Proc:
     """Start ``args`` (a Python script or ``-m module`` and its arguments when ``python``) in the background.
 
     Starting a name that already runs stops the old process first: running a cell twice is safe.
-    ``ready_url``: wait until it answers HTTP, or raise with the process's output.
+    ``ready_url``: wait until it answers HTTP, or raise with the process's output. ``hold_sigterm``: SIGTERM waits
+    until the process unblocks it (see :func:`cloudlab.lab.process.spawn`).
     """
     import os
 
@@ -81,7 +83,15 @@ def start(
     full_env.update(env or {})
     full_env.setdefault("PYTHONUNBUFFERED", "1")
     cmd = ([sys.executable] if python else []) + [str(a) for a in args]
-    popen = process.spawn(cmd, log_path(name), env=full_env, cwd=cwd, pidfile=_dir() / f"{name}.pid", append=False)
+    popen = process.spawn(
+        cmd,
+        log_path(name),
+        env=full_env,
+        cwd=cwd,
+        pidfile=_dir() / f"{name}.pid",
+        append=False,
+        hold_sigterm=hold_sigterm,
+    )
     _POPENS[name] = popen
     proc = Proc(name, popen.pid, popen)
     if ready_url and not net.wait_http(ready_url, timeout, alive=proc.alive):

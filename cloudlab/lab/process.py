@@ -119,8 +119,13 @@ def spawn(
     pidfile: Path | None = None,
     append: bool = True,
     banner: str | None = None,
+    hold_sigterm: bool = False,
 ) -> subprocess.Popen:
-    """Start ``cmd`` in a new session (its own process group) with output to ``log``; write ``pidfile``."""
+    """Start ``cmd`` in a new session (its own process group) with output to ``log``; write ``pidfile``.
+
+    ``hold_sigterm``: the process starts with SIGTERM blocked (the mask survives exec), so a SIGTERM sent before it
+    has installed its handler waits for it instead of killing it; the process unblocks SIGTERM once it is ready.
+    """
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab" if append else "wb") as fh:
         if banner:
@@ -134,11 +139,16 @@ def spawn(
             env=env,
             cwd=str(cwd) if cwd else None,
             start_new_session=True,
+            preexec_fn=_block_sigterm if hold_sigterm else None,
         )
     if pidfile is not None:
         pidfile.parent.mkdir(parents=True, exist_ok=True)
         pidfile.write_text(f"{proc.pid}\n")
     return proc
+
+
+def _block_sigterm() -> None:
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
 
 
 def stop_pidfile(path: Path, grace: float = 5.0) -> str:

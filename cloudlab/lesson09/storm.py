@@ -131,7 +131,18 @@ def table(runs: list[dict]) -> Table:
 def claims(runs: list[dict]) -> list[tuple[bool, str]]:
     """The lesson's claims about one run without jitter and one with full jitter: (holds?, the claim with numbers)."""
     by = {r["jitter"]: summary(r) for r in runs}
-    none, full, r0 = by["none"], by["full"], runs[0]
+    return claims_of(by["none"], by["full"], runs[0])
+
+
+def average(summaries: list[dict]) -> dict:
+    """The mean of several runs' summaries (same jitter): what the claims say of the storm in general."""
+    keys = ("requests", "first_burst_s", "busiest_after", "refused_after", "ok", "gave_up")
+    out = {k: round(sum(s[k] for s in summaries) / len(summaries), 3) for k in keys}
+    return {"jitter": summaries[0]["jitter"], **out}
+
+
+def claims_of(none: dict, full: dict, r0: dict) -> list[tuple[bool, str]]:
+    """The claims for a summary without jitter and one with full jitter (``r0``: a run, for its settings)."""
     n, cap, w = r0["clients"], r0["capacity"], r0["window_s"] * 1000
     return [
         (

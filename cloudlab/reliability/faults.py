@@ -182,7 +182,9 @@ def _inject(kind: str, target: str, do: list[list[str]], undo: list[list[str]], 
             heal(fid, quiet=True)
             raise FaultRefused(f"`{' '.join(map(str, cmd))}` failed: {(out.stderr or out.stdout).strip()[:300]}")
     _log("injected", id=fid, kind=kind, target=target, seconds=seconds)
-    procs.start(f"l{LESSON}-undo-{fid}", ["-m", "cloudlab.reliability.faults", "watchdog", fid, str(seconds)])
+    # SIGTERM held until the watchdog's handler is in place: stopping it (reset, `make stop`) always undoes the fault
+    watchdog = ["-m", "cloudlab.reliability.faults", "watchdog", fid, str(seconds)]
+    procs.start(f"l{LESSON}-undo-{fid}", watchdog, hold_sigterm=True)
     return Fault(fid, kind, target, undo, seconds, quiet)
 
 
@@ -315,6 +317,7 @@ def _watchdog(fid: str, seconds: float) -> int:
         sys.exit(0)
 
     signal.signal(signal.SIGTERM, on_term)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # started with it held (_inject): delivered now
     rec = _load().get(fid)
     if rec is None:
         return 0
