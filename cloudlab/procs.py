@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,11 +95,36 @@ def start(
     )
     _POPENS[name] = popen
     proc = Proc(name, popen.pid, popen)
-    if ready_url and not net.wait_http(ready_url, timeout, alive=proc.alive):
+    if ready_url and not (waited := wait_ready(proc, ready_url, timeout))[0]:
         out = proc.output()[-1500:]
         stop(name)
-        raise RuntimeError(f"{name} did not answer on {ready_url} within {timeout:.0f} s. Its output:\n{out}")
+        raise RuntimeError(
+            f"{name} did not answer on {ready_url} within {waited[1]:.0f} s ({waited[2]}). Its output:\n{out}"
+        )
     return proc
+
+
+STILL_STARTING = 5  # how many more ``timeout`` windows a process gets while its CPU time still grows
+
+
+def wait_ready(proc: Proc, url: str, timeout: float) -> tuple[bool, float, str]:
+    """Wait until ``url`` answers: (answered?, seconds waited, what the process did meanwhile).
+
+    A process that is still starting when ``timeout`` ends (its CPU time grew in that window: imports on a machine
+    whose cores are busy elsewhere) gets another window, up to ``STILL_STARTING`` more; one that has exited, or used
+    no CPU in the last window (hung, or waiting on something that will not come), has failed.
+    """
+    t0, cpu = time.monotonic(), process.cpu_seconds(proc.pid) or 0.0
+    for _ in range(1 + STILL_STARTING):
+        if net.wait_http(url, timeout, alive=proc.alive):
+            return True, time.monotonic() - t0, "answered"
+        now = process.cpu_seconds(proc.pid)
+        if now is None or not proc.alive():
+            return False, time.monotonic() - t0, "it exited"
+        if now <= cpu:  # not one clock tick
+            return False, time.monotonic() - t0, f"it used {now:.1f} s of CPU in all, none in the last {timeout:.0f} s"
+        cpu = now
+    return False, time.monotonic() - t0, f"still starting: {cpu:.1f} s of CPU so far"
 
 
 def stop(name: str, grace: float = 5.0, sig: int = signal.SIGTERM) -> int | None:

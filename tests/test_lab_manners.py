@@ -240,3 +240,53 @@ def test_s3_objects_live_in_this_labs_state_not_a_machine_wide_folder():
     finally:
         s3.delete_object(Bucket=name, Key="k")
         s3.delete_bucket(Bucket=name)
+
+
+# ------------------------------------------------------------------ a lesson's processes
+SLOW_SERVER = """
+import http.server, sys, time
+t0 = time.monotonic()
+while time.monotonic() - t0 < float(sys.argv[2]):  # a slow start: CPU work (imports on a busy machine)
+    pass
+time.sleep(float(sys.argv[3]))  # then, maybe, a wait on something that never comes
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), http.server.SimpleHTTPRequestHandler).serve_forever()
+"""
+
+
+@pytest.mark.parametrize(
+    "work, idle, answers, said",
+    [
+        (2.5, 0, True, "answered"),  # still working when the timeout ends: it gets more time
+        (0, 30, False, "none in the last"),  # idle: failed at the timeout, not later
+        (0.5, 30, False, "none in the last"),  # worked, then hung
+    ],
+)
+def test_a_process_still_starting_gets_more_time_and_a_hung_one_does_not(
+    tmp_path, monkeypatch, work, idle, answers, said
+):
+    from cloudlab import procs
+
+    monkeypatch.setenv("CLOUDLAB_STATE_DIR", str(tmp_path / "state"))
+    script = tmp_path / "slow.py"
+    script.write_text(SLOW_SERVER)
+    port = net.free_port()
+    t0 = time.monotonic()
+    try:
+        procs.start("l99-slow", [script, port, work, idle], ready_url=f"http://127.0.0.1:{port}/", timeout=1)
+        ok, msg = True, "answered"
+    except RuntimeError as e:
+        ok, msg = False, str(e)
+    finally:
+        procs.stop("l99-slow", grace=1)
+    assert ok is answers and said in msg, msg
+    if not answers:
+        assert time.monotonic() - t0 < 3.5, "a hung process gets no more than one extra window"
+
+
+def test_a_process_that_exits_fails_at_once(tmp_path, monkeypatch):
+    from cloudlab import procs
+
+    monkeypatch.setenv("CLOUDLAB_STATE_DIR", str(tmp_path / "state"))
+    port = net.free_port()
+    with pytest.raises(RuntimeError, match="it exited"):
+        procs.start("l99-gone", ["-c", "print('bad config')"], ready_url=f"http://127.0.0.1:{port}/", timeout=5)

@@ -99,9 +99,14 @@ def spawn(inst: Instance, backing: dict) -> procs.Proc:
 
 def wait_ready(inst: Instance, proc: procs.Proc | None = None, timeout: float = 20.0) -> float:
     t0 = time.monotonic()
-    if not net.wait_http(inst.url + "/health", timeout, alive=proc.alive if proc else None):
+    if proc is not None:  # still starting (its CPU time grows) on a busy machine: it gets more time
+        ok, waited, did = procs.wait_ready(proc, inst.url + "/health", timeout)
+    else:
+        ok, did = net.wait_http(inst.url + "/health", timeout), "no process to ask"
+        waited = time.monotonic() - t0
+    if not ok:
         out = proc.output()[-800:] if proc else ""
-        raise RuntimeError(f"{inst.name} did not answer on {inst.url}/health within {timeout:.0f} s:\n{out}")
+        raise RuntimeError(f"{inst.name} did not answer on {inst.url}/health within {waited:.0f} s ({did}):\n{out}")
     return time.monotonic() - t0
 
 
