@@ -102,9 +102,10 @@ def test_a_plain_boto3_call_with_the_emulator_down_is_one_short_message(free_por
     cells = run_timed(
         [
             "import os, time, boto3\ngood = os.environ['AWS_ENDPOINT_URL']",
-            f"os.environ['AWS_ENDPOINT_URL'] = 'http://127.0.0.1:{free_port}'\nt0 = time.monotonic()",
-            "boto3.client('s3').list_buckets()",
-            "print(f'{time.monotonic() - t0:.2f}')",
+            f"os.environ['AWS_ENDPOINT_URL'] = 'http://127.0.0.1:{free_port}'\ns3, sent = boto3.client('s3'), []\n"
+            "s3.meta.events.register('before-send', lambda **kw: sent.append(1))",
+            "t0 = time.monotonic()\ntry:\n    s3.list_buckets()\nfinally:\n    took = time.monotonic() - t0",
+            "print(f'{took:.2f} {len(sent)}')",
             "os.environ['AWS_ENDPOINT_URL'] = good\nprint(type(boto3.client('s3').list_buckets()['Buckets']).__name__)",
         ]
     )
@@ -113,9 +114,12 @@ def test_a_plain_boto3_call_with_the_emulator_down_is_one_short_message(free_por
     shown = "\n".join(err.traceback)
     assert len(err.traceback) == 1 and "local cloud is not answering" in shown and "make lab" in shown
     assert "Traceback" not in shown and "ConnectionRefusedError" not in shown
-    # about 1 s on an idle machine (2 attempts: AWS_MAX_ATTEMPTS); 3.7 s measured while make test's seven shards ran;
-    # boto3's default retries would take 15 s or more
-    assert float(cells[3].outputs[0].text) < 8.0, "the message must come within seconds, not after 15 s of retries"
+    # 2 attempts (the lab's AWS_MAX_ATTEMPTS), well under a second on an idle machine; boto3's default (legacy mode)
+    # makes 5 with backoff (4.6 s measured here). The call alone is timed, inside its cell: timed across cells it
+    # measured 8.2 s with make test's seven shards and a CPU burner on the two cores.
+    took, attempts = cells[3].outputs[0].text.split()
+    assert int(attempts) == 2, f"{attempts} attempts: the lab sets AWS_MAX_ATTEMPTS=2"
+    assert float(took) < 8.0, "the message must come within seconds, not after retries with backoff"
     assert cells[4].outputs[0].text.strip() == "list", "the same kernel works again: no restart needed"
 
 

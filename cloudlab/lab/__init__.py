@@ -194,7 +194,8 @@ class Lab:
             "AWS_CONFIG_FILE": str(self.state / "aws-config"),
             "AWS_SHARED_CREDENTIALS_FILE": str(self.state / "aws-credentials"),
             "AWS_EC2_METADATA_DISABLED": "true",
-            # Fail in about a second when an emulator is down (boto3's default retries take ~15 s).
+            # Fail at once when an emulator is down: 2 attempts (boto3's default, legacy mode, makes 5 with backoff:
+            # 4.6 s against a closed port, measured 2026-12-06).
             "AWS_RETRY_MODE": "standard",
             "AWS_MAX_ATTEMPTS": "2",
             "CLOUDLAB_PROFILE": self.profile,

@@ -12,6 +12,7 @@ sees, and the documents of the run are deleted.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -19,12 +20,15 @@ import uuid
 from collections import Counter
 
 from ..checks import ScriptedClock, check
-from ..multicloud import adapters, guard
+from ..multicloud import adapters, emulators, guard
 from ..multicloud.port import Message
+from ..multicloud.relay import Relay
+from .checks import _env
 
 EX_CLAIMS = "l11-charged"
 LEASE_S = 45.0  # the check's lease: not the task's default (30), so a worker must use the lease it is given
 RESULTS = ("charged", "duplicate", "in-progress")
+RACE_DELAY = 0.4  # seconds the races' relay holds each new request: more than the copies' start-up skew
 
 
 class _WorkerKilled(BaseException):
@@ -281,11 +285,34 @@ def _together(handle, db, messages, card, clock) -> tuple[list, list]:
     return results, errors
 
 
+@contextlib.contextmanager
+def _racing_client():
+    """A Firestore client whose requests each wait ``RACE_DELAY`` in a relay, the way a slow network makes them.
+
+    Copies handled at once then all read a claim before any of them writes it, on a busy machine too: a copy that
+    reads and then writes always meets the others' writes, so the race shows every time, not when the threads
+    happen to interleave (under make test's load they ran one after the other, and a plain set() passed)."""
+    port = int(emulators.address("firestore").rsplit(":", 1)[1])
+    with Relay(port, delay=RACE_DELAY) as slow:
+        with _env(**{guard.GCP_VARS["firestore"]: slow.address}):
+            db = guard.firestore_client()  # it reads the variable now, once
+        try:
+            yield db
+        finally:
+            with contextlib.suppress(Exception):
+                db.close()
+
+
 def _copies_at_once(r, handle, db, new_order, deliver, card, clock, threads, took_over):
+    with _racing_client() as racing:
+        _race_copies(r, handle, db, racing, new_order, deliver, card, clock, threads, took_over)
+
+
+def _race_copies(r, handle, db, racing, new_order, deliver, card, clock, threads, took_over):
     order = new_order()
     first = deliver(order)
     copies = [first, first, first, deliver(order), deliver(order), first]
-    results, errors = _together(handle, db, copies, card, clock)
+    results, errors = _together(handle, racing, copies, card, clock)
     n = card.done[order]
     r.expect(
         n == 1 and results.count("charged") == 1 and set(results) <= set(RESULTS) and not errors,
@@ -302,7 +329,7 @@ def _copies_at_once(r, handle, db, new_order, deliver, card, clock, threads, too
     if how != "frozen":
         return
     clock.now += LEASE_S + 1
-    results, errors = _together(handle, db, [message] * 4, card, clock)
+    results, errors = _together(handle, racing, [message] * 4, card, clock)
     n = card.done[order]
     r.expect(
         n == 1 and results.count("charged") == 1 and not errors,
