@@ -195,8 +195,9 @@ def probe_paths(bucket: str, queue_url: str, paths, make_bucket=None) -> dict:
 def _status(port: int, path) -> int:
     if not isinstance(path, str) or not path.startswith("/"):
         return 0
-    try:
-        return net.request("GET", f"http://127.0.0.1:{port}{path}", timeout=5).status
+    try:  # whether it answers 200 or 503, not how fast: /ready asks LocalStack, which a busy machine slows (over 5 s
+        # measured in make test, where seven labs share two cores); a kubelet's own timeout is the probe's business
+        return net.request("GET", f"http://127.0.0.1:{port}{path}", timeout=20).status
     except OSError:
         return 0
 

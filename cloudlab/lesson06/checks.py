@@ -205,11 +205,13 @@ def check_probes(r, ns):
     except Exception:  # noqa: BLE001 - the bucket may not exist if the service never started
         pass
     down, up = seen["dependency down"], seen["dependency up"]
+    said_down = {p: c or "nothing (no answer)" for p, c in down.items()}  # _status: 0 when nothing answered
+    said_up = {p: c or "nothing (no answer)" for p, c in up.items()}
     lp, rp, sp = paths["liveness"], paths["readiness"], paths["startup"]
     r.expect(
         down.get(lp) == 200,
         f"liveness {lp} answers 200 even while the bucket is unreachable",
-        f"liveness {lp} answers {down.get(lp)} while the bucket is unreachable: "
+        f"liveness {lp} answers {said_down.get(lp)} while the bucket is unreachable: "
         + (
             "the service does not serve that path"
             if up.get(lp) == 404
@@ -219,16 +221,17 @@ def check_probes(r, ns):
     r.expect(
         up.get(rp) == 200 and down.get(rp) == 503,
         f"readiness {rp} answers 200 with the bucket and 503 without (traffic stops, nothing restarts)",
-        f"readiness {rp} answers {up.get(rp)} with the bucket and {down.get(rp)} without it: it must say 'not ready' "
-        "while the service cannot serve orders (the service's /ready does)",
+        f"readiness {rp} answers {said_up.get(rp)} with the bucket and {said_down.get(rp)} without it: "
+        "it must say 'not ready' while the service cannot serve orders (the service's /ready does)",
     )
     r.expect(
         up.get(sp) == 200 and down.get(sp) == 200,
         f"startup {sp} answers 200 once the process is up, with or without its bucket",
-        f"startup {sp} answers {up.get(sp)}: the pod would never count as started"
+        f"startup {sp} answers {said_up.get(sp)}: the pod would never count as started"
         if up.get(sp) != 200
-        else f"startup {sp} answers {down.get(sp)} while the bucket is unreachable: a failing startup probe restarts "
-        "the container (like liveness), so a pod that starts while its bucket is slow is restarted again and again. "
+        else f"startup {sp} answers {said_down.get(sp)} while the bucket is unreachable: "
+        "a failing startup probe restarts the container (like liveness), so a pod that starts while its bucket is "
+        "slow is restarted again and again. "
         "Starting is about the process, not its dependencies",
     )
     cluster = live(r, live_m)
