@@ -97,7 +97,7 @@ def start(
     proc = Proc(name, popen.pid, popen)
     if ready_url and not (waited := wait_ready(proc, ready_url, timeout))[0]:
         out = proc.output()[-1500:]
-        stop(name)
+        _stop_own(name, popen)  # not stop(name): meanwhile another process may have started under this name
         raise RuntimeError(
             f"{name} did not answer on {ready_url} within {waited[1]:.0f} s ({waited[2]}). Its output:\n{out}"
         )
@@ -125,6 +125,16 @@ def wait_ready(proc: Proc, url: str, timeout: float) -> tuple[bool, float, str]:
             return False, time.monotonic() - t0, f"it used {now:.1f} s of CPU in all, none in the last {timeout:.0f} s"
         cpu = now
     return False, time.monotonic() - t0, f"still starting: {cpu:.1f} s of CPU so far"
+
+
+def _stop_own(name: str, popen: subprocess.Popen) -> None:
+    """Stop the process this call started, and forget its PID file only if the file still names it."""
+    process.stop_pid(popen.pid, popen=popen)
+    pidfile = _dir() / f"{name}.pid"
+    if process.read_pidfile(pidfile) in (None, popen.pid):
+        pidfile.unlink(missing_ok=True)
+    if _POPENS.get(name) is popen:
+        del _POPENS[name]
 
 
 def stop(name: str, grace: float = 5.0, sig: int = signal.SIGTERM) -> int | None:

@@ -290,3 +290,39 @@ def test_a_process_that_exits_fails_at_once(tmp_path, monkeypatch):
     port = net.free_port()
     with pytest.raises(RuntimeError, match="it exited"):
         procs.start("l99-gone", ["-c", "print('bad config')"], ready_url=f"http://127.0.0.1:{port}/", timeout=5)
+
+
+def test_a_start_that_fails_stops_its_own_process_not_the_one_now_under_its_name(tmp_path, monkeypatch):
+    """Lesson 10's release pipeline and a responder deploy on one colour: the one whose start fails must not take
+    the other's process down with it (the PID file names the newer one by then)."""
+    import threading
+
+    from cloudlab import procs
+
+    monkeypatch.setenv("CLOUDLAB_STATE_DIR", str(tmp_path / "state"))
+    script = tmp_path / "slow.py"
+    script.write_text(SLOW_SERVER)
+    port = net.free_port()
+    failed = []
+
+    def doomed():  # idle, never answers: fails after one window
+        try:
+            procs.start("l99-colour", [script, port, 0, 30], ready_url=f"http://127.0.0.1:{port}/", timeout=1.5)
+        except RuntimeError as e:
+            failed.append(str(e))
+
+    first = threading.Thread(target=doomed)
+    first.start()
+    time.sleep(0.5)  # meanwhile another process starts under the same name (the PID file now names it)
+    other = procs.Proc("l99-colour", 0)
+    try:
+        popen = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"], start_new_session=True)
+        (procs._dir() / "l99-colour.pid").write_text(f"{popen.pid}\n")
+        other = procs.Proc("l99-colour", popen.pid, popen)
+        first.join(10)
+        assert failed and "none in the last" in failed[0]
+        assert other.alive(), "the failed start stopped the process that now has its name"
+        assert procs.running("l99-colour").pid == popen.pid
+    finally:
+        if other.pid:
+            process.stop_pid(other.pid, popen=other.popen)

@@ -91,14 +91,29 @@ def pages(status: str = "firing") -> list[Page]:
 
 
 def wait_for_page(timeout: float = 90.0) -> Page:
-    """Block until the pager rings (the first firing page), and return it."""
+    """Block until the pager rings (the first firing page), and return it.
+
+    It returns once the release pipeline has also shipped the release train the drill planned (seconds after the
+    start; at rest long before the page). On a machine whose cores are busy elsewhere a deploy can outlast the alert,
+    and the pipeline's next deploy would then meet the responder's rollback on the same colour.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         got = pages()
         if got:
+            _wait_for_the_train(deadline)
             return got[0]
         time.sleep(0.25)
     raise system.DrillError(f"no page within {timeout:.0f} s: is the drill running? `lesson10.status()` says what runs")
+
+
+def _wait_for_the_train(deadline: float) -> None:
+    """Until every planned release has shipped, the platform is gone, or ``deadline`` (the page goes out then)."""
+    train = [f"release {r.id}" for r in system.the_scenario().releases if r.at is not None]
+    while time.monotonic() < deadline and procs.running(system.PLATFORM) is not None:
+        if all(step in system.read_json("happened.json", {}) for step in train):
+            return
+        time.sleep(0.25)
 
 
 def acknowledge(page: Page, by: str) -> dict:
