@@ -11,7 +11,6 @@ import random
 import time
 
 import pytest
-import timing
 from checktest import rejected
 
 from cloudlab import procs
@@ -444,8 +443,7 @@ def test_the_retry_storm_shows_what_the_lesson_says_every_run(lab_state):
     dependency's window (24 callers answered without jitter, not 16), and a saturated machine bunches a jittered
     run's retries. The notebook then marks that claim "NOT THIS RUN" (storm.findings) instead of stating it; CI's
     run of 2026-12-06 (seven shards on two cores) missed a claim in three pairs of four, each a different one, while
-    a false claim fails the averages. The claims are about a learner's machine running one notebook, so the storm's
-    threads and the dependency's run first in line here (timing.first_in_line).
+    a false claim fails the averages.
     """
     import cloudlab
     from cloudlab.lesson09 import setup, storm
@@ -454,9 +452,8 @@ def test_the_retry_storm_shows_what_the_lesson_says_every_run(lab_state):
     dep = setup.start_dependency()
     dep.quiet = True
     pairs = []
-    with timing.first_in_line(procs.running(setup.DEPENDENCY).pid):
-        for _ in range(4):
-            pairs.append([storm.storm(dep, "none"), storm.storm(dep, "full")])
+    for _ in range(4):
+        pairs.append([storm.storm(dep, "none"), storm.storm(dep, "full")])
     for runs in pairs:
         print(storm.findings(runs))
     mean = {
